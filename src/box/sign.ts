@@ -1,0 +1,299 @@
+/**
+ * `boxsig sign`: one streaming pass that hashes every file of the box while
+ * copying its (compressed) bytes, untouched, behind a reserved gap; the
+ * `.boxsig/` entries are then written into that gap. A gzip box keeps its
+ * original gzip members byte for byte: the `.boxsig/` entries live in their
+ * own leading member. Signing a signed box replaces the old `.boxsig/`
+ * entries; when nothing but the signers changes, the old manifest is kept so
+ * that earlier signatures stay valid next to the new ones (co-signing).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { BoxsigError, refuse, usage, ioError } from '../errors.js';
+import { BLOCK } from '../archive/tar.js';
+import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { buildGzipPrefix, buildPlainPrefix, type PrefixFile } from '../archive/writer.js';
+import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
+import { buildManifest, parseManifest, serializeManifest, MANIFEST_PATH, type Manifest, type ManifestFile, type BoxIdentity } from '../manifest/manifest.js';
+import { parseDuration } from '../manifest/duration.js';
+import type { ManifestSigner } from '../keys/signer.js';
+import { checkSigners } from './judge.js';
+import { readMetadata } from './judge.js';
+import { readBox, type BoxsigPrefix } from './reader.js';
+import { openBox } from './verify.js';
+import { fsyncDir } from '../trust/lock.js';
+
+export interface SignOptions {
+  signers: ManifestSigner[];
+  name?: string;
+  version?: string;
+  provider?: string;
+  /** Duration ("90d") or date; the manifest expires then. */
+  expires?: string;
+  claims?: Record<string, string>;
+  /** Output path; default: replace the input. */
+  output?: string;
+  /** Always write a fresh manifest (drop existing signatures). */
+  fresh?: boolean;
+  now?: Date;
+  onProgress?: (bytes: number) => void;
+}
+
+export interface SignResult {
+  output: string;
+  box: BoxIdentity;
+  manifest: Manifest;
+  signers: string[];
+  /** Signatures kept from the input box (co-signing). */
+  kept: string[];
+  dropped: Array<{ fingerprint: string; reason: string }>;
+  compressed: boolean;
+  files: ManifestFile[];
+  bytes: number;
+  warnings: string[];
+}
+
+function tempPath(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.boxsig-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+async function writeAll(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+export async function signBox(input: string, opts: SignOptions): Promise<SignResult> {
+  if (opts.signers.length === 0) throw usage('give at least one --key (or --gpg-key)');
+  const fprs = opts.signers.map((s) => s.fingerprint);
+  if (new Set(fprs).size !== fprs.length) throw usage('the same key is given twice');
+  const now = opts.now ?? new Date();
+  const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now) : undefined;
+  const output = path.resolve(opts.output ?? input);
+  let inStat: fs.Stats;
+  try {
+    inStat = fs.statSync(input);
+  } catch (e) {
+    throw ioError(`cannot open box ${input}`, e);
+  }
+
+  // Reserve a gap for the .boxsig/ entries in front of the copied bytes.
+  const keyBytes = opts.signers.reduce((n, s) => n + s.publicKey.length, 0);
+  const reserve = Math.ceil((64 * 1024 + 2 * keyBytes + 8 * 1024 * opts.signers.length) / BLOCK) * BLOCK;
+
+  const tmp = tempPath(output);
+  const fh = await fs.promises.open(tmp, 'wx', 0o644).catch((e) => {
+    throw ioError(`cannot write next to ${output}`, e);
+  });
+  let done = false;
+  try {
+    let compressed: boolean | null = null;
+    let skip: number | null = null; // raw bytes of the input to leave out (old .boxsig/ entries)
+    const queue: Array<{ chunk: Buffer; offset: number }> = [];
+    let written = 0; // bytes of the tail written so far
+    const flush = async () => {
+      while (queue.length) {
+        const { chunk, offset } = queue.shift()!;
+        const end = offset + chunk.length;
+        if (end <= skip!) continue;
+        const part = offset >= skip! ? chunk : chunk.subarray(skip! - offset);
+        await writeAll(fh, part, reserve + written);
+        written += part.length;
+      }
+    };
+    let oldPrefix: BoxsigPrefix | null = null;
+    const read = await readBox(
+      openBox(input),
+      {
+        onPrefix: async (prefix) => {
+          oldPrefix = prefix.present ? prefix : null;
+          // plain tar: the old .boxsig/ entries end where the parser says
+          if (!compressed) skip = prefix.present ? prefix.endOffset : 0;
+          return null;
+        },
+      },
+      {
+        tap: {
+          onProgress: opts.onProgress,
+          onRaw: async (chunk, offset) => {
+            if (compressed === null) {
+              compressed = isGzip(chunk);
+              // gzip: boxsig's own leading member announces its length in its header
+              if (compressed) skip = leadingMemberLength(chunk) ?? 0;
+            }
+            queue.push({ chunk, offset });
+            if (skip !== null) await flush();
+          },
+        },
+      },
+    );
+    // Check that what was left out is exactly the old .boxsig/ entries.
+    const old = oldPrefix as BoxsigPrefix | null;
+    if (read.compressed) {
+      if (read.leadingMember !== null) {
+        if (read.leadingMember > 4 * LIMITS.maxPrefixBytes) throw refuse('MALFORMED', 'the leading gzip member claims an impossible length');
+        const member = await readRange(input, 0, read.leadingMember);
+        const inflated = inflateMember(member, 2 * LIMITS.maxPrefixBytes);
+        if (!old || inflated.length !== old.endOffset) {
+          throw refuse('MALFORMED', "the leading gzip member is marked as boxsig's but does not hold exactly the .boxsig/ entries");
+        }
+      } else if (old) {
+        throw new BoxsigError(
+          'USAGE',
+          'this box carries .boxsig/ entries inside its compressed data (it was repacked by hand); boxsig cannot remove them without recompressing',
+          {},
+          'rebuild the box without .boxsig/ (tar --exclude=.boxsig) or use boxsig repackage',
+        );
+      }
+    }
+    if (skip === null) skip = 0;
+    await flush();
+    const tailLength = read.rawBytes - skip;
+    if (written !== tailLength) throw new BoxsigError('INTERNAL', `internal error: copied ${written} of ${tailLength} bytes`);
+
+    // metadata.json: the provider
+    const warnings: string[] = [];
+    if (!read.files.some((f) => f.path === 'metadata.json')) {
+      throw usage(`${input} is not a Vagrant box: it has no metadata.json`);
+    }
+    const md = readMetadata(read.metadata);
+    if (!md) throw usage('metadata.json is not a JSON object (or is larger than 1 MiB)');
+    let oldManifest: Manifest | null = null;
+    if (old?.manifest) {
+      try {
+        oldManifest = parseManifest(old.manifest);
+      } catch (e) {
+        warnings.push(`the existing manifest is invalid and is replaced: ${(e as Error).message}`);
+      }
+    }
+    const provider = opts.provider ?? md.provider ?? oldManifest?.box.provider;
+    if (!provider) throw usage('metadata.json names no provider: give --provider');
+    if (opts.provider && md.provider && opts.provider !== md.provider) {
+      throw usage(`--provider ${opts.provider} contradicts metadata.json, which says provider ${md.provider}`);
+    }
+    const name = opts.name ?? oldManifest?.box.name;
+    const version = opts.version ?? oldManifest?.box.version;
+    if (!name) throw usage('give --name (the box name, e.g. acme/ubuntu-24.04)');
+    if (!version) throw usage('give --version (the box version, e.g. 1.2.3)');
+    const box: BoxIdentity = { name, version, provider };
+    if (md.architecture) box.architecture = md.architecture;
+
+    // Keep the old manifest (and its valid signatures) when only the signers change.
+    const fresh = buildManifest({
+      box,
+      created: now,
+      expires: expiresIn !== undefined ? new Date(now.getTime() + expiresIn * 1000) : undefined,
+      claims: opts.claims ?? oldManifest?.claims,
+      files: read.files,
+    });
+    let manifest = fresh;
+    let manifestBytes = serializeManifest(fresh);
+    const kept = new Map<string, { sig: Buffer; key: Buffer }>();
+    const dropped: SignResult['dropped'] = [];
+    const reusable =
+      !opts.fresh &&
+      oldManifest !== null &&
+      opts.expires === undefined &&
+      (opts.claims === undefined || JSON.stringify(opts.claims) === JSON.stringify(oldManifest.claims)) &&
+      JSON.stringify(oldManifest.box) === JSON.stringify(box) &&
+      JSON.stringify(oldManifest.files) === JSON.stringify(fresh.files);
+    if (reusable && old && oldManifest) {
+      manifest = oldManifest;
+      manifestBytes = old.manifest!;
+      const { signers } = await checkSigners(old, null, { revocation: 'enforce', expiry: 'enforce' }, now);
+      for (const s of signers) {
+        if (fprs.includes(s.fingerprint)) continue; // re-signed below
+        if (s.valid && old.keys.has(s.fingerprint)) kept.set(s.fingerprint, { sig: old.signatures.get(s.fingerprint)!, key: old.keys.get(s.fingerprint)! });
+        else dropped.push({ fingerprint: s.fingerprint, reason: s.reason ?? 'invalid' });
+      }
+    } else if (old?.signatures.size) {
+      for (const f of old.signatures.keys()) {
+        if (!fprs.includes(f)) dropped.push({ fingerprint: f, reason: 'the manifest changed, so its signature no longer applies' });
+      }
+    }
+
+    const files: PrefixFile[] = [{ path: MANIFEST_PATH, data: manifestBytes }];
+    const sigs = new Map<string, Buffer>();
+    const keys = new Map<string, Buffer>();
+    for (const [f, k] of kept) {
+      sigs.set(f, k.sig);
+      keys.set(f, k.key);
+    }
+    for (const s of opts.signers) {
+      sigs.set(s.fingerprint, Buffer.from(await s.sign(manifestBytes, now), 'latin1'));
+      keys.set(s.fingerprint, Buffer.from(s.publicKey, 'latin1'));
+    }
+    for (const f of [...sigs.keys()].sort()) files.push({ path: `.boxsig/signatures/${f}.asc`, data: sigs.get(f)! });
+    for (const f of [...keys.keys()].sort()) files.push({ path: `.boxsig/keys/${f}.asc`, data: keys.get(f)! });
+    const mtime = new Date(Date.parse(manifest.created));
+
+    let prefixBytes = read.compressed ? buildGzipPrefix(files, mtime, reserve) : buildPlainPrefix(files, mtime, reserve);
+    let finalTmp = tmp;
+    if (prefixBytes) {
+      await writeAll(fh, prefixBytes, 0);
+      await fh.sync();
+      await fh.close();
+    } else {
+      // did not fit in the gap: write the prefix unpadded and copy the tail once more
+      prefixBytes = read.compressed ? buildGzipPrefix(files, mtime)! : buildPlainPrefix(files, mtime)!;
+      finalTmp = tempPath(output);
+      const out = await fs.promises.open(finalTmp, 'wx', 0o644);
+      try {
+        await writeAll(out, prefixBytes, 0);
+        const buf = Buffer.allocUnsafe(CHUNK_SIZE);
+        let pos = 0;
+        while (pos < tailLength) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK_SIZE, tailLength - pos), reserve + pos);
+          if (bytesRead === 0) break;
+          await writeAll(out, buf.subarray(0, bytesRead), prefixBytes.length + pos);
+          pos += bytesRead;
+        }
+        await out.sync();
+      } finally {
+        await out.close();
+        await fh.close();
+        fs.rmSync(tmp, { force: true });
+      }
+    }
+    fs.chmodSync(finalTmp, inStat.mode & 0o777);
+    fs.renameSync(finalTmp, output);
+    fsyncDir(output);
+    done = true;
+    return {
+      output,
+      box: manifest.box,
+      manifest,
+      signers: [...sigs.keys()].sort(),
+      kept: [...kept.keys()],
+      dropped,
+      compressed: read.compressed,
+      files: manifest.files,
+      bytes: prefixBytes.length + tailLength,
+      warnings,
+    };
+  } finally {
+    if (!done) {
+      await fh.close().catch(() => undefined);
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+}
+
+async function readRange(file: string, start: number, length: number): Promise<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let off = 0;
+    while (off < length) {
+      const { bytesRead } = await fh.read(buf, off, length - off, start + off);
+      if (bytesRead === 0) throw refuse('MALFORMED', 'the box is shorter than its leading gzip member says');
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * `boxsig verify BOX` and `boxsig inspect BOX`.
+ */
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { BoxsigError, refuse, ioError } from '../errors.js';
+import { CHUNK_SIZE } from '../archive/limits.js';
+import type { ManifestFile, BoxIdentity, Manifest } from '../manifest/manifest.js';
+import { TrustStore } from '../trust/store.js';
+import { loadLayers } from '../policy/load.js';
+import type { BoxPolicy, ConfigLayer } from '../policy/config.js';
+import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
+import { readBox, type ReadHooks, type ReadResult } from './reader.js';
+import { parseManifest } from '../manifest/manifest.js';
+
+export interface VerifyOptions {
+  expect?: ExpectedIdentity;
+  /** --pin: only these signers count (overrides configured pins). */
+  pins?: string[];
+  /** More flag overrides. */
+  overrides?: BoxPolicy;
+  /** Configuration layers; loaded from the user config and boxsig.json when absent. */
+  layers?: ConfigLayer[];
+  store?: TrustStore;
+  cwd?: string;
+  now?: Date;
+  onProgress?: (bytes: number) => void;
+}
+
+export interface VerifyResult {
+  ok: true;
+  signed: boolean;
+  box: BoxIdentity | null;
+  created: string | null;
+  expires: string | null;
+  claims: Record<string, string>;
+  files: ManifestFile[];
+  signers: SignerReport[];
+  trust: string;
+  warnings: string[];
+  bytes: number;
+}
+
+export function openBox(path: string): Readable {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path);
+  } catch (e) {
+    throw ioError(`cannot open box ${path}`, e);
+  }
+  if (!st.isFile()) throw new BoxsigError('USAGE', `${path} is not a file`);
+  return fs.createReadStream(path, { highWaterMark: CHUNK_SIZE });
+}
+
+export async function defaultTrust(opts: { store?: TrustStore; layers?: ConfigLayer[]; cwd?: string }): Promise<{ store: TrustStore; layers: ConfigLayer[] }> {
+  const store = opts.store ?? new TrustStore();
+  const layers = opts.layers ?? (await loadLayers({ store, cwd: opts.cwd }));
+  return { store, layers };
+}
+
+export function overridesFrom(opts: { pins?: string[]; overrides?: BoxPolicy }): BoxPolicy {
+  return { ...(opts.overrides ?? {}), ...(opts.pins && opts.pins.length ? { pin: opts.pins } : {}) };
+}
+
+export function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'rawBytes'>): VerifyResult {
+  const m = verdict.manifest;
+  return {
+    ok: true,
+    signed: verdict.signed,
+    box: verdict.box,
+    created: m?.created ?? null,
+    expires: m?.expires ?? null,
+    claims: m?.claims ?? {},
+    files: read.files,
+    signers: verdict.signers,
+    trust: verdict.decision?.summary ?? (verdict.signed ? '' : 'unsigned (allowed by policy)'),
+    warnings: verdict.warnings,
+    bytes: read.rawBytes,
+  };
+}
+
+/** Verify a box file in one streaming pass. Throws BoxsigError with a stable code on refusal. */
+export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const { store, layers } = await defaultTrust(opts);
+  let verdict: Verdict | null = null;
+  const hooks: ReadHooks = {
+    onPrefix: async (prefix) => {
+      verdict = await judge(prefix, opts.expect ?? {}, { store, layers, overrides: overridesFrom(opts), now: opts.now, mode: 'verify' });
+      return verdict.expectation;
+    },
+  };
+  const read = await readBox(openBox(path), hooks, { tap: { onProgress: opts.onProgress } });
+  const v = verdict as Verdict | null;
+  if (!v) throw new BoxsigError('INTERNAL', 'internal error: the box was never judged');
+  checkMetadataAgrees(v, read.metadata);
+  return resultOf(v, read);
+}
+
+export interface InspectResult {
+  signed: boolean;
+  compressed: boolean;
+  manifest: Manifest | null;
+  signers: Array<{
+    fingerprint: string;
+    userIds: string[];
+    algorithm: string;
+    created: string;
+    /** cryptographic validity only (no trust judgement) */
+    valid: boolean;
+    problem?: string;
+  }>;
+  keys: string[];
+}
+
+/** Read only the `.boxsig/` entries and describe them, without judging trust. */
+export async function inspectBox(path: string, opts: { now?: Date } = {}): Promise<InspectResult> {
+  let out: InspectResult | null = null;
+  const read = await readBox(
+    openBox(path),
+    {
+      onPrefix: async (prefix) => {
+        if (!prefix.present || !prefix.manifest) {
+          if (prefix.present && !prefix.manifest) throw refuse('MALFORMED', '.boxsig/ has no manifest.json');
+          out = { signed: false, compressed: false, manifest: null, signers: [], keys: [] };
+          return null;
+        }
+        const manifest = parseManifest(prefix.manifest);
+        const { signers } = await checkSigners(prefix, null, { revocation: 'enforce', expiry: 'enforce' }, opts.now ?? new Date());
+        out = {
+          signed: signers.length > 0,
+          compressed: false,
+          manifest,
+          signers: signers.map((s) => ({
+            fingerprint: s.fingerprint,
+            userIds: s.userIds,
+            algorithm: s.algorithm,
+            created: s.created,
+            valid: s.valid,
+            ...(s.valid ? {} : { problem: `${s.code}: ${s.reason}` }),
+          })),
+          keys: [...prefix.keys.keys()],
+        };
+        return null;
+      },
+    },
+    { prefixOnly: true },
+  );
+  const r = out as InspectResult | null;
+  if (!r) throw new BoxsigError('INTERNAL', 'internal error: nothing inspected');
+  r.compressed = read.compressed;
+  return r;
+}

@@ -1,0 +1,39 @@
+import { Command, Option } from 'commander';
+import { EXIT_OK, usage } from '../errors.js';
+import { reportError, type OutputMode } from './io.js';
+
+/** Wrap a command action: JSON/human error reporting and exit status. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+  return async (...args: A): Promise<void> => {
+    const cmd = args[args.length - 1] as Command;
+    const opts = cmd.opts() as { json?: boolean };
+    const mode: OutputMode = { json: Boolean(opts.json) };
+    try {
+      const code = await fn(...args);
+      process.exitCode = code ?? EXIT_OK;
+    } catch (e) {
+      process.exitCode = reportError(e, mode);
+    }
+  };
+}
+
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+export function parseClaims(list: string[] = []): Record<string, string> | undefined {
+  if (!list.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const c of list) {
+    const i = c.indexOf('=');
+    if (i <= 0) throw usage(`--claim ${JSON.stringify(c)} must look like key=value`);
+    const k = c.slice(0, i);
+    if (k in out) throw usage(`--claim ${k} is given twice`);
+    out[k] = c.slice(i + 1);
+  }
+  return out;
+}
+
+export function jsonOption(): Option {
+  return new Option('--json', 'print one JSON object on stdout');
+}

@@ -1,0 +1,225 @@
+/**
+ * Commands over boxes and own keys: key generate, sign, verify, inspect, strip.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { BoxsigError, EXIT_REFUSED, usage } from '../errors.js';
+import { generateKey, loadSecretKey, parseFingerprintArg } from '../keys/keys.js';
+import { signerFromGpg, signerFromKey, type ManifestSigner } from '../keys/signer.js';
+import { parseDuration } from '../manifest/duration.js';
+import { signBox } from '../box/sign.js';
+import { verifyBox, inspectBox, type VerifyResult } from '../box/verify.js';
+import { stripBox } from '../box/strip.js';
+import { action, collect, jsonOption, parseClaims } from './common.js';
+import { err, humanBytes, out, passphraseSource, printJson, Progress, warn } from './io.js';
+
+export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], passphraseFile?: string): Promise<ManifestSigner[]> {
+  const signers: ManifestSigner[] = [];
+  for (const k of keys) {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(k);
+    } catch (e) {
+      throw usage(`cannot read key file ${k}: ${(e as Error).message}`);
+    }
+    const key = await loadSecretKey(data, k, passphraseSource(passphraseFile, k));
+    signers.push(signerFromKey(key, k));
+  }
+  for (const g of gpgKeys) {
+    const pass = passphraseFile ? fs.readFileSync(passphraseFile, 'utf8').replace(/\r?\n$/, '') : process.env.BOXSIG_PASSPHRASE;
+    signers.push(await signerFromGpg(g, pass !== undefined ? { passphrase: pass } : {}));
+  }
+  return signers;
+}
+
+export function printVerify(r: VerifyResult, label: string): void {
+  if (!r.signed) {
+    out(`boxsig: ACCEPTED (unsigned) ${label}`);
+  } else {
+    const b = r.box!;
+    out(`boxsig: VERIFIED ${b.name} ${b.version} (${b.provider}${b.architecture ? `, ${b.architecture}` : ''})`);
+    out(`  created   ${r.created}${r.expires ? `   expires ${r.expires}` : ''}`);
+    const claims = Object.entries(r.claims);
+    out(`  claims    ${claims.length ? claims.map(([k, v]) => `${k}=${v}`).join(' ') : '(none)'}`);
+  }
+  const total = r.files.reduce((n, f) => n + f.size, 0);
+  out(`  files     ${r.files.length} (${humanBytes(total)}): ${r.files.map((f) => f.path).join(', ')}`);
+  if (r.signers.length) out('  signers');
+  for (const s of r.signers) {
+    const mark = s.trusted ? 'trusted' : s.valid ? 'valid, not trusted' : `not counted (${s.code})`;
+    out(`    ${s.fingerprint}  ${s.userIds[0] ?? '(no user ID)'}`);
+    out(`      ${s.algorithm}, signed ${s.created}: ${mark}${s.explanation ? ` — ${s.explanation}` : ''}${s.reason && !s.valid ? ` — ${s.reason}` : ''}`);
+  }
+  for (const w of r.warnings) warn(w);
+}
+
+export function registerCoreCommands(program: Command): void {
+  const key = program.command('key').description('make, import, export, certify and revoke keys');
+
+  key
+    .command('generate')
+    .description('generate a signing key pair (v4 Ed25519 by default)')
+    .requiredOption('--uid <uid>', 'user ID, e.g. "Acme Builds <builds@acme.example>" (repeatable)', collect)
+    .option('--out <prefix>', 'write PREFIX.secret.asc and PREFIX.public.asc', 'boxsig-key')
+    .option('--passphrase-file <file>', 'protect the secret key with the passphrase in this file')
+    .option('--no-passphrase', 'do not ask for a passphrase on a terminal')
+    .option('--expires <duration>', 'key expiry: 2y, 365d, or a date')
+    .addOption(new Option('--type <type>', 'key type').choices(['ed25519', 'rsa4096']).default('ed25519'))
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: { uid: string[]; out: string; passphraseFile?: string; passphrase: boolean; expires?: string; type: 'ed25519' | 'rsa4096'; json?: boolean }) => {
+        const secretPath = `${opts.out}.secret.asc`;
+        const publicPath = `${opts.out}.public.asc`;
+        for (const p of [secretPath, publicPath]) if (fs.existsSync(p)) throw new BoxsigError('EXISTS', `${p} already exists; choose another --out`);
+        let passphrase: string | undefined;
+        if (opts.passphraseFile) passphrase = fs.readFileSync(opts.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+        else if (process.env.BOXSIG_PASSPHRASE !== undefined) passphrase = process.env.BOXSIG_PASSPHRASE;
+        else if (opts.passphrase && process.stdin.isTTY && process.stderr.isTTY) {
+          const { promptHidden } = await import('./io.js');
+          const a = await promptHidden('Passphrase for the new key (empty for none): ');
+          if (a) {
+            const b = await promptHidden('Repeat the passphrase: ');
+            if (a !== b) throw usage('the passphrases differ');
+            passphrase = a;
+          }
+        }
+        const expiresIn = opts.expires ? parseDuration(opts.expires, new Date(), '--expires') : undefined;
+        const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn });
+        fs.writeFileSync(secretPath, k.privateKey, { mode: 0o600, flag: 'wx' });
+        fs.chmodSync(secretPath, 0o600);
+        fs.writeFileSync(publicPath, k.publicKey, { mode: 0o644, flag: 'wx' });
+        const revPath = `${opts.out}.revocation.asc`;
+        if (!fs.existsSync(revPath)) fs.writeFileSync(revPath, k.revocationCertificate, { mode: 0o600, flag: 'wx' });
+        if (opts.json) {
+          printJson({ ok: true, fingerprint: k.fingerprint, secretKey: path.resolve(secretPath), publicKey: path.resolve(publicPath), revocationCertificate: path.resolve(revPath), protected: Boolean(passphrase) });
+        } else {
+          out(k.fingerprint);
+          err(`boxsig: wrote ${secretPath} (secret, mode 0600${passphrase ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${publicPath} and ${revPath} (keep it offline: it revokes the key)`);
+        }
+      }),
+    );
+
+  program
+    .command('sign')
+    .description('sign a box: hash every file in one pass and prepend .boxsig/ (no recompression)')
+    .argument('<box>', 'the .box file')
+    .option('--key <secret.asc>', 'secret key file (repeatable: co-signers)', collect)
+    .option('--gpg-key <fpr>', 'sign through the local GnuPG with this key (repeatable)', collect)
+    .option('--passphrase-file <file>', 'passphrase for protected keys')
+    .option('--name <name>', 'box name, e.g. acme/ubuntu-24.04')
+    .option('--version <version>', 'box version, e.g. 1.2.3')
+    .option('--provider <provider>', 'provider (default: from metadata.json)')
+    .option('--expires <duration>', 'the signed manifest expires after this (90d, 1y, or a date)')
+    .option('--claim <key=value>', 'signed claim (repeatable)', collect)
+    .option('--fresh', 'write a new manifest even if only signers change (drops existing signatures)')
+    .option('-o, --output <file>', 'write the signed box here (default: replace BOX)')
+    .addOption(jsonOption())
+    .action(
+      action(async (box: string, opts: { key?: string[]; gpgKey?: string[]; passphraseFile?: string; name?: string; version?: string; provider?: string; expires?: string; claim?: string[]; fresh?: boolean; output?: string; json?: boolean }) => {
+        const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile);
+        const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
+        const progress = new Progress('signing', size, !opts.json);
+        const r = await signBox(box, {
+          signers,
+          name: opts.name,
+          version: opts.version,
+          provider: opts.provider,
+          expires: opts.expires,
+          claims: parseClaims(opts.claim),
+          output: opts.output,
+          fresh: opts.fresh,
+          onProgress: progress.update,
+        });
+        progress.done();
+        if (opts.json) {
+          printJson({ ok: true, output: r.output, box: r.box, created: r.manifest.created, expires: r.manifest.expires ?? null, claims: r.manifest.claims, files: r.files, signers: r.signers, kept: r.kept, dropped: r.dropped, compressed: r.compressed, warnings: r.warnings });
+        } else {
+          out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.output}`);
+          out(`  files    ${r.files.map((f) => f.path).join(', ')}`);
+          out(`  signers  ${r.signers.join(', ')}${r.kept.length ? ` (kept: ${r.kept.join(', ')})` : ''}`);
+          for (const d of r.dropped) warn(`dropped the signature of ${d.fingerprint}: ${d.reason}`);
+          for (const w of r.warnings) warn(w);
+        }
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('verify a box (or an extracted box directory) against its signatures and the trust policy')
+    .argument('[box]', 'the .box file')
+    .option('--name <name>', 'the box must have this name')
+    .option('--version <version>', 'the box must have this version')
+    .option('--provider <provider>', 'the box must be for this provider')
+    .option('--pin <fpr>', 'only signatures by this key count (repeatable)', collect)
+    .option('--config <file>', 'project policy file (default: boxsig.json here or in a parent)')
+    .addOption(jsonOption())
+    .option('-q, --quiet', 'no progress output')
+    .action(
+      action(async (box: string | undefined, opts: { name?: string; version?: string; provider?: string; pin?: string[]; config?: string; json?: boolean; quiet?: boolean }) => {
+        if (!box) throw usage('give a BOX to verify');
+        const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
+        const { TrustStore } = await import('../trust/store.js');
+        const { loadLayers } = await import('../policy/load.js');
+        const store = new TrustStore();
+        const layers = await loadLayers({ store, configFile: opts.config });
+        const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
+        const progress = new Progress('verifying', size, !opts.json && !opts.quiet && (size ?? 0) > 64 * 1024 * 1024);
+        let r: VerifyResult;
+        try {
+          r = await verifyBox(box, { expect: { name: opts.name, version: opts.version, provider: opts.provider }, pins, store, layers, onProgress: progress.update });
+        } finally {
+          progress.done();
+        }
+        if (opts.json) printJson(r);
+        else printVerify(r, box);
+      }),
+    );
+
+  program
+    .command('inspect')
+    .description('show the manifest and signers of a box, without judging trust')
+    .argument('<box>')
+    .addOption(jsonOption())
+    .action(
+      action(async (box: string, opts: { json?: boolean }) => {
+        const r = await inspectBox(box);
+        if (opts.json) {
+          printJson({ ok: true, ...r });
+          return;
+        }
+        if (!r.manifest) {
+          out(`${box}: not signed (no .boxsig/ entries); ${r.compressed ? 'gzip' : 'plain tar'}`);
+          return;
+        }
+        const m = r.manifest;
+        out(`${box}: ${m.box.name} ${m.box.version} (${m.box.provider}${m.box.architecture ? `, ${m.box.architecture}` : ''}), manifest format ${m.format}, ${r.compressed ? 'gzip' : 'plain tar'}`);
+        out(`  created  ${m.created}${m.expires ? `   expires ${m.expires}` : ''}`);
+        out(`  claims   ${Object.entries(m.claims).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}`);
+        out('  files');
+        for (const f of m.files) out(`    ${f.sha256}  ${String(f.size).padStart(12)}  ${f.path}`);
+        out('  signatures (not judged for trust)');
+        for (const s of r.signers) {
+          out(`    ${s.fingerprint}  ${s.userIds.join(', ') || '(no user ID)'}`);
+          out(`      ${s.algorithm}, signed ${s.created}: ${s.valid ? 'signature valid' : s.problem}`);
+        }
+        if (!r.signers.length) out('    (none)');
+      }),
+    );
+
+  program
+    .command('strip')
+    .description('remove .boxsig/ from a box (no recompression)')
+    .argument('<box>')
+    .requiredOption('-o, --output <file>', 'write the stripped box here')
+    .addOption(jsonOption())
+    .action(
+      action(async (box: string, opts: { output: string; json?: boolean }) => {
+        const r = await stripBox(box, opts.output);
+        if (opts.json) printJson({ ok: true, ...r });
+        else out(r.hadSignature ? `boxsig: removed .boxsig/ (${r.removed} bytes) -> ${r.output}` : `boxsig: ${box} was not signed; copied to ${r.output}`);
+      }),
+    );
+}
+
+export { EXIT_REFUSED };

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * The `boxsig` command: a thin layer over the library.
+ */
+import fs from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { EXIT_OK, EXIT_USAGE } from '../errors.js';
+import { reportError } from './io.js';
+import { registerCoreCommands } from './core.js';
+import { registerTrustCommands } from './trust.js';
+
+const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('boxsig')
+    .description('OpenPGP signatures for Vagrant boxes: sign when built, verify when added.')
+    .version(VERSION, '-V, --version')
+    .enablePositionalOptions()
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s),
+    });
+  registerCoreCommands(program);
+  registerTrustCommands(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+        process.exitCode = EXIT_OK;
+      } else {
+        process.exitCode = EXIT_USAGE;
+      }
+      return;
+    }
+    process.exitCode = reportError(e, { json: process.argv.includes('--json') });
+  }
+}
+
+process.on('unhandledRejection', (e) => {
+  process.exitCode = reportError(e, { json: process.argv.includes('--json') });
+});
+
+await main();

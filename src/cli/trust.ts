@@ -1,0 +1,5 @@
+import type { Command } from 'commander';
+
+export function registerTrustCommands(program: Command): void {
+  void program;
+}

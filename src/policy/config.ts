@@ -1,0 +1,230 @@
+/**
+ * Trust policy configuration: the user config (`$BOXSIG_HOME/config.json`,
+ * managed with `conf`), the project file `boxsig.json` (current directory or
+ * a parent), the Vagrantfile (through the plugin) and command-line flags,
+ * merged in that order. Per box-name glob, the most specific glob that sets a
+ * field decides it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BoxsigError, configError } from '../errors.js';
+import { normalizeFingerprint } from '../keys/keys.js';
+import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { claimProblem } from '../manifest/manifest.js';
+import { globMatches, globProblem, matchingGlobs } from './glob.js';
+
+export type Enforcement = 'enforce' | 'warn';
+
+export interface BoxPolicy {
+  pin?: string[];
+  threshold?: number;
+  signatures?: 'required' | 'optional';
+  claims?: Record<string, string>;
+  expiry?: Enforcement;
+  revocation?: Enforcement;
+  rollback?: Enforcement;
+}
+
+export interface ConfigDoc {
+  boxes?: Record<string, BoxPolicy>;
+  orgs?: Record<string, string[]>;
+}
+
+export interface ConfigLayer {
+  /** Where it came from: a file path, "flags", "Vagrantfile", "trust store". */
+  source: string;
+  doc: ConfigDoc;
+}
+
+export interface ResolvedPolicy {
+  name: string;
+  /** Pinned primary fingerprints (empty: none). */
+  pins: string[];
+  threshold: number;
+  signatures: 'required' | 'optional';
+  claims: Record<string, string>;
+  expiry: Enforcement;
+  revocation: Enforcement;
+  rollback: Enforcement;
+  /** The organisation scope covering the name, and its key fingerprints. */
+  org: { scope: string; keys: string[]; source: string } | null;
+  /** field -> "glob (source)" that decided it */
+  origin: Record<string, string>;
+}
+
+const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 'revocation', 'rollback'] as const;
+
+/** Validate a configuration document; errors name the file and the field. */
+export function validateConfig(raw: unknown, file: string): ConfigDoc {
+  if (!isPlainObject(raw)) throw configError(file, '(top level)', 'must be a JSON object');
+  const doc: ConfigDoc = {};
+  for (const k of Object.keys(raw)) {
+    if (k !== 'boxes' && k !== 'orgs' && k !== '$schema' && k !== 'comment') {
+      throw configError(file, k, 'unknown field (expected "boxes" and "orgs")');
+    }
+  }
+  if (raw.boxes !== undefined) {
+    if (!isPlainObject(raw.boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
+    doc.boxes = {};
+    for (const [glob, pol] of Object.entries(raw.boxes)) {
+      const f = `boxes["${glob}"]`;
+      const gp = globProblem(glob);
+      if (gp) throw configError(file, f, `glob ${gp}`);
+      if (!isPlainObject(pol)) throw configError(file, f, 'must be an object');
+      const out: BoxPolicy = {};
+      for (const [key, v] of Object.entries(pol)) {
+        const ff = `${f}.${key}`;
+        switch (key) {
+          case 'pin': {
+            const list = typeof v === 'string' ? [v] : v;
+            if (!Array.isArray(list)) throw configError(file, ff, 'must be a list of fingerprints');
+            out.pin = list.map((x, i) => {
+              const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
+              if (!fp) throw configError(file, `${ff}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
+              return fp;
+            });
+            break;
+          }
+          case 'threshold':
+            if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 32) throw configError(file, ff, 'must be an integer from 1 to 32');
+            out.threshold = v;
+            break;
+          case 'signatures':
+            if (v !== 'required' && v !== 'optional') throw configError(file, ff, 'must be "required" or "optional"');
+            out.signatures = v;
+            break;
+          case 'claims':
+            if (!isPlainObject(v)) throw configError(file, ff, 'must be an object of string claims');
+            for (const [ck, cv] of Object.entries(v)) {
+              const p = claimProblem(ck, cv);
+              if (p) throw configError(file, `${ff}.${ck}`, p);
+            }
+            out.claims = { ...(v as Record<string, string>) };
+            break;
+          case 'expiry':
+          case 'revocation':
+          case 'rollback':
+            if (v !== 'enforce' && v !== 'warn') throw configError(file, ff, 'must be "enforce" or "warn"');
+            out[key] = v;
+            break;
+          case 'comment':
+            break;
+          default:
+            throw configError(file, ff, `unknown field (expected one of ${POLICY_FIELDS.join(', ')})`);
+        }
+      }
+      doc.boxes[glob] = out;
+    }
+  }
+  if (raw.orgs !== undefined) {
+    if (!isPlainObject(raw.orgs)) throw configError(file, 'orgs', 'must be an object mapping scopes to org key fingerprints');
+    doc.orgs = {};
+    for (const [scope, keys] of Object.entries(raw.orgs)) {
+      const f = `orgs["${scope}"]`;
+      const gp = globProblem(scope);
+      if (gp) throw configError(file, f, `scope ${gp}`);
+      const list = typeof keys === 'string' ? [keys] : keys;
+      if (!Array.isArray(list) || list.length === 0) throw configError(file, f, 'must be a non-empty list of fingerprints');
+      doc.orgs[scope] = list.map((x, i) => {
+        const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
+        if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
+        return fp;
+      });
+    }
+  }
+  return doc;
+}
+
+export function readConfigFile(file: string): ConfigDoc {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `${file}: cannot read: ${(e as Error).message}`, { file });
+  }
+  let raw: unknown;
+  try {
+    raw = parseUntrustedJson(bytes, file, 4 * 1024 * 1024);
+  } catch (e) {
+    if (e instanceof BoxsigError) throw new BoxsigError('CONFIG', `${file}: ${e.message.replace(`${file} `, '')}`, { file });
+    throw e;
+  }
+  return validateConfig(raw, file);
+}
+
+/** The project file: `boxsig.json` in `dir` or its nearest parent that has one. */
+export function findProjectFile(dir: string): string | null {
+  let d = path.resolve(dir);
+  for (;;) {
+    const f = path.join(d, 'boxsig.json');
+    if (fs.existsSync(f)) return f;
+    const up = path.dirname(d);
+    if (up === d) return null;
+    d = up;
+  }
+}
+
+/** Resolve the policy for one box name over the layers (earlier layers first). */
+export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPolicy {
+  // merge: for each glob, later layers override earlier ones field by field
+  const boxes = new Map<string, { policy: BoxPolicy; source: Record<string, string> }>();
+  const orgs = new Map<string, { keys: string[]; source: string }>();
+  for (const layer of layers) {
+    for (const [glob, pol] of Object.entries(layer.doc.boxes ?? {})) {
+      const cur = boxes.get(glob) ?? { policy: {}, source: {} };
+      for (const f of POLICY_FIELDS) {
+        if (pol[f] !== undefined) {
+          (cur.policy as Record<string, unknown>)[f] = pol[f];
+          cur.source[f] = layer.source;
+        }
+      }
+      boxes.set(glob, cur);
+    }
+    for (const [scope, keys] of Object.entries(layer.doc.orgs ?? {})) orgs.set(scope, { keys, source: layer.source });
+  }
+  const matching = matchingGlobs(boxes.keys(), name);
+  const resolved: ResolvedPolicy = {
+    name,
+    pins: [],
+    threshold: 1,
+    signatures: 'required',
+    claims: {},
+    expiry: 'enforce',
+    revocation: 'enforce',
+    rollback: 'enforce',
+    org: null,
+    origin: {},
+  };
+  for (const f of POLICY_FIELDS) {
+    for (const g of matching) {
+      const entry = boxes.get(g)!;
+      const v = entry.policy[f];
+      if (v === undefined) continue;
+      if (f === 'pin') resolved.pins = [...(v as string[])];
+      else if (f === 'claims') resolved.claims = { ...(v as Record<string, string>) };
+      else (resolved as unknown as Record<string, unknown>)[f] = v;
+      resolved.origin[f] = `"${g}" (${entry.source[f]})`;
+      break;
+    }
+  }
+  const orgMatch = matchingGlobs(orgs.keys(), name)[0];
+  if (orgMatch !== undefined) {
+    const o = orgs.get(orgMatch)!;
+    resolved.org = { scope: orgMatch, keys: o.keys, source: o.source };
+  }
+  return resolved;
+}
+
+/** Command-line flags override whatever the layers resolved, for this run only. */
+export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy {
+  const out = { ...p, origin: { ...p.origin } };
+  for (const f of POLICY_FIELDS) {
+    const v = o[f];
+    if (v === undefined || (f === 'pin' && (v as string[]).length === 0)) continue;
+    (out as unknown as Record<string, unknown>)[f === 'pin' ? 'pins' : f] = v;
+    out.origin[f] = 'command line';
+  }
+  return out;
+}
+
+export { globMatches };

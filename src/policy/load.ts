@@ -1,0 +1,67 @@
+/**
+ * Loading the configuration layers, earliest (weakest) first: pins recorded
+ * with `boxsig trust pin`, the user config, the project file `boxsig.json`,
+ * then the Vagrantfile's `config.boxsig` (passed by the plugin).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BoxsigError } from '../errors.js';
+import type { TrustStore } from '../trust/store.js';
+import { findProjectFile, readConfigFile, validateConfig, type ConfigDoc, type ConfigLayer } from './config.js';
+import { parseUntrustedJson } from '../manifest/json.js';
+
+export interface LoadOptions {
+  store: TrustStore;
+  cwd?: string;
+  /** An explicit project file instead of searching for boxsig.json. */
+  configFile?: string;
+  /** Ignore the project file (e.g. the Vagrant plugin passes its own). */
+  noProjectFile?: boolean;
+  /** JSON text of an extra layer (the Vagrantfile's config.boxsig). */
+  extraJson?: { source: string; json: string };
+}
+
+export function userConfigFile(store: TrustStore): string {
+  return path.join(store.home, 'config.json');
+}
+
+/** The user config, read through `conf` (loaded only when the file exists: it costs start-up time). */
+async function readUserConfig(store: TrustStore): Promise<ConfigDoc | null> {
+  const file = userConfigFile(store);
+  if (!fs.existsSync(file)) return null;
+  let raw: unknown;
+  try {
+    const { default: Conf } = await import('conf');
+    const conf = new Conf({ cwd: store.home, configName: 'config', projectName: 'boxsig', projectSuffix: '' });
+    raw = conf.store;
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `${file}: cannot read: ${(e as Error).message}`, { file });
+  }
+  return validateConfig(raw, file);
+}
+
+export async function loadLayers(opts: LoadOptions): Promise<ConfigLayer[]> {
+  const layers: ConfigLayer[] = [];
+  const state = opts.store.read();
+  if (Object.keys(state.pins).length) {
+    const boxes: ConfigDoc['boxes'] = {};
+    for (const [glob, fprs] of Object.entries(state.pins)) boxes[glob] = { pin: fprs };
+    layers.push({ source: `${opts.store.file} (boxsig trust pin)`, doc: { boxes } });
+  }
+  const user = await readUserConfig(opts.store);
+  if (user) layers.push({ source: userConfigFile(opts.store), doc: user });
+  if (!opts.noProjectFile) {
+    const project = opts.configFile ? path.resolve(opts.configFile) : findProjectFile(opts.cwd ?? process.cwd());
+    if (project) layers.push({ source: project, doc: readConfigFile(project) });
+  }
+  if (opts.extraJson) {
+    let raw: unknown;
+    try {
+      raw = parseUntrustedJson(opts.extraJson.json, opts.extraJson.source, 4 * 1024 * 1024);
+    } catch (e) {
+      throw new BoxsigError('CONFIG', `${opts.extraJson.source}: ${(e as Error).message}`);
+    }
+    layers.push({ source: opts.extraJson.source, doc: validateConfig(raw, opts.extraJson.source) });
+  }
+  return layers;
+}
