@@ -12,6 +12,8 @@ import type { BoxPolicy, ConfigLayer } from '../policy/config.js';
 import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
 import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
+import { checkBoxDir, readDirPrefix } from './dir.js';
+import { commitTrust } from '../trust/commit.js';
 
 export interface VerifyOptions {
   expect?: ExpectedIdentity;
@@ -149,4 +151,50 @@ export async function inspectBox(path: string, opts: { now?: Date } = {}): Promi
   if (!r) throw new BoxsigError('INTERNAL', 'internal error: nothing inspected');
   r.compressed = read.compressed;
   return r;
+}
+
+export interface VerifyDirOptions extends VerifyOptions {
+  /** Act as the trust-updating step of an add (TOFU record, highest version). */
+  record?: boolean;
+  source?: string;
+  allowDowngrade?: boolean;
+}
+
+/** Verify an extracted box directory with the same checks and codes as an archive. */
+export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promise<VerifyResult & { recorded: string[] }> {
+  const { store, layers } = await defaultTrust(opts);
+  const now = opts.now ?? new Date();
+  const prefix = readDirPrefix(dir);
+  const verdict = await judge(prefix, opts.expect ?? {}, {
+    store,
+    layers,
+    overrides: overridesFrom(opts),
+    now,
+    mode: opts.record ? 'add' : 'verify',
+    allowDowngrade: opts.allowDowngrade,
+  });
+  const { files, metadata } = await checkBoxDir(dir, verdict.expectation, opts.onProgress ? countingProgress(opts.onProgress) : undefined);
+  checkMetadataAgrees(verdict, metadata);
+  const result = resultOf(verdict, { files, rawBytes: files.reduce((n, f) => n + f.size, 0) });
+  const recorded: string[] = [];
+  if (opts.record) {
+    const name = verdict.box?.name ?? opts.expect?.name;
+    const version = verdict.box?.version ?? opts.expect?.version ?? '0';
+    if (!name) throw new BoxsigError('USAGE', '--record needs --name for an unsigned box');
+    const c = await commitTrust({ store, verdict, identity: { name, version }, source: opts.source, now, allowDowngrade: opts.allowDowngrade });
+    for (const e of c.recorded) recorded.push(`${e.event}: ${(e.keys ?? []).join(', ')}`);
+    if (c.decision) {
+      result.trust = c.decision.summary;
+      result.warnings = [...new Set([...result.warnings, ...c.decision.warnings])];
+    }
+  }
+  return { ...result, recorded };
+}
+
+function countingProgress(cb: (n: number) => void): (n: number) => void {
+  let total = 0;
+  return (n) => {
+    total += n;
+    cb(total);
+  };
 }

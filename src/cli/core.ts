@@ -146,33 +146,70 @@ export function registerCoreCommands(program: Command): void {
 
   program
     .command('verify')
-    .description('verify a box (or an extracted box directory) against its signatures and the trust policy')
+    .description('verify a box, an extracted box directory (--dir) or the installed boxes (--installed)')
     .argument('[box]', 'the .box file')
+    .option('--dir <dir>', 'verify an extracted box directory instead of an archive')
+    .option('--installed [name]', 're-verify the boxes installed in the Vagrant home (all, or those of NAME)')
     .option('--name <name>', 'the box must have this name')
     .option('--version <version>', 'the box must have this version')
     .option('--provider <provider>', 'the box must be for this provider')
     .option('--pin <fpr>', 'only signatures by this key count (repeatable)', collect)
     .option('--config <file>', 'project policy file (default: boxsig.json here or in a parent)')
+    .option('--policy-json <json>', 'an extra policy layer, shaped like boxsig.json (the Vagrant plugin passes config.boxsig here)')
+    .option('--record', 'with --dir: record trust like an add (trust on first use, highest version)')
+    .option('--source <url>', 'with --record: where the box came from')
+    .option('--allow-downgrade', 'with --record: accept a version lower than one accepted before')
+    .option('--vagrant-home <dir>', 'with --installed: the Vagrant home (default: $VAGRANT_HOME or ~/.vagrant.d)')
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
     .action(
-      action(async (box: string | undefined, opts: { name?: string; version?: string; provider?: string; pin?: string[]; config?: string; json?: boolean; quiet?: boolean }) => {
-        if (!box) throw usage('give a BOX to verify');
+      action(async (box: string | undefined, opts: { dir?: string; installed?: string | boolean; name?: string; version?: string; provider?: string; pin?: string[]; config?: string; policyJson?: string; record?: boolean; source?: string; allowDowngrade?: boolean; vagrantHome?: string; json?: boolean; quiet?: boolean }) => {
+        const modes = [box !== undefined, opts.dir !== undefined, opts.installed !== undefined].filter(Boolean).length;
+        if (modes !== 1) throw usage('give exactly one of BOX, --dir DIR or --installed [NAME]');
+        if ((opts.record || opts.source || opts.allowDowngrade) && !opts.dir) throw usage('--record, --source and --allow-downgrade go with --dir');
         const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
         const { TrustStore } = await import('../trust/store.js');
         const { loadLayers } = await import('../policy/load.js');
         const store = new TrustStore();
-        const layers = await loadLayers({ store, configFile: opts.config });
-        const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
+        const layers = await loadLayers({
+          store,
+          configFile: opts.config,
+          ...(opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {}),
+        });
+        const expect = { name: opts.name, version: opts.version, provider: opts.provider };
+        if (opts.installed !== undefined) {
+          const { verifyInstalled } = await import('../vagrant/installed.js');
+          const r = await verifyInstalled({ home: opts.vagrantHome, name: typeof opts.installed === 'string' ? opts.installed : undefined, pins, store, layers });
+          if (opts.json) printJson(r);
+          else {
+            if (!r.boxes.length) out('boxsig: no installed boxes to verify');
+            for (const b of r.boxes) {
+              out(`${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`);
+              for (const w of b.warnings ?? []) warn(`${b.name} ${b.version}: ${w}`);
+            }
+          }
+          return r.ok ? 0 : EXIT_REFUSED;
+        }
+        if (opts.dir !== undefined) {
+          const { verifyDir } = await import('../box/verify.js');
+          const r = await verifyDir(opts.dir, { expect, pins, store, layers, record: opts.record, source: opts.source, allowDowngrade: opts.allowDowngrade });
+          if (opts.json) printJson(r);
+          else {
+            printVerify(r, opts.dir);
+            for (const line of r.recorded) err(`boxsig: recorded ${line}`);
+          }
+          return;
+        }
+        const size = fs.existsSync(box!) ? fs.statSync(box!).size : undefined;
         const progress = new Progress('verifying', size, !opts.json && !opts.quiet && (size ?? 0) > 64 * 1024 * 1024);
         let r: VerifyResult;
         try {
-          r = await verifyBox(box, { expect: { name: opts.name, version: opts.version, provider: opts.provider }, pins, store, layers, onProgress: progress.update });
+          r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
         } finally {
           progress.done();
         }
         if (opts.json) printJson(r);
-        else printVerify(r, box);
+        else printVerify(r, box!);
       }),
     );
 

@@ -118,7 +118,7 @@ export function promptHidden(question: string): Promise<string> {
 export class Progress {
   private start = Date.now();
   private last = 0;
-  private lastLine = 0;
+  private lastLine = Date.now();
   private readonly tty: boolean;
   private shown = false;
 

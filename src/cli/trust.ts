@@ -1,5 +1,400 @@
+/**
+ * Trust store and keyring commands: trust list|pin|forget|accept,
+ * key import|export|list|certify|add-uid|revoke, and add.
+ */
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import * as openpgp from 'openpgp';
+import { BoxsigError, usage } from '../errors.js';
+import { TrustStore } from '../trust/store.js';
+import { fingerprintOf, loadSecretKey, normalizeFingerprint, parseFingerprintArg, publicArmored, readKeyMaterial, userIdsOf, describeAlgorithm, PGP_CONFIG } from '../keys/keys.js';
+import { revocationState } from '../keys/verify.js';
+import { certifyScope, addUserId } from '../keys/certify.js';
+import { nameProblem } from '../manifest/manifest.js';
+import { globProblem } from '../policy/glob.js';
+import { formatTime } from '../manifest/manifest.js';
+import { action, collect, jsonOption } from './common.js';
+import { err, out, passphraseSource, printJson, warn, Progress } from './io.js';
+import { httpRequest, readLimited } from '../vagrant/http.js';
+
+async function readKeySource(src: string): Promise<Buffer> {
+  if (/^https?:\/\//i.test(src)) {
+    const r = await httpRequest(src, {});
+    return readLimited(r.body, 16 * 1024 * 1024, src);
+  }
+  try {
+    return fs.readFileSync(src === '-' ? 0 : src);
+  } catch (e) {
+    throw usage(`cannot read ${src}: ${(e as Error).message}`);
+  }
+}
+
+const REASONS: Record<string, openpgp.enums.reasonForRevocation> = {
+  compromised: openpgp.enums.reasonForRevocation.keyCompromised,
+  superseded: openpgp.enums.reasonForRevocation.keySuperseded,
+  retired: openpgp.enums.reasonForRevocation.keyRetired,
+  unspecified: openpgp.enums.reasonForRevocation.noReason,
+};
 
 export function registerTrustCommands(program: Command): void {
-  void program;
+  const key = program.commands.find((c) => c.name() === 'key')!;
+
+  key
+    .command('import')
+    .description('import public keys and revocation certificates (files, URLs, GnuPG exports, openpgp-revocs.d files)')
+    .argument('<source...>', 'files or URLs ("-" for stdin)')
+    .addOption(jsonOption())
+    .action(
+      action(async (sources: string[], opts: { json?: boolean }) => {
+        const store = new TrustStore();
+        const results = [];
+        for (const s of sources) {
+          const material = await readKeyMaterial(await readKeySource(s), s);
+          const r = await store.keyring.import(material);
+          results.push({ source: s, ...r });
+        }
+        if (opts.json) printJson({ ok: true, imported: results });
+        else {
+          for (const r of results) {
+            for (const k of r.keys) {
+              out(`${k.status.padEnd(9)} ${k.fingerprint}  ${k.userIds.join(', ')}`);
+              if (k.secretIgnored) warn(`${r.source} holds a secret key; only its public part was imported`);
+            }
+            for (const v of r.revocations) {
+              out(`revocation for ${v.issuer}${v.applied ? ' (applied: the key is now revoked)' : ' (stored; applied when the key is seen)'}`);
+            }
+          }
+        }
+      }),
+    );
+
+  key
+    .command('export')
+    .description('print a public key from the keyring')
+    .argument('<fpr>')
+    .action(
+      action(async (fpr: string) => {
+        const store = new TrustStore();
+        const f = parseFingerprintArg(fpr);
+        const k = await store.keyring.get(f);
+        if (!k) throw new BoxsigError('USAGE', `no key ${f} in the keyring ${store.keyring.keyDir}`);
+        process.stdout.write(publicArmored(k));
+      }),
+    );
+
+  key
+    .command('list')
+    .description('list the keys in the keyring')
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        const store = new TrustStore();
+        const keys = [];
+        for (const f of store.keyring.fingerprints()) {
+          const k = await store.keyring.get(f);
+          if (!k) continue;
+          const exp = await k.getExpirationTime().catch(() => null);
+          const rev = await revocationState(k);
+          keys.push({
+            fingerprint: f,
+            userIds: userIdsOf(k),
+            algorithm: describeAlgorithm(k),
+            created: formatTime(k.getCreationTime()),
+            expires: exp instanceof Date ? formatTime(exp) : null,
+            revoked: rev,
+          });
+        }
+        if (opts.json) printJson({ ok: true, keyring: store.keyring.keyDir, keys });
+        else {
+          if (!keys.length) out(`(no keys in ${store.keyring.keyDir})`);
+          for (const k of keys) {
+            out(`${k.fingerprint}  ${k.algorithm}  created ${k.created.slice(0, 10)}${k.expires ? `  expires ${k.expires.slice(0, 10)}` : ''}${k.revoked ? `  REVOKED (${k.revoked.reason})` : ''}`);
+            for (const u of k.userIds) out(`    ${u}`);
+          }
+        }
+      }),
+    );
+
+  key
+    .command('certify')
+    .description('certify a repository key for a scope with an organisation key (user ID "boxsig:<glob>")')
+    .requiredOption('--org-key <secret.asc>', 'the organisation secret key')
+    .requiredOption('--scope <glob>', 'box-name glob the repository key may sign, e.g. acme/ubuntu-*')
+    .option('--passphrase-file <file>', 'passphrase of the organisation key')
+    .option('-o, --output <file>', 'write the certified public key here (default: stdout)')
+    .argument('<repo-public.asc>')
+    .addOption(jsonOption())
+    .action(
+      action(async (repo: string, opts: { orgKey: string; scope: string; passphraseFile?: string; output?: string; json?: boolean }) => {
+        const org = await loadSecretKey(fs.readFileSync(opts.orgKey), opts.orgKey, passphraseSource(opts.passphraseFile, opts.orgKey));
+        const m = await readKeyMaterial(await readKeySource(repo), repo);
+        if (m.keys.length !== 1) throw usage(`${repo} must hold exactly one key`);
+        const repoKey = (m.keys[0].isPrivate() ? m.keys[0].toPublic() : m.keys[0]) as openpgp.PublicKey;
+        const certified = await certifyScope(repoKey, org, opts.scope);
+        const armored = publicArmored(certified);
+        if (opts.output) fs.writeFileSync(opts.output, armored);
+        if (opts.json) printJson({ ok: true, repository: fingerprintOf(certified), org: fingerprintOf(org), scope: opts.scope, userId: `boxsig:${opts.scope}`, output: opts.output ?? null, ...(opts.output ? {} : { key: armored }) });
+        else if (opts.output) err(`boxsig: ${fingerprintOf(org)} certified "boxsig:${opts.scope}" on ${fingerprintOf(certified)} -> ${opts.output}`);
+        else process.stdout.write(armored);
+      }),
+    );
+
+  key
+    .command('add-uid')
+    .description('add a self-signed user ID (e.g. boxsig:acme/ubuntu-*) to your own key')
+    .requiredOption('--key <secret.asc>', 'your secret key (rewritten in place unless -o)')
+    .requiredOption('--uid <uid>', 'the user ID to add')
+    .option('--passphrase-file <file>')
+    .option('-o, --output <prefix>', 'write PREFIX.secret.asc and PREFIX.public.asc instead of rewriting --key')
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: { key: string; uid: string; passphraseFile?: string; output?: string; json?: boolean }) => {
+        const data = fs.readFileSync(opts.key);
+        const original = (await readKeyMaterial(data, opts.key)).keys.find((k) => k.isPrivate()) as openpgp.PrivateKey | undefined;
+        if (!original) throw usage(`${opts.key} holds no secret key`);
+        const unlocked = await loadSecretKey(data, opts.key, passphraseSource(opts.passphraseFile, opts.key));
+        const updated = await addUserId(unlocked, opts.uid);
+        let toWrite: openpgp.PrivateKey = updated;
+        if (!original.isDecrypted()) {
+          const pass = await passphraseSource(opts.passphraseFile, opts.key)();
+          toWrite = await openpgp.encryptKey({ privateKey: updated, passphrase: pass!, config: PGP_CONFIG });
+        }
+        const secretOut = opts.output ? `${opts.output}.secret.asc` : opts.key;
+        const publicOut = opts.output ? `${opts.output}.public.asc` : opts.key.replace(/(\.secret)?\.asc$/, '') + '.public.asc';
+        fs.writeFileSync(secretOut, toWrite.armor(), { mode: 0o600 });
+        fs.writeFileSync(publicOut, publicArmored(updated));
+        if (opts.json) printJson({ ok: true, fingerprint: fingerprintOf(updated), userIds: userIdsOf(updated), secretKey: secretOut, publicKey: publicOut });
+        else out(`boxsig: added "${opts.uid}" to ${fingerprintOf(updated)}; wrote ${secretOut} and ${publicOut}`);
+      }),
+    );
+
+  key
+    .command('revoke')
+    .description('make a revocation certificate for your key, or apply one received (file or URL)')
+    .option('--key <secret.asc>', 'your secret key: make a revocation certificate for it')
+    .option('--reason <reason>', 'compromised, superseded, retired or unspecified', 'unspecified')
+    .option('--message <text>', 'a human explanation', '')
+    .option('--passphrase-file <file>')
+    .option('-o, --output <file>', 'where to write the certificate (default: stdout)')
+    .option('--import <source>', 'apply a revocation certificate (file or URL) to the keyring')
+    .option('--apply', 'with --key: also apply the new certificate to the local keyring')
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: { key?: string; reason: string; message: string; passphraseFile?: string; output?: string; import?: string; apply?: boolean; json?: boolean }) => {
+        if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
+        const store = new TrustStore();
+        if (opts.import) {
+          const m = await readKeyMaterial(await readKeySource(opts.import), opts.import);
+          if (m.revocations.length === 0 && !(await anyRevoked(m.keys))) throw usage(`${opts.import} holds no revocation certificate`);
+          const r = await store.keyring.import(m);
+          if (opts.json) printJson({ ok: true, ...r });
+          else for (const v of r.revocations) out(`revocation for ${v.issuer}${v.applied ? ' applied: the key is now revoked' : ' stored; applied when the key is seen'}`);
+          for (const k of r.keys) if (!opts.json) out(`${k.status} ${k.fingerprint}`);
+          return;
+        }
+        const flag = REASONS[opts.reason];
+        if (flag === undefined) throw usage(`--reason must be one of ${Object.keys(REASONS).join(', ')}`);
+        const priv = await loadSecretKey(fs.readFileSync(opts.key!), opts.key!, passphraseSource(opts.passphraseFile, opts.key!));
+        const revoked = await openpgp.revokeKey({ key: priv, reasonForRevocation: { flag, string: opts.message }, format: 'object', config: PGP_CONFIG });
+        const pub = revoked.publicKey as openpgp.PublicKey;
+        const sig = pub.revocationSignatures[pub.revocationSignatures.length - 1];
+        const pl = new openpgp.PacketList<openpgp.SignaturePacket>();
+        pl.push(sig);
+        const cert = openpgp.armor(openpgp.enums.armor.publicKey, pl.write(), undefined, undefined, `revocation certificate for ${fingerprintOf(priv)} (${opts.reason})`);
+        if (opts.output) fs.writeFileSync(opts.output, cert);
+        if (opts.apply) await store.keyring.import({ keys: [pub], revocations: [cert] });
+        if (opts.json) printJson({ ok: true, fingerprint: fingerprintOf(priv), reason: opts.reason, output: opts.output ?? null, applied: Boolean(opts.apply), ...(opts.output ? {} : { certificate: cert }) });
+        else if (opts.output) err(`boxsig: wrote the revocation certificate for ${fingerprintOf(priv)} (${opts.reason}) to ${opts.output}; publish it and import it with: boxsig key revoke --import ${opts.output}`);
+        else process.stdout.write(cert);
+      }),
+    );
+
+  const trust = program.command('trust').description('the trust store: pins and trust-on-first-use records');
+
+  trust
+    .command('list')
+    .description('show pins and the keys recorded for each box name')
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        const store = new TrustStore();
+        const state = store.read();
+        if (opts.json) {
+          printJson({ ok: true, store: store.file, pins: state.pins, boxes: state.boxes });
+          return;
+        }
+        out(`trust store: ${store.file}`);
+        const pins = Object.entries(state.pins);
+        out(pins.length ? 'pins:' : 'pins: (none)');
+        for (const [g, f] of pins) out(`  ${g}  ${f.join(', ')}`);
+        const boxes = Object.entries(state.boxes).sort(([a], [b]) => (a < b ? -1 : 1));
+        out(boxes.length ? 'boxes:' : 'boxes: (none)');
+        for (const [n, r] of boxes) {
+          out(`  ${n}  highest ${r.highestVersion ?? '-'}  first seen ${r.firstSeen.slice(0, 10)}${r.source ? `  from ${r.source}` : ''}`);
+          for (const k of r.keys) out(`    key ${k}`);
+        }
+      }),
+    );
+
+  trust
+    .command('pin')
+    .description('pin a box name (or glob) to a key fingerprint')
+    .argument('<name>', 'box name or glob, e.g. acme/* ')
+    .argument('<fpr>')
+    .addOption(jsonOption())
+    .action(
+      action(async (name: string, fpr: string, opts: { json?: boolean }) => {
+        const g = globProblem(name);
+        if (g) throw usage(`${JSON.stringify(name)} ${g}`);
+        const f = parseFingerprintArg(fpr);
+        const store = new TrustStore();
+        await store.update((s) => {
+          const list = new Set(s.pins[name] ?? []);
+          list.add(f);
+          s.pins[name] = [...list];
+        });
+        if (opts.json) printJson({ ok: true, name, pins: store.read().pins[name] });
+        else out(`boxsig: ${name} is pinned to ${store.read().pins[name].join(', ')} (${store.file})`);
+      }),
+    );
+
+  trust
+    .command('forget')
+    .description('forget a box name: its pins, its recorded keys and its highest version')
+    .argument('<name>')
+    .option('--key <fpr>', 'forget only this recorded key')
+    .addOption(jsonOption())
+    .action(
+      action(async (name: string, opts: { key?: string; json?: boolean }) => {
+        const store = new TrustStore();
+        const f = opts.key ? parseFingerprintArg(opts.key) : null;
+        const removed = await store.update((s) => {
+          let n = 0;
+          if (f) {
+            const r = s.boxes[name];
+            if (r && r.keys.includes(f)) {
+              r.keys = r.keys.filter((k) => k !== f);
+              n++;
+            }
+            if (s.pins[name]?.includes(f)) {
+              s.pins[name] = s.pins[name].filter((k) => k !== f);
+              if (!s.pins[name].length) delete s.pins[name];
+              n++;
+            }
+          } else {
+            if (s.boxes[name]) n++;
+            if (s.pins[name]) n++;
+            delete s.boxes[name];
+            delete s.pins[name];
+          }
+          return n;
+        });
+        if (opts.json) printJson({ ok: true, name, removed });
+        else out(removed ? `boxsig: forgot ${f ? `key ${f} of ` : ''}${name}` : `boxsig: nothing recorded for ${name}`);
+      }),
+    );
+
+  trust
+    .command('accept')
+    .description('accept a new key for a box name after a KEY_CHANGED refusal (replaces the recorded keys)')
+    .argument('<name>')
+    .argument('<fpr>')
+    .option('--keep', 'keep the previously recorded keys as well')
+    .addOption(jsonOption())
+    .action(
+      action(async (name: string, fpr: string, opts: { keep?: boolean; json?: boolean }) => {
+        const p = nameProblem(name);
+        if (p) throw usage(`box name ${JSON.stringify(name)} ${p}`);
+        const f = parseFingerprintArg(fpr);
+        const store = new TrustStore();
+        const time = formatTime(new Date());
+        const keys = await store.update((s) => {
+          const r = s.boxes[name] ?? { keys: [], firstSeen: time, updated: time, history: [] };
+          r.keys = opts.keep ? [...new Set([...r.keys, f])] : [f];
+          r.updated = time;
+          r.history.push({ time, event: 'accepted-key', keys: [f] });
+          s.boxes[name] = r;
+          return r.keys;
+        });
+        if (opts.json) printJson({ ok: true, name, keys });
+        else out(`boxsig: ${name} now trusts ${keys.join(', ')}`);
+      }),
+    );
+
+  program
+    .command('add')
+    .description('a verified `vagrant box add`: download, checksum, extract and verify in one pass')
+    .argument('<source>', 'a .box file, an http(s):// or file:// URL, a catalog (metadata JSON) file or URL, or org/name')
+    .option('--name <name>', 'box name (required for an unsigned box)')
+    .option('--box-version <version>', 'version or constraints, e.g. ">= 1.2, < 2"')
+    .option('--provider <provider>', 'provider to choose from a catalog')
+    .option('--checksum <hex>', 'expected checksum of the downloaded file')
+    .option('--checksum-type <type>', 'md5, sha1, sha256, sha384 or sha512 (default sha256)')
+    .option('--pin <fpr>', 'only signatures by this key count (repeatable)', collect)
+    .option('--config <file>', 'project policy file (default: boxsig.json here or in a parent)')
+    .option('--vagrant-home <dir>', 'Vagrant home (default: $VAGRANT_HOME or ~/.vagrant.d)')
+    .option('--force', 'replace an installed box of the same name, version and provider (after the new one verified)')
+    .option('--allow-downgrade', 'accept a version lower than one accepted before')
+    .option('--insecure', 'do not check TLS certificates')
+    .option('--cacert <file>', 'extra CA certificate (PEM) for HTTPS')
+    .option('--timeout <seconds>', 'network timeout in seconds', (v) => Number(v))
+    .addOption(jsonOption())
+    .option('-q, --quiet', 'no progress output')
+    .action(
+      action(async (source: string, opts: { name?: string; boxVersion?: string; provider?: string; checksum?: string; checksumType?: string; pin?: string[]; config?: string; vagrantHome?: string; force?: boolean; allowDowngrade?: boolean; insecure?: boolean; cacert?: string; timeout?: number; json?: boolean; quiet?: boolean }) => {
+        const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
+        const { addBox } = await import('../vagrant/add.js');
+        const { loadLayers } = await import('../policy/load.js');
+        const store = new TrustStore();
+        const layers = await loadLayers({ store, configFile: opts.config });
+        let progress: Progress | null = null;
+        const chatty = !opts.json && !opts.quiet;
+        try {
+          const r = await addBox(source, {
+            name: opts.name,
+            boxVersion: opts.boxVersion,
+            provider: opts.provider,
+            checksum: opts.checksum,
+            checksumType: opts.checksumType,
+            pins,
+            store,
+            layers,
+            vagrantHome: opts.vagrantHome,
+            force: opts.force,
+            allowDowngrade: opts.allowDowngrade,
+            insecure: opts.insecure,
+            caCert: opts.cacert,
+            timeout: opts.timeout,
+            onInfo: (l) => chatty && err(`boxsig: ${l}`),
+            onStart: (i) => {
+              progress = new Progress('downloading and verifying', i.size, chatty);
+            },
+            onProgress: (b) => (progress as Progress | null)?.update(b),
+          });
+          (progress as Progress | null)?.done();
+          if (opts.json) printJson(r);
+          else {
+            out(`boxsig: added ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.directory}${r.replaced ? ' (replaced the installed box)' : ''}`);
+            if (r.signed) {
+              for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
+            }
+            for (const line of r.recorded) {
+              if (line.startsWith('first-use')) {
+                warn(`TRUST ON FIRST USE: ${r.box.name} is now bound to ${line.slice('first-use: '.length)}.\nLater boxes of this name must be signed by this key. Pin it in boxsig.json to make this explicit.`);
+              } else warn(`recorded ${line}`);
+            }
+            for (const w of r.warnings) warn(w);
+          }
+        } finally {
+          (progress as Progress | null)?.done();
+        }
+      }),
+    );
 }
+
+async function anyRevoked(keys: Array<openpgp.PublicKey | openpgp.PrivateKey>): Promise<boolean> {
+  for (const k of keys) if (k.revocationSignatures.length) return true;
+  return false;
+}
+
+export { normalizeFingerprint };

@@ -91,7 +91,7 @@ export async function checkSignature(opts: {
     signingKey: fingerprint,
     userIds: userIdsOf(key),
     algorithm: describeAlgorithm(key),
-    created: sig.created ? sig.created.toISOString() : '',
+    created: sig.created ? sig.created.toISOString().replace(/\.\d{3}Z$/, 'Z') : '',
     valid: false,
     warnings: [],
   };

@@ -105,7 +105,7 @@ export class TrustStore {
    * Run `fn` on the current state under the lock and write what it returns
    * (or the mutated state). Retries if the lock was lost to a stale-lock breaker.
    */
-  async update<T>(fn: (state: TrustState) => T | Promise<T>): Promise<T> {
+  async update<T>(fn: (state: TrustState) => T | Promise<T>, hooks: { afterWrite?: () => Promise<void> } = {}): Promise<T> {
     this.ensureHome();
     for (let attempt = 0; ; attempt++) {
       await this.lock.acquire();
@@ -113,10 +113,19 @@ export class TrustStore {
         const state = this.read();
         const before = JSON.stringify(state);
         const result = await fn(state);
-        const after = JSON.stringify(state, null, 2) + '\n';
-        if (JSON.stringify(state) !== before) {
+        const changed = JSON.stringify(state) !== before;
+        if (changed) {
           this.lock.assertHeld();
-          writeFileAtomic(this.file, after, 0o600);
+          writeFileAtomic(this.file, JSON.stringify(state, null, 2) + '\n', 0o600);
+        }
+        if (hooks.afterWrite) {
+          try {
+            await hooks.afterWrite();
+          } catch (e) {
+            // the action the record describes did not happen: put the record back
+            if (changed) writeFileAtomic(this.file, JSON.stringify(JSON.parse(before), null, 2) + '\n', 0o600);
+            throw e;
+          }
         }
         return result;
       } catch (e) {

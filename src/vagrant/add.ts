@@ -1,0 +1,341 @@
+/**
+ * `boxsig add`: a verified `vagrant box add`. Download, checksum, gunzip, tar
+ * parse, per-file hashing, extraction into a staging directory on the same
+ * filesystem as the boxes, signature and trust checks — one streaming pass.
+ * The box is moved into Vagrant's layout only when every check passed; a
+ * refused or failed add leaves nothing behind.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { BoxsigError, refuse, usage, ioError } from '../errors.js';
+import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { readBox, type FileSink } from '../box/reader.js';
+import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
+import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
+import { commitTrust } from '../trust/commit.js';
+import { nameProblem, providerProblem, versionProblem, type BoxIdentity } from '../manifest/manifest.js';
+import { fsyncDir, writeFileAtomic } from '../trust/lock.js';
+import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
+import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
+import { boxDirName, boxesDir, cleanStaleStaging, installedBoxPath, stagingName, stagingRoot, vagrantHome } from './home.js';
+import type { SignerReport } from '../box/judge.js';
+
+export interface AddOptions extends VerifyOptions, HttpOptions {
+  /** --name: the box name (required for unsigned boxes added from a file or URL). */
+  name?: string;
+  /** --box-version: an exact version or constraints (">= 1.2, < 2"). */
+  boxVersion?: string;
+  provider?: string;
+  checksum?: string;
+  checksumType?: string;
+  vagrantHome?: string;
+  force?: boolean;
+  allowDowngrade?: boolean;
+  /** Called with (phase, bytes, total) while downloading/extracting. */
+  onProgress?: (bytes: number) => void;
+  /** Called once the size of the download is known. */
+  onStart?: (info: { url: string; size: number | undefined; catalog: boolean }) => void;
+  /** Informational lines (catalog resolution, first use...). */
+  onInfo?: (line: string) => void;
+}
+
+export interface AddResult {
+  ok: true;
+  box: BoxIdentity;
+  directory: string;
+  source: string;
+  metadataUrl: string | null;
+  signed: boolean;
+  signers: SignerReport[];
+  trust: string;
+  recorded: string[];
+  replaced: boolean;
+  warnings: string[];
+  checksum: string | null;
+  bytes: number;
+}
+
+interface Source {
+  kind: 'file' | 'http';
+  location: string;
+}
+
+function isUrl(s: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+}
+
+function toSource(loc: string): Source {
+  if (/^https?:\/\//i.test(loc)) return { kind: 'http', location: loc };
+  if (/^file:\/\//i.test(loc)) {
+    return { kind: 'file', location: new URL(loc).pathname ? decodeURIComponent(new URL(loc).pathname) : loc };
+  }
+  if (isUrl(loc)) throw usage(`unsupported URL scheme in ${loc} (boxsig reads files, file://, http:// and https://)`);
+  return { kind: 'file', location: path.resolve(loc) };
+}
+
+async function openSource(src: Source, http: HttpOptions, accept?: string): Promise<{ stream: Readable; size: number | undefined; contentType: string; url: string }> {
+  if (src.kind === 'file') {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(src.location);
+    } catch (e) {
+      throw ioError(`cannot open ${src.location}`, e);
+    }
+    if (!st.isFile()) throw usage(`${src.location} is not a file`);
+    return { stream: openBox(src.location), size: st.size, contentType: '', url: pathToFileURL(src.location).toString() };
+  }
+  const r = await httpRequest(src.location, { ...http, accept });
+  return { stream: r.body, size: r.size, contentType: r.contentType, url: r.url };
+}
+
+/** Is SOURCE a catalog? Files: JSON content. URLs: HEAD says application/json (as Vagrant decides). */
+async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
+  if (src.kind === 'file') {
+    let fd: number;
+    try {
+      fd = fs.openSync(src.location, 'r');
+    } catch (e) {
+      throw ioError(`cannot open ${src.location}`, e);
+    }
+    try {
+      const buf = Buffer.alloc(64);
+      const n = fs.readSync(fd, buf, 0, 64, 0);
+      const text = buf.subarray(0, n).toString('latin1').trimStart();
+      return text.startsWith('{');
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  try {
+    const r = await httpRequest(src.location, { ...http, method: 'HEAD', accept: 'application/json' });
+    r.body.destroy();
+    return /application\/json/i.test(r.contentType);
+  } catch (e) {
+    if (e instanceof BoxsigError && e.details.status === 405) return false;
+    throw e;
+  }
+}
+
+export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
+  const cwd = opts.cwd ?? process.cwd();
+  const http: HttpOptions = { insecure: opts.insecure, caCert: opts.caCert, timeout: opts.timeout };
+  if (opts.checksum && !opts.checksumType) opts.checksumType = opts.checksum.length === 128 ? 'sha512' : 'sha256';
+  if (opts.checksumType && !CHECKSUM_TYPES.includes(opts.checksumType)) throw usage(`--checksum-type must be one of ${CHECKSUM_TYPES.join(', ')}`);
+  if (opts.name && nameProblem(opts.name)) throw usage(`--name ${JSON.stringify(opts.name)} ${nameProblem(opts.name)}`);
+  if (opts.provider && providerProblem(opts.provider)) throw usage(`--provider ${JSON.stringify(opts.provider)} ${providerProblem(opts.provider)}`);
+
+  // 1. what is SOURCE?
+  let src: Source;
+  if (isUrl(sourceArg) || fs.existsSync(sourceArg)) src = toSource(sourceArg);
+  else if (/^[^/\s]+\/[^/\s]+$/.test(sourceArg)) {
+    const server = (process.env.VAGRANT_SERVER_URL ?? 'https://vagrantcloud.com').replace(/\/+$/, '');
+    src = { kind: 'http', location: `${server}/${sourceArg}` };
+  } else throw usage(`${sourceArg}: no such file, and not a URL or an org/name box`);
+
+  let choice: CatalogChoice | null = null;
+  let metadataUrl: string | null = null;
+  if (await isCatalog(src, http)) {
+    const { stream, url } = await openSource(src, http, 'application/json');
+    const bytes = await readLimited(stream, LIMITS.maxCatalogBytes, `catalog ${sourceArg}`);
+    const catalog = parseCatalog(bytes, scrubUrl(url));
+    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: opts.name, cwd, source: sourceArg });
+    metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
+    opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${choice.name} ${choice.version} (${choice.provider}) from ${scrubUrl(choice.url)}`);
+    src = toSource(choice.url);
+  }
+  const checksum = opts.checksum ?? choice?.checksum;
+  const checksumType = opts.checksum ? opts.checksumType : choice?.checksumType;
+  if (checksum && !/^[0-9a-fA-F]+$/.test(checksum)) throw usage('--checksum must be hexadecimal');
+
+  // exact version asked for a direct add: the signed manifest must say so
+  let exactVersion: string | undefined = choice?.version;
+  if (!choice && opts.boxVersion) {
+    if (versionProblem(opts.boxVersion)) throw usage('--box-version for a direct box (not a catalog) must be an exact version');
+    exactVersion = opts.boxVersion;
+  }
+  const expect = { name: choice?.name ?? opts.name, version: exactVersion, provider: choice?.provider ?? opts.provider };
+
+  // 2. the Vagrant home and the staging directory
+  const home = vagrantHome(opts.vagrantHome);
+  if (expect.name && expect.version && expect.provider) {
+    const target = installedBoxPath(home, expect.name, expect.version, expect.provider);
+    if (fs.existsSync(target) && !opts.force) throw existsError(expect.name, expect.version, expect.provider, target);
+  }
+  const root = stagingRoot(home);
+  cleanStaleStaging(root);
+  const staging = path.join(root, stagingName());
+  const boxRoot = path.join(staging, 'box');
+  fs.mkdirSync(boxRoot, { recursive: true, mode: 0o700 });
+
+  const { store, layers } = await defaultTrust(opts);
+  const now = opts.now ?? new Date();
+  try {
+    const opened = await openSource(src, http);
+    opts.onStart?.({ url: opened.url, size: opened.size, catalog: Boolean(choice) });
+    let verdict: Verdict | null = null;
+    const openFile = async (rel: string, mode: number): Promise<FileSink> => {
+      const abs = path.join(boxRoot, rel);
+      if (!abs.startsWith(boxRoot + path.sep)) throw refuse('UNSAFE_ENTRY', `${rel} escapes the box directory`);
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      const ws = fs.createWriteStream(abs, { flags: 'wx', mode, highWaterMark: 8 * CHUNK_SIZE });
+      let failed: Error | null = null;
+      ws.on('error', (e) => (failed = e));
+      return {
+        write(chunk: Buffer) {
+          if (failed) throw ioError(`cannot write ${rel}`, failed);
+          if (!ws.write(chunk)) {
+            return new Promise<void>((resolve, reject) => {
+              const onDrain = () => {
+                ws.off('error', onErr);
+                resolve();
+              };
+              const onErr = (e: Error) => {
+                ws.off('drain', onDrain);
+                reject(ioError(`cannot write ${rel}`, e));
+              };
+              ws.once('drain', onDrain);
+              ws.once('error', onErr);
+            });
+          }
+        },
+        close() {
+          return new Promise<void>((resolve, reject) => {
+            if (failed) return reject(ioError(`cannot write ${rel}`, failed));
+            ws.end((e?: Error | null) => (e ? reject(ioError(`cannot write ${rel}`, e)) : resolve()));
+          });
+        },
+      };
+    };
+    const read = await readBox(
+      opened.stream,
+      {
+        onPrefix: async (prefix) => {
+          verdict = await judge(prefix, expect, {
+            store,
+            layers,
+            overrides: overridesFrom(opts),
+            now,
+            mode: 'add',
+            allowDowngrade: opts.allowDowngrade,
+          });
+          if (verdict.box) {
+            const target = installedBoxPath(home, verdict.box.name, verdict.box.version, verdict.box.provider);
+            if (fs.existsSync(target) && !opts.force) throw existsError(verdict.box.name, verdict.box.version, verdict.box.provider, target);
+          }
+          return verdict.expectation;
+        },
+        openFile,
+        makeDir: async (rel) => {
+          const abs = path.join(boxRoot, rel);
+          if (!abs.startsWith(boxRoot + path.sep) && abs !== boxRoot) throw refuse('UNSAFE_ENTRY', `${rel} escapes the box directory`);
+          fs.mkdirSync(abs, { recursive: true });
+        },
+      },
+      {
+        tap: { checksumAlgorithm: checksum ? checksumType : undefined, onProgress: opts.onProgress },
+        expectedChecksum: checksum,
+      },
+    );
+    const v = verdict as Verdict | null;
+    if (!v) throw new BoxsigError('INTERNAL', 'internal error: the box was never judged');
+    if (checksum && read.checksum !== checksum.toLowerCase()) {
+      throw refuse('CHECKSUM_MISMATCH', `checksum mismatch: expected ${checksumType} ${checksum.toLowerCase()}, got ${read.checksum}`, {
+        expected: checksum.toLowerCase(),
+        actual: read.checksum,
+      });
+    }
+    if (!read.files.some((f) => f.path === 'metadata.json')) {
+      throw refuse('MALFORMED', 'the box has no metadata.json, which Vagrant requires');
+    }
+    checkMetadataAgrees(v, read.metadata);
+
+    // 3. the identity it is installed under
+    let box: BoxIdentity;
+    if (v.box) box = v.box;
+    else {
+      const md = readMetadata(read.metadata);
+      const provider = expect.provider ?? md?.provider;
+      if (!provider) throw refuse('MALFORMED', 'metadata.json names no provider; give --provider');
+      if (expect.provider && md?.provider && md.provider !== expect.provider) {
+        throw refuse('WRONG_BOX', `metadata.json says provider ${md.provider}, not ${expect.provider}`);
+      }
+      box = { name: expect.name!, version: expect.version ?? '0', provider };
+    }
+    const target = installedBoxPath(home, box.name, box.version, box.provider);
+    const nameDir = path.join(boxesDir(home), boxDirName(box.name));
+    let replaced = false;
+
+    // 4. record trust and move the box into place, under the trust-store lock
+    const c = await commitTrust({
+      store,
+      verdict: v,
+      identity: { name: box.name, version: box.version },
+      source: metadataUrl ?? scrubUrl(opened.url),
+      now,
+      allowDowngrade: opts.allowDowngrade,
+      install: async () => {
+        replaced = install(staging, boxRoot, target, box, opts.force ?? false);
+        if (metadataUrl) writeFileAtomic(path.join(nameDir, 'metadata_url'), metadataUrl);
+      },
+    });
+    const recorded = c.recorded.map((e) => `${e.event}: ${(e.keys ?? []).join(', ')}`);
+    const warnings = [...new Set([...v.warnings, ...(c.decision?.warnings ?? [])])];
+    return {
+      ok: true,
+      box,
+      directory: target,
+      source: scrubUrl(opened.url),
+      metadataUrl,
+      signed: v.signed,
+      signers: v.signers,
+      trust: c.decision?.summary ?? 'unsigned (allowed by policy)',
+      recorded,
+      replaced,
+      warnings,
+      checksum: read.checksum,
+      bytes: read.rawBytes,
+    };
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+function existsError(name: string, version: string, provider: string, target: string): BoxsigError {
+  return new BoxsigError('EXISTS', `box ${name} ${version} (${provider}) is already installed at ${target}`, { directory: target }, 'give --force to replace it once the new box has verified');
+}
+
+/**
+ * Move the verified box from staging into Vagrant's layout with single
+ * renames (whole name or version directories when they are new), so that no
+ * partial box is ever visible. Returns whether an existing box was replaced.
+ */
+function install(staging: string, boxRoot: string, target: string, box: BoxIdentity, force: boolean): boolean {
+  const versionDir = path.dirname(target);
+  const nameDir = path.dirname(versionDir);
+  // build <name>/<version>/<provider> inside staging, then rename the highest missing level
+  const sName = path.join(staging, 'tree', boxDirName(box.name));
+  const sVersion = path.join(sName, box.version);
+  const sProvider = path.join(sVersion, box.provider);
+  fs.mkdirSync(sVersion, { recursive: true });
+  fs.renameSync(boxRoot, sProvider);
+  fs.mkdirSync(path.dirname(nameDir), { recursive: true });
+  let replaced = false;
+  if (fs.existsSync(target)) {
+    if (!force) throw existsError(box.name, box.version, box.provider, target);
+    const trash = path.join(staging, 'replaced');
+    fs.renameSync(target, trash);
+    replaced = true;
+  }
+  try {
+    if (!fs.existsSync(nameDir)) fs.renameSync(sName, nameDir);
+    else if (!fs.existsSync(versionDir)) fs.renameSync(sVersion, versionDir);
+    else fs.renameSync(sProvider, target);
+  } catch (e) {
+    if (replaced) fs.renameSync(path.join(staging, 'replaced'), target);
+    throw ioError(`cannot move the box into ${target}`, e);
+  }
+  fsyncDir(target);
+  return replaced;
+}
