@@ -184,3 +184,36 @@ export function sign(box: string, keys: KeyFiles[], args: string[], env?: NodeJS
 export function readJson(file: string): any {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
+
+/**
+ * A throwaway GNUPGHOME with a short path (gpg-agent's socket path must stay
+ * under the 108-byte limit of Unix sockets). The agent is stopped at teardown.
+ */
+export function gnupgHome(t: { teardown(fn: () => void): void }): string {
+  const home = fs.mkdtempSync('/tmp/bsg-gpg-');
+  fs.chmodSync(home, 0o700);
+  t.teardown(() => {
+    spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: home } });
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+  return home;
+}
+
+export interface GpgKey {
+  fingerprint: string;
+  secret: string;
+  public: string;
+}
+
+/** A key made by GnuPG (`gpg --quick-gen-key`), exported armored. */
+export function gpgKey(t: { teardown(fn: () => void): void }, dir: string, uid: string, algo = 'ed25519', usage = 'sign', home?: string): GpgKey & { home: string } {
+  const gh = home ?? gnupgHome(t);
+  const env = { ...process.env, GNUPGHOME: gh };
+  must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', uid, algo, usage, 'never'], { env });
+  const list = must('gpg', ['--batch', '--with-colons', '--list-secret-keys', `=${uid}`], { env });
+  const fpr = list.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  const base = path.join(dir, `gpg-${fpr.slice(-8)}`);
+  fs.writeFileSync(`${base}.secret.asc`, must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--armor', '--export-secret-keys', fpr], { env }));
+  fs.writeFileSync(`${base}.public.asc`, must('gpg', ['--batch', '--armor', '--export', fpr], { env }));
+  return { fingerprint: fpr, secret: `${base}.secret.asc`, public: `${base}.public.asc`, home: gh };
+}

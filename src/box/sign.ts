@@ -80,9 +80,13 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     throw ioError(`cannot open box ${input}`, e);
   }
 
-  // Reserve a gap for the .boxsig/ entries in front of the copied bytes.
+  // Reserve a gap for the .boxsig/ entries in front of the copied bytes. If
+  // they turn out larger, the tail is copied once more (slower, still correct).
+  // A plain-tar gap is filled with a pax comment, which must stay under the
+  // parser's extended-header limit.
   const keyBytes = opts.signers.reduce((n, s) => n + s.publicKey.length, 0);
-  const reserve = Math.ceil((64 * 1024 + 2 * keyBytes + 8 * 1024 * opts.signers.length) / BLOCK) * BLOCK;
+  const wanted = Math.ceil((16 * 1024 + 2 * keyBytes + 4 * 1024 * opts.signers.length) / BLOCK) * BLOCK;
+  const plainCap = Math.floor((LIMITS.maxMetaHeaderBytes - 4 * BLOCK) / BLOCK) * BLOCK;
 
   const tmp = tempPath(output);
   const fh = await fs.promises.open(tmp, 'wx', 0o644).catch((e) => {
@@ -94,6 +98,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     let skip: number | null = null; // raw bytes of the input to leave out (old .boxsig/ entries)
     const queue: Array<{ chunk: Buffer; offset: number }> = [];
     let written = 0; // bytes of the tail written so far
+    let reserve = wanted;
     const flush = async () => {
       while (queue.length) {
         const { chunk, offset } = queue.shift()!;
@@ -121,6 +126,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
           onRaw: async (chunk, offset) => {
             if (compressed === null) {
               compressed = isGzip(chunk);
+              if (!compressed) reserve = Math.min(wanted, plainCap);
               // gzip: boxsig's own leading member announces its length in its header
               if (compressed) skip = leadingMemberLength(chunk) ?? 0;
             }
