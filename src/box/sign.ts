@@ -17,6 +17,7 @@ import { buildGzipPrefix, buildPlainPrefix, type PrefixFile } from '../archive/w
 import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { buildManifest, parseManifest, serializeManifest, MANIFEST_PATH, type Manifest, type ManifestFile, type BoxIdentity } from '../manifest/manifest.js';
 import { parseDuration } from '../manifest/duration.js';
+import { canonicalJson } from '../manifest/json.js';
 import type { ManifestSigner } from '../keys/signer.js';
 import { checkSigners } from './judge.js';
 import { readMetadata } from './judge.js';
@@ -199,13 +200,14 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     let manifestBytes = serializeManifest(fresh);
     const kept = new Map<string, { sig: Buffer; key: Buffer }>();
     const dropped: SignResult['dropped'] = [];
+    const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
     const reusable =
       !opts.fresh &&
       oldManifest !== null &&
       opts.expires === undefined &&
-      (opts.claims === undefined || JSON.stringify(opts.claims) === JSON.stringify(oldManifest.claims)) &&
-      JSON.stringify(oldManifest.box) === JSON.stringify(box) &&
-      JSON.stringify(oldManifest.files) === JSON.stringify(fresh.files);
+      (opts.claims === undefined || same(opts.claims, oldManifest.claims)) &&
+      same(oldManifest.box, box) &&
+      same(oldManifest.files, fresh.files);
     if (reusable && old && oldManifest) {
       manifest = oldManifest;
       manifestBytes = old.manifest!;
