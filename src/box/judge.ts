@@ -136,7 +136,10 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
   const mode = trust.mode ?? 'verify';
   const policyFor = (name: string) => applyOverrides(resolvePolicy(trust.layers, name), trust.overrides ?? {});
 
-  if (!prefix.present || (!prefix.manifest && prefix.signatures.size === 0 && prefix.keys.size === 0)) {
+  if (prefix.present && !prefix.manifest) {
+    throw refuse('MALFORMED', '.boxsig/ has no manifest.json before the first file of the box (the .boxsig/ entries must lead the archive)');
+  }
+  if (!prefix.present) {
     const name = expect.name;
     if (!name) {
       throw refuse('UNSIGNED', 'the box is not signed (it has no .boxsig/ entries)', {}, 'give --name to apply a policy that allows unsigned boxes');
@@ -158,8 +161,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
       signerKeys: new Map(),
     };
   }
-  if (!prefix.manifest) throw refuse('MALFORMED', '.boxsig/ has no manifest.json');
-  const manifest = parseManifest(prefix.manifest);
+  const manifest = parseManifest(prefix.manifest!);
   const policy = policyFor(manifest.box.name);
   if (prefix.signatures.size === 0) {
     if (policy.signatures === 'optional') {
