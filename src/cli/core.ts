@@ -260,3 +260,33 @@ export function registerCoreCommands(program: Command): void {
 }
 
 export { EXIT_REFUSED };
+
+export function registerRepackage(program: Command): void {
+  program
+    .command('repackage')
+    .description('pack an installed box again (without .boxsig/, like vagrant box repackage), optionally signed')
+    .argument('<name>')
+    .argument('<provider>')
+    .argument('<version>')
+    .option('-o, --output <file>', 'the box to write', 'package.box')
+    .option('--key <secret.asc>', 'sign the repackaged box (repeatable)', collect)
+    .option('--gpg-key <fpr>', 'sign through GnuPG (repeatable)', collect)
+    .option('--passphrase-file <file>')
+    .option('--claim <key=value>', 'signed claim (repeatable)', collect)
+    .option('--expires <duration>')
+    .option('--vagrant-home <dir>')
+    .addOption(jsonOption())
+    .action(
+      action(async (name: string, provider: string, version: string, opts: { output: string; key?: string[]; gpgKey?: string[]; passphraseFile?: string; claim?: string[]; expires?: string; vagrantHome?: string; json?: boolean }) => {
+        const { repackageBox } = await import('../vagrant/repackage.js');
+        const signers = opts.key?.length || opts.gpgKey?.length ? await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile) : [];
+        const r = await repackageBox(name, provider, version, {
+          vagrantHome: opts.vagrantHome,
+          output: opts.output,
+          ...(signers.length ? { sign: { signers, claims: parseClaims(opts.claim), expires: opts.expires } } : {}),
+        });
+        if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });
+        else out(`boxsig: repackaged ${name} ${version} (${provider}) -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
+      }),
+    );
+}

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT_OK, EXIT_USAGE } from '../errors.js';
 import { reportError } from './io.js';
-import { registerCoreCommands } from './core.js';
+import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
@@ -25,6 +25,7 @@ export function buildProgram(): Command {
     });
   registerCoreCommands(program);
   registerTrustCommands(program);
+  registerRepackage(program);
   return program;
 }
 
