@@ -31,6 +31,7 @@ async function dispatcher(opts: HttpOptions): Promise<unknown> {
   const timeout = (opts.timeout ?? Number(process.env.BOXSIG_HTTP_TIMEOUT ?? 30)) * 1000;
   const key = JSON.stringify([opts.insecure, opts.caCert, timeout]);
   if (dispatcherCache?.key === key) return dispatcherCache.dispatcher;
+  quietUndiciWarning();
   const { EnvHttpProxyAgent } = await import('undici');
   const connect: Record<string, unknown> = { timeout };
   if (opts.insecure) connect.rejectUnauthorized = false;
@@ -41,6 +42,19 @@ async function dispatcher(opts: HttpOptions): Promise<unknown> {
   const d = new EnvHttpProxyAgent({ connect, headersTimeout: timeout, bodyTimeout: Math.max(timeout, 60_000) });
   dispatcherCache = { key, dispatcher: d };
   return d;
+}
+
+/** EnvHttpProxyAgent announces itself as experimental on every run; that is noise for users. */
+function quietUndiciWarning(): void {
+  const original = process.emitWarning;
+  if ((original as { boxsigQuiet?: boolean }).boxsigQuiet) return;
+  const quiet = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'UNDICI-EHPA') return;
+    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  (quiet as { boxsigQuiet?: boolean }).boxsigQuiet = true;
+  process.emitWarning = quiet;
 }
 
 const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ERR_OSSL)/;
