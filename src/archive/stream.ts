@@ -132,7 +132,8 @@ export class BoxStream {
       return;
     }
 
-    const gunzip = zlib.createGunzip({ chunkSize: CHUNK_SIZE });
+    // a few chunks of read-ahead let inflation (thread pool) overlap hashing (main thread)
+    const gunzip = zlib.createGunzip({ chunkSize: CHUNK_SIZE, readableHighWaterMark: 4 * CHUNK_SIZE } as zlib.ZlibOptions);
     this.gunzip = gunzip;
     const self = this;
     async function* raw(): AsyncGenerator<Buffer> {

@@ -7,7 +7,7 @@
 import * as openpgp from 'openpgp';
 import { BoxsigError, usage } from '../errors.js';
 import { globMatches, globProblem, globWithin } from '../policy/glob.js';
-import { fingerprintOf, parseUserId, PGP_CONFIG, userIdsOf } from './keys.js';
+import { fingerprintOf, PGP_CONFIG, userIdsOf } from './keys.js';
 import type { Enforcement } from './verify.js';
 
 const cfg = (): openpgp.Config => ({ ...openpgp.config, ...PGP_CONFIG }) as openpgp.Config;
@@ -143,7 +143,7 @@ export async function certifyScope(repoKey: openpgp.PublicKey, orgKey: openpgp.P
 export async function addUserId(key: openpgp.PrivateKey, uid: string): Promise<openpgp.PrivateKey> {
   if (key.users.some((u) => u.userID?.userID === uid)) throw usage(`the key already has the user ID ${JSON.stringify(uid)}`);
   // A new user ID packet with a self-certification modelled on the primary user's (expiry, flags, preferences).
-  const packet = openpgp.UserIDPacket.fromObject(parseUserId(uid));
+  const packet = openpgp.UserIDPacket.fromObject({ name: uid });
   const list = new openpgp.PacketList();
   list.push(...key.toPacketList());
   const bound = await selfCertify(key, packet);

@@ -159,7 +159,8 @@ export async function generateKey(opts: GenerateOptions): Promise<{ privateKey: 
     if (!u.trim() || u.length > 1024 || /[\u0000-\u001f]/.test(u)) throw usage(`invalid user ID ${JSON.stringify(u)}`);
   }
   const base = {
-    userIDs: opts.userIds.map(parseUserId),
+    // the whole string as the "name": OpenPGP.js writes it byte for byte (its e-mail check would refuse valid local addresses)
+    userIDs: opts.userIds.map((u) => ({ name: u })),
     keyExpirationTime: opts.expiresIn ?? 0,
     format: 'armored' as const,
     config: PGP_CONFIG,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { BoxsigError, refuse, usage, ioError } from '../errors.js';
-import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../archive/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
@@ -179,34 +179,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       const abs = path.join(boxRoot, rel);
       if (!abs.startsWith(boxRoot + path.sep)) throw refuse('UNSAFE_ENTRY', `${rel} escapes the box directory`);
       fs.mkdirSync(path.dirname(abs), { recursive: true });
-      const ws = fs.createWriteStream(abs, { flags: 'wx', mode, highWaterMark: 8 * CHUNK_SIZE });
-      let failed: Error | null = null;
-      ws.on('error', (e) => (failed = e));
-      return {
-        write(chunk: Buffer) {
-          if (failed) throw ioError(`cannot write ${rel}`, failed);
-          if (!ws.write(chunk)) {
-            return new Promise<void>((resolve, reject) => {
-              const onDrain = () => {
-                ws.off('error', onErr);
-                resolve();
-              };
-              const onErr = (e: Error) => {
-                ws.off('drain', onDrain);
-                reject(ioError(`cannot write ${rel}`, e));
-              };
-              ws.once('drain', onDrain);
-              ws.once('error', onErr);
-            });
-          }
-        },
-        close() {
-          return new Promise<void>((resolve, reject) => {
-            if (failed) return reject(ioError(`cannot write ${rel}`, failed));
-            ws.end((e?: Error | null) => (e ? reject(ioError(`cannot write ${rel}`, e)) : resolve()));
-          });
-        },
-      };
+      return openSink(abs, rel, mode);
     };
     const read = await readBox(
       opened.stream,
@@ -300,6 +273,46 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * A file written with positional writes, several in flight on the thread
+ * pool, so that writing overlaps inflating and hashing. Memory is bounded by
+ * the number of chunks in flight.
+ */
+async function openSink(abs: string, rel: string, mode: number): Promise<FileSink> {
+  const fh = await fs.promises.open(abs, 'wx', mode).catch((e) => {
+    throw ioError(`cannot create ${rel}`, e);
+  });
+  const inflight: Promise<void>[] = [];
+  let position = 0;
+  let failure: unknown = null;
+  const MAX_IN_FLIGHT = 8;
+  const writeAt = async (chunk: Buffer, at: number) => {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, at + off);
+      off += bytesWritten;
+    }
+  };
+  return {
+    write(chunk: Buffer) {
+      if (failure) throw ioError(`cannot write ${rel}`, failure);
+      inflight.push(
+        writeAt(chunk, position).catch((e) => {
+          failure = e;
+        }),
+      );
+      position += chunk.length;
+      if (inflight.length >= MAX_IN_FLIGHT) return inflight.shift();
+    },
+    async close() {
+      await Promise.all(inflight);
+      inflight.length = 0;
+      await fh.close();
+      if (failure) throw ioError(`cannot write ${rel}`, failure);
+    },
+  };
 }
 
 function existsError(name: string, version: string, provider: string, target: string): BoxsigError {
