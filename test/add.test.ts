@@ -206,13 +206,18 @@ t.test('network errors: 404, TLS, timeouts, proxies', async (t) => {
   t.match(px.hits.join('\n'), new RegExp(`net\\.box|CONNECT 127\\.0\\.0\\.1:${srv.port}`), 'the request went through HTTP_PROXY');
 });
 
-t.test('ten concurrent adds of different boxes keep all ten trust records', async (t) => {
+t.test('ten concurrent adds and ten trust updates lose nothing, past a stale lock', async (t) => {
   const w = world(t);
   const boxes = Array.from({ length: 10 }, (_, i) => w.box(`acme/par-${i}`, `1.0.${i}`));
-  const results = await Promise.all(boxes.map((b) => boxsigAsync(['add', b, '--json', '--quiet'], { env: w.env })));
+  // a stale lock left by a killed process (a pid that does not exist) must not block anyone
+  fs.mkdirSync(w.env.BOXSIG_HOME!, { recursive: true });
+  fs.writeFileSync(path.join(w.env.BOXSIG_HOME!, 'trust.lock'), JSON.stringify({ pid: 999999, token: 'dead', host: (await import('node:os')).hostname(), time: Date.now() }));
+  const pins = Array.from({ length: 10 }, (_, i) => boxsigAsync(['trust', 'pin', `pinned/box-${i}`, w.other.fingerprint, '--json'], { env: w.env }));
+  const results = await Promise.all([...boxes.map((b) => boxsigAsync(['add', b, '--json', '--quiet'], { env: w.env })), ...pins]);
   for (const r of results) t.equal(r.code, 0, r.stderr);
   const state = JSON.parse(fs.readFileSync(path.join(w.env.BOXSIG_HOME!, 'trust.json'), 'utf8'));
   t.equal(Object.keys(state.boxes).length, 10, 'all ten records are present');
+  t.equal(Object.keys(state.pins).length, 10, 'all ten concurrent pins are present');
   for (let i = 0; i < 10; i++) t.same(state.boxes[`acme/par-${i}`].keys, [w.key.fingerprint]);
   t.equal(fs.existsSync(path.join(w.env.BOXSIG_HOME!, 'trust.lock')), false, 'the lock is released');
   const list = fs.readdirSync(path.join(w.env.VAGRANT_HOME!, 'boxes'));
@@ -225,10 +230,10 @@ t.test('SIGKILL in the middle of an add leaves no box and no debris a later add 
   const base = makeBox(path.join(w.dir, 'big.box'), { files: { 'disk.img': crypto.randomBytes(6 * 1024 * 1024) } });
   const big = path.join(w.dir, 'big-signed.box');
   t.equal(sign(base, [w.key], ['--name', 'acme/big', '--version', '1.0.0', '-o', big], w.env).code, 0);
-  const srv = await serve({ '/big.box': { file: big, rate: 256 * 1024 } });
+  const srv = await serve({ '/big.box': { file: big, rate: 128 * 1024 } }); // ~2.5 MiB/s: the last kill still lands mid-transfer
   t.teardown(() => srv.close());
   const home = w.env.VAGRANT_HOME!;
-  for (const delay of [150, 600, 1200]) {
+  for (const delay of [100, 250, 400, 600, 800, 1000, 1300, 1600]) {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), 'add', `${srv.url}/big.box`, '--quiet'], { env: w.env, stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, delay));
