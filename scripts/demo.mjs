@@ -57,7 +57,10 @@ const img = fs.readFileSync(path.join(x, 'box-disk1.vmdk'));
 img[1000] ^= 1;
 fs.writeFileSync(path.join(x, 'box-disk1.vmdk'), img);
 // .boxsig/ must lead the archive: list its files first, explicitly
-const boxsigFiles = ['.boxsig/manifest.json', ...['signatures', 'keys'].flatMap((d) => fs.readdirSync(path.join(x, '.boxsig', d)).map((f) => `.boxsig/${d}/${f}`))];
+const boxsigFiles = [
+  '.boxsig/manifest.json',
+  ...['signatures', 'keys'].flatMap((d) => fs.readdirSync(path.join(x, '.boxsig', d)).map((f) => `.boxsig/${d}/${f}`)),
+];
 await create({ gzip: true, file: path.join(work, 'tampered.box'), cwd: x, portable: true }, [...boxsigFiles, 'metadata.json', 'Vagrantfile', 'box-disk1.vmdk']);
 run(['verify', 'tampered.box'], { expectFail: true });
 

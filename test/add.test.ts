@@ -111,7 +111,10 @@ t.test('catalog file with a relative URL, file:// URLs, and a key change through
   fs.copyFileSync(v1, path.join(w.dir, 'db-1.0.0.box'));
   fs.writeFileSync(
     path.join(w.dir, 'catalog.json'),
-    JSON.stringify({ name: 'acme/db', versions: [{ version: '1.0.0', providers: [{ name: 'virtualbox', url: 'db-1.0.0.box', checksum_type: 'sha256', checksum: sha256(v1) }] }] }),
+    JSON.stringify({
+      name: 'acme/db',
+      versions: [{ version: '1.0.0', providers: [{ name: 'virtualbox', url: 'db-1.0.0.box', checksum_type: 'sha256', checksum: sha256(v1) }] }],
+    }),
   );
   const r = boxsig(['add', 'catalog.json', '--json'], { env: w.env, cwd: w.dir });
   t.equal(r.code, 0, r.stderr);
@@ -123,7 +126,10 @@ t.test('catalog file with a relative URL, file:// URLs, and a key change through
   fs.copyFileSync(rogue, path.join(w.dir, 'db-2.0.0.box'));
   fs.writeFileSync(
     path.join(w.dir, 'catalog.json'),
-    JSON.stringify({ name: 'acme/db', versions: [{ version: '2.0.0', providers: [{ name: 'virtualbox', url: `file://${path.join(w.dir, 'db-2.0.0.box')}` }] }] }),
+    JSON.stringify({
+      name: 'acme/db',
+      versions: [{ version: '2.0.0', providers: [{ name: 'virtualbox', url: `file://${path.join(w.dir, 'db-2.0.0.box')}` }] }],
+    }),
   );
   const home = w.env.VAGRANT_HOME!;
   const store = path.join(w.env.BOXSIG_HOME!, 'trust.json');
@@ -171,7 +177,10 @@ t.test('direct adds: file, http URL, existing box, --force, unsigned boxes', asy
   const u2 = boxsig(['add', unsigned, '--name', 'legacy/old'], { env: w.env, cwd: w.dir });
   t.equal(u2.code, 0, u2.stderr);
   t.match(u2.stderr, /warning: UNSIGNED/);
-  t.ok(fs.existsSync(path.join(home, 'boxes', 'legacy-VAGRANTSLASH-old', '0', 'virtualbox', 'metadata.json')), "an unsigned direct add gets Vagrant's version 0");
+  t.ok(
+    fs.existsSync(path.join(home, 'boxes', 'legacy-VAGRANTSLASH-old', '0', 'virtualbox', 'metadata.json')),
+    "an unsigned direct add gets Vagrant's version 0",
+  );
 });
 
 t.test('network errors: 404, TLS, timeouts, proxies', async (t) => {
@@ -201,7 +210,9 @@ t.test('network errors: 404, TLS, timeouts, proxies', async (t) => {
 
   const px = await proxy();
   t.teardown(() => px.close());
-  const viaProxy = await boxsigAsync(['add', `${srv.url}/net.box`, '--force', '--json'], { env: { ...w.env, HTTP_PROXY: px.url, http_proxy: px.url, NO_PROXY: '', no_proxy: '' } });
+  const viaProxy = await boxsigAsync(['add', `${srv.url}/net.box`, '--force', '--json'], {
+    env: { ...w.env, HTTP_PROXY: px.url, http_proxy: px.url, NO_PROXY: '', no_proxy: '' },
+  });
   t.equal(viaProxy.code, 0, viaProxy.stderr);
   t.match(px.hits.join('\n'), new RegExp(`net\\.box|CONNECT 127\\.0\\.0\\.1:${srv.port}`), 'the request went through HTTP_PROXY');
 });
@@ -211,7 +222,10 @@ t.test('ten concurrent adds and ten trust updates lose nothing, past a stale loc
   const boxes = Array.from({ length: 10 }, (_, i) => w.box(`acme/par-${i}`, `1.0.${i}`));
   // a stale lock left by a killed process (a pid that does not exist) must not block anyone
   fs.mkdirSync(w.env.BOXSIG_HOME!, { recursive: true });
-  fs.writeFileSync(path.join(w.env.BOXSIG_HOME!, 'trust.lock'), JSON.stringify({ pid: 999999, token: 'dead', host: (await import('node:os')).hostname(), time: Date.now() }));
+  fs.writeFileSync(
+    path.join(w.env.BOXSIG_HOME!, 'trust.lock'),
+    JSON.stringify({ pid: 999999, token: 'dead', host: (await import('node:os')).hostname(), time: Date.now() }),
+  );
   const pins = Array.from({ length: 10 }, (_, i) => boxsigAsync(['trust', 'pin', `pinned/box-${i}`, w.other.fingerprint, '--json'], { env: w.env }));
   const results = await Promise.all([...boxes.map((b) => boxsigAsync(['add', b, '--json', '--quiet'], { env: w.env })), ...pins]);
   for (const r of results) t.equal(r.code, 0, r.stderr);
@@ -235,7 +249,10 @@ t.test('SIGKILL in the middle of an add leaves no box and no debris a later add 
   const home = w.env.VAGRANT_HOME!;
   for (const delay of [100, 250, 400, 600, 800, 1000, 1300, 1600]) {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), 'add', `${srv.url}/big.box`, '--quiet'], { env: w.env, stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), 'add', `${srv.url}/big.box`, '--quiet'], {
+      env: w.env,
+      stdio: 'ignore',
+    });
     await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));

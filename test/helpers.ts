@@ -27,7 +27,13 @@ export interface RunOptions {
 
 /** Environment isolated from the developer's own trust store and config. */
 export function isolatedEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BOXSIG_HOME: path.join(home, 'boxsig-home'), VAGRANT_HOME: path.join(home, 'vagrant-home'), GNUPGHOME: path.join(home, 'gnupg'), ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BOXSIG_HOME: path.join(home, 'boxsig-home'),
+    VAGRANT_HOME: path.join(home, 'vagrant-home'),
+    GNUPGHOME: path.join(home, 'gnupg'),
+    ...extra,
+  };
   delete env.BOXSIG_PASSPHRASE;
   return env;
 }
@@ -206,14 +212,27 @@ export interface GpgKey {
 }
 
 /** A key made by GnuPG (`gpg --quick-gen-key`), exported armored. */
-export function gpgKey(t: { teardown(fn: () => void): void }, dir: string, uid: string, algo = 'ed25519', usage = 'sign', home?: string): GpgKey & { home: string } {
+export function gpgKey(
+  t: { teardown(fn: () => void): void },
+  dir: string,
+  uid: string,
+  algo = 'ed25519',
+  usage = 'sign',
+  home?: string,
+): GpgKey & { home: string } {
   const gh = home ?? gnupgHome(t);
   const env = { ...process.env, GNUPGHOME: gh };
   must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', uid, algo, usage, 'never'], { env });
   const list = must('gpg', ['--batch', '--with-colons', '--list-secret-keys', `=${uid}`], { env });
-  const fpr = list.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  const fpr = list
+    .split('\n')
+    .find((l) => l.startsWith('fpr:'))!
+    .split(':')[9];
   const base = path.join(dir, `gpg-${fpr.slice(-8)}`);
-  fs.writeFileSync(`${base}.secret.asc`, must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--armor', '--export-secret-keys', fpr], { env }));
+  fs.writeFileSync(
+    `${base}.secret.asc`,
+    must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--armor', '--export-secret-keys', fpr], { env }),
+  );
   fs.writeFileSync(`${base}.public.asc`, must('gpg', ['--batch', '--armor', '--export', fpr], { env }));
   return { fingerprint: fpr, secret: `${base}.secret.asc`, public: `${base}.public.asc`, home: gh };
 }

@@ -59,10 +59,15 @@ t.test('GNU tar box signed with GnuPG-made keys verifies everywhere', async (t) 
   const rsak = gpgKey(t, dir, 'GnuPG RSA <rsa@example.org>', 'rsa3072', 'sign', edk.home);
   const ed = { fpr: edk.fingerprint, secret: edk.secret, public: edk.public };
   const rsa = { fpr: rsak.fingerprint, secret: rsak.secret, public: rsak.public };
-  const box = makeBox(path.join(dir, 'gnu.box'), { files: { Vagrantfile: 'Vagrant.configure("2") {}\n', 'box-disk1.vmdk': pseudoRandom(2_000_000, 7), 'box.ovf': '<ovf/>' } });
+  const box = makeBox(path.join(dir, 'gnu.box'), {
+    files: { Vagrantfile: 'Vagrant.configure("2") {}\n', 'box-disk1.vmdk': pseudoRandom(2_000_000, 7), 'box.ovf': '<ovf/>' },
+  });
   const original = fs.readFileSync(box);
   const signed = path.join(dir, 'signed.box');
-  const r = boxsig(['sign', box, '--key', ed.secret, '--key', rsa.secret, '--name', 'acme/gnu', '--version', '2.0.1', '--claim', 'builder=ci-prod', '-o', signed, '--json'], { env });
+  const r = boxsig(
+    ['sign', box, '--key', ed.secret, '--key', rsa.secret, '--name', 'acme/gnu', '--version', '2.0.1', '--claim', 'builder=ci-prod', '-o', signed, '--json'],
+    { env },
+  );
   t.equal(r.code, 0, r.stderr);
   t.same(r.json.signers, [ed.fpr, rsa.fpr].sort());
   t.same(fs.readFileSync(box), original, 'the input box is untouched with -o');
@@ -85,7 +90,11 @@ t.test('plain tar boxes, multi-member gzip and boxsig-made keys', async (t) => {
   const env = isolatedEnv(dir);
   const key = makeKey(dir, 'Boxsig Key <k@example.org>', [], { ...env, BOXSIG_PASSPHRASE: '' });
   // plain tar
-  const plain = makeBox(path.join(dir, 'plain.box'), { compress: 'none', provider: 'libvirt', files: { 'box.img': pseudoRandom(700_000, 3), Vagrantfile: '# v\n' } });
+  const plain = makeBox(path.join(dir, 'plain.box'), {
+    compress: 'none',
+    provider: 'libvirt',
+    files: { 'box.img': pseudoRandom(700_000, 3), Vagrantfile: '# v\n' },
+  });
   const ps = path.join(dir, 'plain-signed.box');
   t.equal(sign(plain, [key], ['--name', 'acme/plain', '--version', '1', '-o', ps], env).code, 0);
   t.equal(boxsig(['verify', ps, '--provider', 'libvirt'], { env }).code, 0);

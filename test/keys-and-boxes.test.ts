@@ -13,7 +13,10 @@ t.test('key generate: files, modes, passphrases, types', async (t) => {
   const env = isolatedEnv(dir);
   const passFile = path.join(dir, 'pass.txt');
   fs.writeFileSync(passFile, 'correct horse\n');
-  const r = boxsig(['key', 'generate', '--uid', 'Acme <a@acme.example>', '--out', path.join(dir, 'k'), '--passphrase-file', passFile, '--expires', '2y', '--json'], { env });
+  const r = boxsig(
+    ['key', 'generate', '--uid', 'Acme <a@acme.example>', '--out', path.join(dir, 'k'), '--passphrase-file', passFile, '--expires', '2y', '--json'],
+    { env },
+  );
   t.equal(r.code, 0, r.stderr);
   t.match(r.json.fingerprint, /^[0-9A-F]{40}$/);
   t.equal(fs.statSync(path.join(dir, 'k.secret.asc')).mode & 0o777, 0o600, 'the secret key is mode 0600');
@@ -27,12 +30,29 @@ t.test('key generate: files, modes, passphrases, types', async (t) => {
   const noPass = boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out, '--json'], { env });
   t.equal(noPass.code, 2, 'a protected key without a passphrase is a usage error (no TTY)');
   t.match(noPass.json.message, /passphrase/);
-  const wrong = boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out, '--json'], { env: { ...env, BOXSIG_PASSPHRASE: 'wrong' } });
+  const wrong = boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out, '--json'], {
+    env: { ...env, BOXSIG_PASSPHRASE: 'wrong' },
+  });
   t.equal(wrong.code, 2);
   t.notOk(fs.existsSync(out), 'nothing written on failure');
-  t.equal(boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out], { env: { ...env, BOXSIG_PASSPHRASE: 'correct horse' } }).code, 0, 'BOXSIG_PASSPHRASE unlocks it');
-  t.equal(boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out, '--passphrase-file', passFile], { env }).code, 0, '--passphrase-file unlocks it');
-  t.equal(boxsig(['sign', box, '--key', path.join(dir, 'k.public.asc'), '--name', 'acme/p', '--version', '1', '-o', out], { env }).code, 2, 'a public key cannot sign');
+  t.equal(
+    boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out], {
+      env: { ...env, BOXSIG_PASSPHRASE: 'correct horse' },
+    }).code,
+    0,
+    'BOXSIG_PASSPHRASE unlocks it',
+  );
+  t.equal(
+    boxsig(['sign', box, '--key', path.join(dir, 'k.secret.asc'), '--name', 'acme/p', '--version', '1', '-o', out, '--passphrase-file', passFile], { env })
+      .code,
+    0,
+    '--passphrase-file unlocks it',
+  );
+  t.equal(
+    boxsig(['sign', box, '--key', path.join(dir, 'k.public.asc'), '--name', 'acme/p', '--version', '1', '-o', out], { env }).code,
+    2,
+    'a public key cannot sign',
+  );
 });
 
 t.test('sign: provider from metadata.json, contradictions, co-signing, re-signing, strip', async (t) => {
@@ -74,7 +94,11 @@ t.test('sign: provider from metadata.json, contradictions, co-signing, re-signin
   fs.copyFileSync(box, inplace);
   t.equal(sign(inplace, [a], ['--name', 'acme/lv', '--version', '2'], env).code, 0);
   t.equal(boxsig(['verify', inplace], { env }).code, 0);
-  t.same(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary files left');
+  t.same(
+    fs.readdirSync(dir).filter((f) => f.includes('.tmp')),
+    [],
+    'no temporary files left',
+  );
 
   // strip: back to the original bytes, without recompression
   const stripped = path.join(dir, 'stripped.box');
@@ -113,8 +137,21 @@ t.test('sign --gpg-key signs through gpg-agent with the same format', async (t) 
   const x = path.join(dir, 'x');
   fs.mkdirSync(x);
   must('tar', ['xzf', out, '-C', x]);
-  t.equal(sh('sqv', ['--keyring', path.join(x, `.boxsig/keys/${k.fingerprint}.asc`), path.join(x, `.boxsig/signatures/${k.fingerprint}.asc`), path.join(x, '.boxsig/manifest.json')]).code, 0, 'sqv verifies it');
-  t.equal(boxsig(['sign', box, '--gpg-key', '0'.repeat(40), '--name', 'acme/gpg', '--version', '1', '-o', out], { env }).code, 2, 'an unknown GnuPG key is a usage error');
+  t.equal(
+    sh('sqv', [
+      '--keyring',
+      path.join(x, `.boxsig/keys/${k.fingerprint}.asc`),
+      path.join(x, `.boxsig/signatures/${k.fingerprint}.asc`),
+      path.join(x, '.boxsig/manifest.json'),
+    ]).code,
+    0,
+    'sqv verifies it',
+  );
+  t.equal(
+    boxsig(['sign', box, '--gpg-key', '0'.repeat(40), '--name', 'acme/gpg', '--version', '1', '-o', out], { env }).code,
+    2,
+    'an unknown GnuPG key is a usage error',
+  );
 });
 
 t.test('verify --dir checks an extracted box like an archive', async (t) => {
@@ -130,7 +167,8 @@ t.test('verify --dir checks an extracted box like an archive', async (t) => {
     must('tar', ['xzf', signed, '-C', d]);
     return d;
   };
-  const vd = (d: string, ...a: string[]) => boxsig(['verify', '--dir', d, '--name', 'acme/dir', '--version', '1.0', '--provider', 'virtualbox', '--json', ...a], { env });
+  const vd = (d: string, ...a: string[]) =>
+    boxsig(['verify', '--dir', d, '--name', 'acme/dir', '--version', '1.0', '--provider', 'virtualbox', '--json', ...a], { env });
   t.equal(vd(extract('ok')).code, 0);
   const ex = extract('extra');
   fs.writeFileSync(path.join(ex, 'extra'), 'x');
@@ -174,7 +212,11 @@ t.test('library API: typed results and BoxsigError codes', async (t) => {
   t.equal(v.signers[0].via, 'pin');
   const i = await inspectBox(out);
   t.equal(i.manifest?.box.version, '0.1.0');
-  const caught = async (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e);
+  const caught = async (p: Promise<unknown>) =>
+    p.then(
+      () => null,
+      (e: unknown) => e,
+    );
   const wrong = await caught(verifyBox(out, { store, layers: [], expect: { name: 'acme/else' } }));
   t.ok(wrong instanceof BoxsigError, 'a refusal is a BoxsigError');
   t.equal((wrong as BoxsigError).code, 'WRONG_BOX');

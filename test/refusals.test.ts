@@ -23,7 +23,14 @@ function retar(signed: string, out: string, edit: (dir: string) => string[] | vo
   fs.mkdirSync(dir, { recursive: true });
   must('tar', ['xf', signed, '-C', dir]);
   const extra = edit(dir) ?? [];
-  const names = ['.boxsig', ...fs.readdirSync(dir).filter((n) => n !== '.boxsig').sort(), ...extra];
+  const names = [
+    '.boxsig',
+    ...fs
+      .readdirSync(dir)
+      .filter((n) => n !== '.boxsig')
+      .sort(),
+    ...extra,
+  ];
   must('tar', [compress ? 'czf' : 'cf', out, '-C', dir, ...names]);
   return out;
 }
@@ -78,7 +85,10 @@ t.test('archive refusals', async (t) => {
   const edited = retar(f.signed, path.join(dir, 'edited.box'), (d) => {
     const p = path.join(d, '.boxsig/manifest.json');
     const m = fs.readFileSync(p, 'utf8');
-    fs.writeFileSync(p, m.replace(/"sha256":"(.)/, (_x, c) => `"sha256":"${c === '0' ? '1' : '0'}`));
+    fs.writeFileSync(
+      p,
+      m.replace(/"sha256":"(.)/, (_x, c) => `"sha256":"${c === '0' ? '1' : '0'}`),
+    );
   });
   expectRefusal(t, v(edited), 'BAD_SIGNATURE', 'the manifest edited');
   // a manifest edited into non-canonical JSON
@@ -202,7 +212,13 @@ t.test('add refusals: key change, rollback, checksum', async (t) => {
   const f = fixture(t);
   const { dir, env } = f;
   const home = env.VAGRANT_HOME!;
-  const listing = () => (fs.existsSync(home) ? must('find', [path.join(home, 'boxes')]).split('\n').sort().join('\n') : '');
+  const listing = () =>
+    fs.existsSync(home)
+      ? must('find', [path.join(home, 'boxes')])
+          .split('\n')
+          .sort()
+          .join('\n')
+      : '';
   const add = (box: string, ...args: string[]) => boxsig(['add', box, '--json', '--quiet', ...args], { env });
 
   const v2 = path.join(dir, 'v2.box');

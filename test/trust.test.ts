@@ -32,7 +32,11 @@ t.test('an organisation chain made with stock GnuPG', async (t) => {
   const home = gnupgHome(t);
   const genv = { ...process.env, GNUPGHOME: home };
   const gpg = (...args: string[]) => must('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: genv });
-  const fprOf = (uid: string) => gpg('--with-colons', '--list-keys', `=${uid}`).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  const fprOf = (uid: string) =>
+    gpg('--with-colons', '--list-keys', `=${uid}`)
+      .split('\n')
+      .find((l) => l.startsWith('fpr:'))!
+      .split(':')[9];
   gpg('--quick-gen-key', 'Acme Org <org@acme.example>', 'ed25519', 'sign,cert', 'never');
   gpg('--quick-gen-key', 'Acme Ubuntu Builds <ubuntu@acme.example>', 'ed25519', 'sign', 'never');
   gpg('--quick-gen-key', 'Rogue Org <rogue@evil.example>', 'ed25519', 'sign,cert', 'never');

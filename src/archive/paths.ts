@@ -64,7 +64,14 @@ export function normalizeEntryPath(raw: string): string {
 export function foldName(p: string): string {
   return p
     .split('/')
-    .map((c) => c.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/[. ]+$/u, ''))
+    .map((c) =>
+      c
+        .normalize('NFKC')
+        .toUpperCase()
+        .toLowerCase()
+        .normalize('NFKC')
+        .replace(/[. ]+$/u, ''),
+    )
     .join('/');
 }
 
@@ -112,11 +119,10 @@ export class PathRegistry {
     const f = foldName(p);
     const other = this.folded.get(f);
     if (other !== undefined && other !== p) {
-      throw refuse(
-        'UNSAFE_ENTRY',
-        `${showPath(entry)} collides with ${showPath(other)} on case-insensitive or Unicode-normalising filesystems`,
-        { path: entry, other },
-      );
+      throw refuse('UNSAFE_ENTRY', `${showPath(entry)} collides with ${showPath(other)} on case-insensitive or Unicode-normalising filesystems`, {
+        path: entry,
+        other,
+      });
     }
     this.folded.set(f, p);
   }

@@ -162,9 +162,7 @@ export class BoxStream {
       if (e instanceof BoxsigError) throw e;
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (code.startsWith('Z_') || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-        const msg = /unexpected end of file/.test((e as Error).message)
-          ? 'the gzip stream is truncated'
-          : `corrupt gzip data (${(e as Error).message})`;
+        const msg = /unexpected end of file/.test((e as Error).message) ? 'the gzip stream is truncated' : `corrupt gzip data (${(e as Error).message})`;
         throw refuse('MALFORMED', msg, { zlib: code });
       }
       throw toBoxsigError(e);

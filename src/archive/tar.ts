@@ -33,10 +33,7 @@ export interface TarEntry {
 }
 
 export type TarEvent =
-  | { kind: 'entry'; entry: TarEntry }
-  | { kind: 'data'; chunk: Buffer }
-  | { kind: 'entryEnd'; entry: TarEntry }
-  | { kind: 'eof'; offset: number };
+  { kind: 'entry'; entry: TarEntry } | { kind: 'data'; chunk: Buffer } | { kind: 'entryEnd'; entry: TarEntry } | { kind: 'eof'; offset: number };
 
 type State = 'header' | 'data' | 'pad' | 'meta' | 'eof';
 

@@ -122,7 +122,11 @@ async function sha256File(file: string, onBytes?: (n: number) => void): Promise<
  * Check the files of an extracted box against the expectation (or just hash
  * them when there is none). Structure first (cheap), then contents.
  */
-export async function checkBoxDir(dir: string, expectation: Expectation | null, onBytes?: (n: number) => void): Promise<{ files: ManifestFile[]; metadata: Buffer | null }> {
+export async function checkBoxDir(
+  dir: string,
+  expectation: Expectation | null,
+  onBytes?: (n: number) => void,
+): Promise<{ files: ManifestFile[]; metadata: Buffer | null }> {
   let st: fs.Stats;
   try {
     st = fs.statSync(dir);
@@ -140,7 +144,11 @@ export async function checkBoxDir(dir: string, expectation: Expectation | null, 
     const have = new Set(found.map((f) => f.path));
     const missing = [...expectation.files.keys()].filter((p) => !have.has(p));
     if (missing.length) {
-      throw refuse('MISSING_FILE', `${missing.map(showPath).join(', ')} ${missing.length === 1 ? 'is' : 'are'} listed in the signed manifest but not in the box`, { paths: missing });
+      throw refuse(
+        'MISSING_FILE',
+        `${missing.map(showPath).join(', ')} ${missing.length === 1 ? 'is' : 'are'} listed in the signed manifest but not in the box`,
+        { paths: missing },
+      );
     }
   }
   const files: ManifestFile[] = [];

@@ -146,7 +146,11 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     }
     const policy = policyFor(name);
     if (policy.signatures !== 'optional') {
-      throw refuse('UNSIGNED', `box ${name} is not signed and the policy requires signatures${policy.origin.signatures ? ` (${policy.origin.signatures})` : ''}`, { name });
+      throw refuse(
+        'UNSIGNED',
+        `box ${name} is not signed and the policy requires signatures${policy.origin.signatures ? ` (${policy.origin.signatures})` : ''}`,
+        { name },
+      );
     }
     return {
       signed: false,
@@ -195,17 +199,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     policy,
     record,
     storeFile: trust.store.file,
-    orgKey: async (fpr) => {
-      const inBox = boxKeys.get(fpr) ?? null;
-      const inRing = await trust.store.keyring.get(fpr);
-      if (inBox && inRing) return (await inRing.update(inBox).catch(() => inRing)) as openpgp.PublicKey;
-      const k = inRing ?? inBox;
-      return k ? applyRevocations(k, trust.store.keyring.revocations()) : null;
-    },
-    recordedKey: async (fpr) => {
-      const k = (await trust.store.keyring.get(fpr)) ?? boxKeys.get(fpr) ?? null;
-      return k ? applyRevocations(k, trust.store.keyring.revocations()) : null;
-    },
+    ...keyLookups(trust.store, boxKeys),
     now,
     mode,
     allowDowngrade: trust.allowDowngrade,
@@ -237,6 +231,22 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     expectation: expectationOf(manifest),
     signerKeys: new Map(signers.filter((s) => s.key).map((s) => [s.fingerprint, s.key!])),
   };
+}
+
+/**
+ * Where organisation keys and keys recorded by trust on first use come from:
+ * the keyring (merged with a copy carried in the box), with every stored
+ * revocation applied.
+ */
+export function keyLookups(store: TrustStore, boxKeys: Map<string, openpgp.PublicKey>) {
+  const lookup = async (fpr: string): Promise<openpgp.PublicKey | null> => {
+    const inBox = boxKeys.get(fpr) ?? null;
+    const inRing = await store.keyring.get(fpr);
+    if (inBox && inRing) return (await inRing.update(inBox).catch(() => inRing)) as openpgp.PublicKey;
+    const k = inRing ?? inBox;
+    return k ? applyRevocations(k, store.keyring.revocations()) : null;
+  };
+  return { orgKey: lookup, recordedKey: lookup };
 }
 
 export function expectationOf(m: Manifest): Expectation {

@@ -295,17 +295,25 @@ export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOpti
     }
   } catch (e) {
     if (curSink) await (curSink as FileSink).close().catch(() => undefined);
-    if (opts.expectedChecksum && e instanceof BoxsigError && ['MALFORMED', 'TAMPERED', 'UNLISTED_FILE', 'MISSING_FILE', 'DUPLICATE_ENTRY', 'UNSAFE_ENTRY'].includes(e.code)) {
+    if (
+      opts.expectedChecksum &&
+      e instanceof BoxsigError &&
+      ['MALFORMED', 'TAMPERED', 'UNLISTED_FILE', 'MISSING_FILE', 'DUPLICATE_ENTRY', 'UNSAFE_ENTRY'].includes(e.code)
+    ) {
       // A corrupt download looks like tampering: finish the checksum to tell them apart.
       try {
         await stream.drain();
         const sum = stream.checksum;
         if (sum !== null && sum !== opts.expectedChecksum.toLowerCase()) {
-          throw refuse('CHECKSUM_MISMATCH', `checksum mismatch: expected ${opts.expectedChecksum.toLowerCase()}, got ${sum} (the download is corrupt or was replaced)`, {
-            expected: opts.expectedChecksum.toLowerCase(),
-            actual: sum,
-            cause: e.code,
-          });
+          throw refuse(
+            'CHECKSUM_MISMATCH',
+            `checksum mismatch: expected ${opts.expectedChecksum.toLowerCase()}, got ${sum} (the download is corrupt or was replaced)`,
+            {
+              expected: opts.expectedChecksum.toLowerCase(),
+              actual: sum,
+              cause: e.code,
+            },
+          );
         }
       } catch (inner) {
         if (inner instanceof BoxsigError && inner.code === 'CHECKSUM_MISMATCH') throw inner;
@@ -320,9 +328,13 @@ export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOpti
   if (!stopped && expectation) {
     const missing = [...(expectation as Expectation).files.keys()].filter((p) => !seen.has(p));
     if (missing.length) {
-      throw refuse('MISSING_FILE', `${missing.map(showPath).join(', ')} ${missing.length === 1 ? 'is' : 'are'} listed in the signed manifest but not in the box`, {
-        paths: missing,
-      });
+      throw refuse(
+        'MISSING_FILE',
+        `${missing.map(showPath).join(', ')} ${missing.length === 1 ? 'is' : 'are'} listed in the signed manifest but not in the box`,
+        {
+          paths: missing,
+        },
+      );
     }
   }
   const info = stream.info!;

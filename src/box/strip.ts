@@ -64,7 +64,12 @@ export async function stripBox(input: string, output: string): Promise<StripResu
       // no boxsig member: refuse if .boxsig/ hides inside the compressed data
       const r = await readBox(openBox(input), { onPrefix: async () => null }, { prefixOnly: true });
       if (r.prefix.present) {
-        throw new BoxsigError('USAGE', 'this box carries .boxsig/ entries inside its compressed data; boxsig cannot remove them without recompressing', {}, 'use boxsig repackage to build a clean box');
+        throw new BoxsigError(
+          'USAGE',
+          'this box carries .boxsig/ entries inside its compressed data; boxsig cannot remove them without recompressing',
+          {},
+          'use boxsig repackage to build a clean box',
+        );
       }
     }
   } else {
@@ -76,10 +81,7 @@ export async function stripBox(input: string, output: string): Promise<StripResu
   }
   const tmp = path.join(path.dirname(out), `.${path.basename(out)}.boxsig-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await pipeline(
-      fs.createReadStream(input, { start, highWaterMark: CHUNK_SIZE }),
-      fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: CHUNK_SIZE }),
-    );
+    await pipeline(fs.createReadStream(input, { start, highWaterMark: CHUNK_SIZE }), fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: CHUNK_SIZE }));
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);

@@ -68,36 +68,55 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--type <type>', 'key type').choices(['ed25519', 'rsa4096']).default('ed25519'))
     .addOption(jsonOption())
     .action(
-      action(async (opts: { uid: string[]; out: string; passphraseFile?: string; passphrase: boolean; expires?: string; type: 'ed25519' | 'rsa4096'; json?: boolean }) => {
-        const secretPath = `${opts.out}.secret.asc`;
-        const publicPath = `${opts.out}.public.asc`;
-        for (const p of [secretPath, publicPath]) if (fs.existsSync(p)) throw new BoxsigError('EXISTS', `${p} already exists; choose another --out`);
-        let passphrase: string | undefined;
-        if (opts.passphraseFile) passphrase = fs.readFileSync(opts.passphraseFile, 'utf8').replace(/\r?\n$/, '');
-        else if (process.env.BOXSIG_PASSPHRASE !== undefined) passphrase = process.env.BOXSIG_PASSPHRASE;
-        else if (opts.passphrase && process.stdin.isTTY && process.stderr.isTTY) {
-          const { promptHidden } = await import('./io.js');
-          const a = await promptHidden('Passphrase for the new key (empty for none): ');
-          if (a) {
-            const b = await promptHidden('Repeat the passphrase: ');
-            if (a !== b) throw usage('the passphrases differ');
-            passphrase = a;
+      action(
+        async (opts: {
+          uid: string[];
+          out: string;
+          passphraseFile?: string;
+          passphrase: boolean;
+          expires?: string;
+          type: 'ed25519' | 'rsa4096';
+          json?: boolean;
+        }) => {
+          const secretPath = `${opts.out}.secret.asc`;
+          const publicPath = `${opts.out}.public.asc`;
+          for (const p of [secretPath, publicPath]) if (fs.existsSync(p)) throw new BoxsigError('EXISTS', `${p} already exists; choose another --out`);
+          let passphrase: string | undefined;
+          if (opts.passphraseFile) passphrase = fs.readFileSync(opts.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+          else if (process.env.BOXSIG_PASSPHRASE !== undefined) passphrase = process.env.BOXSIG_PASSPHRASE;
+          else if (opts.passphrase && process.stdin.isTTY && process.stderr.isTTY) {
+            const { promptHidden } = await import('./io.js');
+            const a = await promptHidden('Passphrase for the new key (empty for none): ');
+            if (a) {
+              const b = await promptHidden('Repeat the passphrase: ');
+              if (a !== b) throw usage('the passphrases differ');
+              passphrase = a;
+            }
           }
-        }
-        const expiresIn = opts.expires ? parseDuration(opts.expires, new Date(), '--expires') : undefined;
-        const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn });
-        fs.writeFileSync(secretPath, k.privateKey, { mode: 0o600, flag: 'wx' });
-        fs.chmodSync(secretPath, 0o600);
-        fs.writeFileSync(publicPath, k.publicKey, { mode: 0o644, flag: 'wx' });
-        const revPath = `${opts.out}.revocation.asc`;
-        if (!fs.existsSync(revPath)) fs.writeFileSync(revPath, k.revocationCertificate, { mode: 0o600, flag: 'wx' });
-        if (opts.json) {
-          printJson({ ok: true, fingerprint: k.fingerprint, secretKey: path.resolve(secretPath), publicKey: path.resolve(publicPath), revocationCertificate: path.resolve(revPath), protected: Boolean(passphrase) });
-        } else {
-          out(k.fingerprint);
-          err(`boxsig: wrote ${secretPath} (secret, mode 0600${passphrase ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${publicPath} and ${revPath} (keep it offline: it revokes the key)`);
-        }
-      }),
+          const expiresIn = opts.expires ? parseDuration(opts.expires, new Date(), '--expires') : undefined;
+          const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn });
+          fs.writeFileSync(secretPath, k.privateKey, { mode: 0o600, flag: 'wx' });
+          fs.chmodSync(secretPath, 0o600);
+          fs.writeFileSync(publicPath, k.publicKey, { mode: 0o644, flag: 'wx' });
+          const revPath = `${opts.out}.revocation.asc`;
+          if (!fs.existsSync(revPath)) fs.writeFileSync(revPath, k.revocationCertificate, { mode: 0o600, flag: 'wx' });
+          if (opts.json) {
+            printJson({
+              ok: true,
+              fingerprint: k.fingerprint,
+              secretKey: path.resolve(secretPath),
+              publicKey: path.resolve(publicPath),
+              revocationCertificate: path.resolve(revPath),
+              protected: Boolean(passphrase),
+            });
+          } else {
+            out(k.fingerprint);
+            err(
+              `boxsig: wrote ${secretPath} (secret, mode 0600${passphrase ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${publicPath} and ${revPath} (keep it offline: it revokes the key)`,
+            );
+          }
+        },
+      ),
     );
 
   program
@@ -116,32 +135,62 @@ export function registerCoreCommands(program: Command): void {
     .option('-o, --output <file>', 'write the signed box here (default: replace BOX)')
     .addOption(jsonOption())
     .action(
-      action(async (box: string, opts: { key?: string[]; gpgKey?: string[]; passphraseFile?: string; name?: string; version?: string; provider?: string; expires?: string; claim?: string[]; fresh?: boolean; output?: string; json?: boolean }) => {
-        const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile);
-        const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
-        const progress = new Progress('signing', size, !opts.json);
-        const r = await signBox(box, {
-          signers,
-          name: opts.name,
-          version: opts.version,
-          provider: opts.provider,
-          expires: opts.expires,
-          claims: parseClaims(opts.claim),
-          output: opts.output,
-          fresh: opts.fresh,
-          onProgress: progress.update,
-        });
-        progress.done();
-        if (opts.json) {
-          printJson({ ok: true, output: r.output, box: r.box, created: r.manifest.created, expires: r.manifest.expires ?? null, claims: r.manifest.claims, files: r.files, signers: r.signers, kept: r.kept, dropped: r.dropped, compressed: r.compressed, warnings: r.warnings });
-        } else {
-          out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.output}`);
-          out(`  files    ${r.files.map((f) => f.path).join(', ')}`);
-          out(`  signers  ${r.signers.join(', ')}${r.kept.length ? ` (kept: ${r.kept.join(', ')})` : ''}`);
-          for (const d of r.dropped) warn(`dropped the signature of ${d.fingerprint}: ${d.reason}`);
-          for (const w of r.warnings) warn(w);
-        }
-      }),
+      action(
+        async (
+          box: string,
+          opts: {
+            key?: string[];
+            gpgKey?: string[];
+            passphraseFile?: string;
+            name?: string;
+            version?: string;
+            provider?: string;
+            expires?: string;
+            claim?: string[];
+            fresh?: boolean;
+            output?: string;
+            json?: boolean;
+          },
+        ) => {
+          const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile);
+          const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
+          const progress = new Progress('signing', size, !opts.json);
+          const r = await signBox(box, {
+            signers,
+            name: opts.name,
+            version: opts.version,
+            provider: opts.provider,
+            expires: opts.expires,
+            claims: parseClaims(opts.claim),
+            output: opts.output,
+            fresh: opts.fresh,
+            onProgress: progress.update,
+          });
+          progress.done();
+          if (opts.json) {
+            printJson({
+              ok: true,
+              output: r.output,
+              box: r.box,
+              created: r.manifest.created,
+              expires: r.manifest.expires ?? null,
+              claims: r.manifest.claims,
+              files: r.files,
+              signers: r.signers,
+              kept: r.kept,
+              dropped: r.dropped,
+              compressed: r.compressed,
+              warnings: r.warnings,
+            });
+          } else {
+            out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.output}`);
+            out(`  files    ${r.files.map((f) => f.path).join(', ')}`);
+            out(`  signers  ${r.signers.join(', ')}${r.kept.length ? ` (kept: ${r.kept.join(', ')})` : ''}`);
+            for (const d of r.dropped) warn(`dropped the signature of ${d.fingerprint}: ${d.reason}`);
+            for (const w of r.warnings) warn(w);
+          }
+        },
+      ),
     );
 
   program
@@ -163,54 +212,82 @@ export function registerCoreCommands(program: Command): void {
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
     .action(
-      action(async (box: string | undefined, opts: { dir?: string; installed?: string | boolean; name?: string; version?: string; provider?: string; pin?: string[]; config?: string; policyJson?: string; record?: boolean; source?: string; allowDowngrade?: boolean; vagrantHome?: string; json?: boolean; quiet?: boolean }) => {
-        const modes = [box !== undefined, opts.dir !== undefined, opts.installed !== undefined].filter(Boolean).length;
-        if (modes !== 1) throw usage('give exactly one of BOX, --dir DIR or --installed [NAME]');
-        if ((opts.record || opts.source || opts.allowDowngrade) && !opts.dir) throw usage('--record, --source and --allow-downgrade go with --dir');
-        const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
-        const { TrustStore } = await import('../trust/store.js');
-        const { loadLayers } = await import('../policy/load.js');
-        const store = new TrustStore();
-        const layers = await loadLayers({
-          store,
-          configFile: opts.config,
-          ...(opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {}),
-        });
-        const expect = { name: opts.name, version: opts.version, provider: opts.provider };
-        if (opts.installed !== undefined) {
-          const { verifyInstalled } = await import('../vagrant/installed.js');
-          const r = await verifyInstalled({ home: opts.vagrantHome, name: typeof opts.installed === 'string' ? opts.installed : undefined, pins, store, layers });
-          if (opts.json) printJson(r);
-          else {
-            if (!r.boxes.length) out('boxsig: no installed boxes to verify');
-            for (const b of r.boxes) {
-              out(`${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`);
-              for (const w of b.warnings ?? []) warn(`${b.name} ${b.version}: ${w}`);
+      action(
+        async (
+          box: string | undefined,
+          opts: {
+            dir?: string;
+            installed?: string | boolean;
+            name?: string;
+            version?: string;
+            provider?: string;
+            pin?: string[];
+            config?: string;
+            policyJson?: string;
+            record?: boolean;
+            source?: string;
+            allowDowngrade?: boolean;
+            vagrantHome?: string;
+            json?: boolean;
+            quiet?: boolean;
+          },
+        ) => {
+          const modes = [box !== undefined, opts.dir !== undefined, opts.installed !== undefined].filter(Boolean).length;
+          if (modes !== 1) throw usage('give exactly one of BOX, --dir DIR or --installed [NAME]');
+          if ((opts.record || opts.source || opts.allowDowngrade) && !opts.dir) throw usage('--record, --source and --allow-downgrade go with --dir');
+          const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
+          const { TrustStore } = await import('../trust/store.js');
+          const { loadLayers } = await import('../policy/load.js');
+          const store = new TrustStore();
+          const layers = await loadLayers({
+            store,
+            configFile: opts.config,
+            ...(opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {}),
+          });
+          const expect = { name: opts.name, version: opts.version, provider: opts.provider };
+          if (opts.installed !== undefined) {
+            const { verifyInstalled } = await import('../vagrant/installed.js');
+            const r = await verifyInstalled({
+              home: opts.vagrantHome,
+              name: typeof opts.installed === 'string' ? opts.installed : undefined,
+              pins,
+              store,
+              layers,
+            });
+            if (opts.json) printJson(r);
+            else {
+              if (!r.boxes.length) out('boxsig: no installed boxes to verify');
+              for (const b of r.boxes) {
+                out(
+                  `${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`,
+                );
+                for (const w of b.warnings ?? []) warn(`${b.name} ${b.version}: ${w}`);
+              }
             }
+            return r.ok ? 0 : EXIT_REFUSED;
           }
-          return r.ok ? 0 : EXIT_REFUSED;
-        }
-        if (opts.dir !== undefined) {
-          const { verifyDir } = await import('../box/verify.js');
-          const r = await verifyDir(opts.dir, { expect, pins, store, layers, record: opts.record, source: opts.source, allowDowngrade: opts.allowDowngrade });
+          if (opts.dir !== undefined) {
+            const { verifyDir } = await import('../box/verify.js');
+            const r = await verifyDir(opts.dir, { expect, pins, store, layers, record: opts.record, source: opts.source, allowDowngrade: opts.allowDowngrade });
+            if (opts.json) printJson(r);
+            else {
+              printVerify(r, opts.dir);
+              for (const line of r.recorded) err(`boxsig: recorded ${line}`);
+            }
+            return;
+          }
+          const size = fs.existsSync(box!) ? fs.statSync(box!).size : undefined;
+          const progress = new Progress('verifying', size, !opts.json && !opts.quiet && (size ?? 0) > 64 * 1024 * 1024);
+          let r: VerifyResult;
+          try {
+            r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
+          } finally {
+            progress.done();
+          }
           if (opts.json) printJson(r);
-          else {
-            printVerify(r, opts.dir);
-            for (const line of r.recorded) err(`boxsig: recorded ${line}`);
-          }
-          return;
-        }
-        const size = fs.existsSync(box!) ? fs.statSync(box!).size : undefined;
-        const progress = new Progress('verifying', size, !opts.json && !opts.quiet && (size ?? 0) > 64 * 1024 * 1024);
-        let r: VerifyResult;
-        try {
-          r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
-        } finally {
-          progress.done();
-        }
-        if (opts.json) printJson(r);
-        else printVerify(r, box!);
-      }),
+          else printVerify(r, box!);
+        },
+      ),
     );
 
   program
@@ -230,9 +307,17 @@ export function registerCoreCommands(program: Command): void {
           return;
         }
         const m = r.manifest;
-        out(`${box}: ${m.box.name} ${m.box.version} (${m.box.provider}${m.box.architecture ? `, ${m.box.architecture}` : ''}), manifest format ${m.format}, ${r.compressed ? 'gzip' : 'plain tar'}`);
+        out(
+          `${box}: ${m.box.name} ${m.box.version} (${m.box.provider}${m.box.architecture ? `, ${m.box.architecture}` : ''}), manifest format ${m.format}, ${r.compressed ? 'gzip' : 'plain tar'}`,
+        );
         out(`  created  ${m.created}${m.expires ? `   expires ${m.expires}` : ''}`);
-        out(`  claims   ${Object.entries(m.claims).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}`);
+        out(
+          `  claims   ${
+            Object.entries(m.claims)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ') || '(none)'
+          }`,
+        );
         out('  files');
         for (const f of m.files) out(`    ${f.sha256}  ${String(f.size).padStart(12)}  ${f.path}`);
         out('  signatures (not judged for trust)');
@@ -277,16 +362,33 @@ export function registerRepackage(program: Command): void {
     .option('--vagrant-home <dir>')
     .addOption(jsonOption())
     .action(
-      action(async (name: string, provider: string, version: string, opts: { output: string; key?: string[]; gpgKey?: string[]; passphraseFile?: string; claim?: string[]; expires?: string; vagrantHome?: string; json?: boolean }) => {
-        const { repackageBox } = await import('../vagrant/repackage.js');
-        const signers = opts.key?.length || opts.gpgKey?.length ? await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile) : [];
-        const r = await repackageBox(name, provider, version, {
-          vagrantHome: opts.vagrantHome,
-          output: opts.output,
-          ...(signers.length ? { sign: { signers, claims: parseClaims(opts.claim), expires: opts.expires } } : {}),
-        });
-        if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });
-        else out(`boxsig: repackaged ${name} ${version} (${provider}) -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
-      }),
+      action(
+        async (
+          name: string,
+          provider: string,
+          version: string,
+          opts: {
+            output: string;
+            key?: string[];
+            gpgKey?: string[];
+            passphraseFile?: string;
+            claim?: string[];
+            expires?: string;
+            vagrantHome?: string;
+            json?: boolean;
+          },
+        ) => {
+          const { repackageBox } = await import('../vagrant/repackage.js');
+          const signers = opts.key?.length || opts.gpgKey?.length ? await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile) : [];
+          const r = await repackageBox(name, provider, version, {
+            vagrantHome: opts.vagrantHome,
+            output: opts.output,
+            ...(signers.length ? { sign: { signers, claims: parseClaims(opts.claim), expires: opts.expires } } : {}),
+          });
+          if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });
+          else
+            out(`boxsig: repackaged ${name} ${version} (${provider}) -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
+        },
+      ),
     );
 }

@@ -7,7 +7,17 @@ import type { Command } from 'commander';
 import * as openpgp from 'openpgp';
 import { BoxsigError, usage } from '../errors.js';
 import { TrustStore } from '../trust/store.js';
-import { fingerprintOf, loadSecretKey, normalizeFingerprint, parseFingerprintArg, publicArmored, readKeyMaterial, userIdsOf, describeAlgorithm, PGP_CONFIG } from '../keys/keys.js';
+import {
+  fingerprintOf,
+  loadSecretKey,
+  normalizeFingerprint,
+  parseFingerprintArg,
+  publicArmored,
+  readKeyMaterial,
+  userIdsOf,
+  describeAlgorithm,
+  PGP_CONFIG,
+} from '../keys/keys.js';
 import { revocationState } from '../keys/verify.js';
 import { certifyScope, addUserId } from '../keys/certify.js';
 import { nameProblem } from '../manifest/manifest.js';
@@ -108,7 +118,9 @@ export function registerTrustCommands(program: Command): void {
         else {
           if (!keys.length) out(`(no keys in ${store.keyring.keyDir})`);
           for (const k of keys) {
-            out(`${k.fingerprint}  ${k.algorithm}  created ${k.created.slice(0, 10)}${k.expires ? `  expires ${k.expires.slice(0, 10)}` : ''}${k.revoked ? `  REVOKED (${k.revoked.reason})` : ''}`);
+            out(
+              `${k.fingerprint}  ${k.algorithm}  created ${k.created.slice(0, 10)}${k.expires ? `  expires ${k.expires.slice(0, 10)}` : ''}${k.revoked ? `  REVOKED (${k.revoked.reason})` : ''}`,
+            );
             for (const u of k.userIds) out(`    ${u}`);
           }
         }
@@ -133,7 +145,16 @@ export function registerTrustCommands(program: Command): void {
         const certified = await certifyScope(repoKey, org, opts.scope);
         const armored = publicArmored(certified);
         if (opts.output) fs.writeFileSync(opts.output, armored);
-        if (opts.json) printJson({ ok: true, repository: fingerprintOf(certified), org: fingerprintOf(org), scope: opts.scope, userId: `boxsig:${opts.scope}`, output: opts.output ?? null, ...(opts.output ? {} : { key: armored }) });
+        if (opts.json)
+          printJson({
+            ok: true,
+            repository: fingerprintOf(certified),
+            org: fingerprintOf(org),
+            scope: opts.scope,
+            userId: `boxsig:${opts.scope}`,
+            output: opts.output ?? null,
+            ...(opts.output ? {} : { key: armored }),
+          });
         else if (opts.output) err(`boxsig: ${fingerprintOf(org)} certified "boxsig:${opts.scope}" on ${fingerprintOf(certified)} -> ${opts.output}`);
         else process.stdout.write(armored);
       }),
@@ -180,33 +201,63 @@ export function registerTrustCommands(program: Command): void {
     .option('--apply', 'with --key: also apply the new certificate to the local keyring')
     .addOption(jsonOption())
     .action(
-      action(async (opts: { key?: string; reason: string; message: string; passphraseFile?: string; output?: string; import?: string; apply?: boolean; json?: boolean }) => {
-        if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
-        const store = new TrustStore();
-        if (opts.import) {
-          const m = await readKeyMaterial(await readKeySource(opts.import), opts.import);
-          if (m.revocations.length === 0 && !(await anyRevoked(m.keys))) throw usage(`${opts.import} holds no revocation certificate`);
-          const r = await store.keyring.import(m);
-          if (opts.json) printJson({ ok: true, ...r });
-          else for (const v of r.revocations) out(`revocation for ${v.issuer}${v.applied ? ' applied: the key is now revoked' : ' stored; applied when the key is seen'}`);
-          for (const k of r.keys) if (!opts.json) out(`${k.status} ${k.fingerprint}`);
-          return;
-        }
-        const flag = REASONS[opts.reason];
-        if (flag === undefined) throw usage(`--reason must be one of ${Object.keys(REASONS).join(', ')}`);
-        const priv = await loadSecretKey(fs.readFileSync(opts.key!), opts.key!, passphraseSource(opts.passphraseFile, opts.key!));
-        const revoked = await openpgp.revokeKey({ key: priv, reasonForRevocation: { flag, string: opts.message }, format: 'object', config: PGP_CONFIG });
-        const pub = revoked.publicKey as openpgp.PublicKey;
-        const sig = pub.revocationSignatures[pub.revocationSignatures.length - 1];
-        const pl = new openpgp.PacketList<openpgp.SignaturePacket>();
-        pl.push(sig);
-        const cert = openpgp.armor(openpgp.enums.armor.publicKey, pl.write(), undefined, undefined, `revocation certificate for ${fingerprintOf(priv)} (${opts.reason})`);
-        if (opts.output) fs.writeFileSync(opts.output, cert);
-        if (opts.apply) await store.keyring.import({ keys: [pub], revocations: [cert] });
-        if (opts.json) printJson({ ok: true, fingerprint: fingerprintOf(priv), reason: opts.reason, output: opts.output ?? null, applied: Boolean(opts.apply), ...(opts.output ? {} : { certificate: cert }) });
-        else if (opts.output) err(`boxsig: wrote the revocation certificate for ${fingerprintOf(priv)} (${opts.reason}) to ${opts.output}; publish it and import it with: boxsig key revoke --import ${opts.output}`);
-        else process.stdout.write(cert);
-      }),
+      action(
+        async (opts: {
+          key?: string;
+          reason: string;
+          message: string;
+          passphraseFile?: string;
+          output?: string;
+          import?: string;
+          apply?: boolean;
+          json?: boolean;
+        }) => {
+          if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
+          const store = new TrustStore();
+          if (opts.import) {
+            const m = await readKeyMaterial(await readKeySource(opts.import), opts.import);
+            if (m.revocations.length === 0 && !(await anyRevoked(m.keys))) throw usage(`${opts.import} holds no revocation certificate`);
+            const r = await store.keyring.import(m);
+            if (opts.json) printJson({ ok: true, ...r });
+            else
+              for (const v of r.revocations)
+                out(`revocation for ${v.issuer}${v.applied ? ' applied: the key is now revoked' : ' stored; applied when the key is seen'}`);
+            for (const k of r.keys) if (!opts.json) out(`${k.status} ${k.fingerprint}`);
+            return;
+          }
+          const flag = REASONS[opts.reason];
+          if (flag === undefined) throw usage(`--reason must be one of ${Object.keys(REASONS).join(', ')}`);
+          const priv = await loadSecretKey(fs.readFileSync(opts.key!), opts.key!, passphraseSource(opts.passphraseFile, opts.key!));
+          const revoked = await openpgp.revokeKey({ key: priv, reasonForRevocation: { flag, string: opts.message }, format: 'object', config: PGP_CONFIG });
+          const pub = revoked.publicKey as openpgp.PublicKey;
+          const sig = pub.revocationSignatures[pub.revocationSignatures.length - 1];
+          const pl = new openpgp.PacketList<openpgp.SignaturePacket>();
+          pl.push(sig);
+          const cert = openpgp.armor(
+            openpgp.enums.armor.publicKey,
+            pl.write(),
+            undefined,
+            undefined,
+            `revocation certificate for ${fingerprintOf(priv)} (${opts.reason})`,
+          );
+          if (opts.output) fs.writeFileSync(opts.output, cert);
+          if (opts.apply) await store.keyring.import({ keys: [pub], revocations: [cert] });
+          if (opts.json)
+            printJson({
+              ok: true,
+              fingerprint: fingerprintOf(priv),
+              reason: opts.reason,
+              output: opts.output ?? null,
+              applied: Boolean(opts.apply),
+              ...(opts.output ? {} : { certificate: cert }),
+            });
+          else if (opts.output)
+            err(
+              `boxsig: wrote the revocation certificate for ${fingerprintOf(priv)} (${opts.reason}) to ${opts.output}; publish it and import it with: boxsig key revoke --import ${opts.output}`,
+            );
+          else process.stdout.write(cert);
+        },
+      ),
     );
 
   const trust = program.command('trust').description('the trust store: pins and trust-on-first-use records');
@@ -341,54 +392,77 @@ export function registerTrustCommands(program: Command): void {
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
     .action(
-      action(async (source: string, opts: { name?: string; boxVersion?: string; provider?: string; checksum?: string; checksumType?: string; pin?: string[]; config?: string; vagrantHome?: string; force?: boolean; allowDowngrade?: boolean; insecure?: boolean; cacert?: string; timeout?: number; json?: boolean; quiet?: boolean }) => {
-        const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
-        const { addBox } = await import('../vagrant/add.js');
-        const { loadLayers } = await import('../policy/load.js');
-        const store = new TrustStore();
-        const layers = await loadLayers({ store, configFile: opts.config });
-        let progress: Progress | null = null;
-        const chatty = !opts.json && !opts.quiet;
-        try {
-          const r = await addBox(source, {
-            name: opts.name,
-            boxVersion: opts.boxVersion,
-            provider: opts.provider,
-            checksum: opts.checksum,
-            checksumType: opts.checksumType,
-            pins,
-            store,
-            layers,
-            vagrantHome: opts.vagrantHome,
-            force: opts.force,
-            allowDowngrade: opts.allowDowngrade,
-            insecure: opts.insecure,
-            caCert: opts.cacert,
-            timeout: opts.timeout,
-            onInfo: (l) => chatty && err(`boxsig: ${l}`),
-            onStart: (i) => {
-              progress = new Progress('downloading and verifying', i.size, chatty);
-            },
-            onProgress: (b) => (progress as Progress | null)?.update(b),
-          });
-          (progress as Progress | null)?.done();
-          if (opts.json) printJson(r);
-          else {
-            out(`boxsig: added ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.directory}${r.replaced ? ' (replaced the installed box)' : ''}`);
-            if (r.signed) {
-              for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
+      action(
+        async (
+          source: string,
+          opts: {
+            name?: string;
+            boxVersion?: string;
+            provider?: string;
+            checksum?: string;
+            checksumType?: string;
+            pin?: string[];
+            config?: string;
+            vagrantHome?: string;
+            force?: boolean;
+            allowDowngrade?: boolean;
+            insecure?: boolean;
+            cacert?: string;
+            timeout?: number;
+            json?: boolean;
+            quiet?: boolean;
+          },
+        ) => {
+          const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
+          const { addBox } = await import('../vagrant/add.js');
+          const { loadLayers } = await import('../policy/load.js');
+          const store = new TrustStore();
+          const layers = await loadLayers({ store, configFile: opts.config });
+          let progress: Progress | null = null;
+          const chatty = !opts.json && !opts.quiet;
+          try {
+            const r = await addBox(source, {
+              name: opts.name,
+              boxVersion: opts.boxVersion,
+              provider: opts.provider,
+              checksum: opts.checksum,
+              checksumType: opts.checksumType,
+              pins,
+              store,
+              layers,
+              vagrantHome: opts.vagrantHome,
+              force: opts.force,
+              allowDowngrade: opts.allowDowngrade,
+              insecure: opts.insecure,
+              caCert: opts.cacert,
+              timeout: opts.timeout,
+              onInfo: (l) => chatty && err(`boxsig: ${l}`),
+              onStart: (i) => {
+                progress = new Progress('downloading and verifying', i.size, chatty);
+              },
+              onProgress: (b) => (progress as Progress | null)?.update(b),
+            });
+            (progress as Progress | null)?.done();
+            if (opts.json) printJson(r);
+            else {
+              out(`boxsig: added ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.directory}${r.replaced ? ' (replaced the installed box)' : ''}`);
+              if (r.signed) {
+                for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
+              }
+              for (const line of r.recorded) {
+                if (line.startsWith('first-use')) {
+                  warn(
+                    `TRUST ON FIRST USE: ${r.box.name} is now bound to ${line.slice('first-use: '.length)}.\nLater boxes of this name must be signed by this key. Pin it in boxsig.json to make this explicit.`,
+                  );
+                } else warn(`recorded ${line}`);
+              }
+              for (const w of r.warnings) warn(w);
             }
-            for (const line of r.recorded) {
-              if (line.startsWith('first-use')) {
-                warn(`TRUST ON FIRST USE: ${r.box.name} is now bound to ${line.slice('first-use: '.length)}.\nLater boxes of this name must be signed by this key. Pin it in boxsig.json to make this explicit.`);
-              } else warn(`recorded ${line}`);
-            }
-            for (const w of r.warnings) warn(w);
+          } finally {
+            (progress as Progress | null)?.done();
           }
-        } finally {
-          (progress as Progress | null)?.done();
-        }
-      }),
+        },
+      ),
     );
 }
 

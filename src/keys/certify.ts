@@ -87,7 +87,12 @@ export async function checkCertifications(
         const msg = (e as Error).message;
         const revoked = /revoked/i.test(msg);
         if (revoked && revocation === 'warn') {
-          results.push({ ...r, ok: true, revoked: true, warning: `certifying key ${fingerprintOf(certifier)} is revoked; accepted because the policy says revocation: warn` });
+          results.push({
+            ...r,
+            ok: true,
+            revoked: true,
+            warning: `certifying key ${fingerprintOf(certifier)} is revoked; accepted because the policy says revocation: warn`,
+          });
         } else {
           results.push({ ...r, revoked, reason: `certifying key ${fingerprintOf(certifier)} was not valid when it certified (${msg})` });
         }
@@ -118,7 +123,11 @@ export async function certifyScope(repoKey: openpgp.PublicKey, orgKey: openpgp.P
   const index = repoKey.users.findIndex((u) => u.userID?.userID === uid);
   if (index < 0) {
     throw usage(
-      `the repository key ${fingerprintOf(repoKey)} has no user ID "${uid}" (it has: ${userIdsOf(repoKey).map((u) => JSON.stringify(u)).join(', ') || 'none'})`,
+      `the repository key ${fingerprintOf(repoKey)} has no user ID "${uid}" (it has: ${
+        userIdsOf(repoKey)
+          .map((u) => JSON.stringify(u))
+          .join(', ') || 'none'
+      })`,
       {},
       `its owner adds it first: boxsig key add-uid --key REPO.secret.asc --uid "${uid}" (or gpg --quick-add-uid FPR "${uid}")`,
     );
@@ -130,7 +139,11 @@ export async function certifyScope(repoKey: openpgp.PublicKey, orgKey: openpgp.P
     throw usage(`the user ID "${uid}" has no valid self-signature: ${(e as Error).message}`);
   }
   try {
-    const certified = await (user as unknown as { certify(k: openpgp.PrivateKey[], d: Date, c: openpgp.Config): Promise<typeof user> }).certify([orgKey], date, cfg());
+    const certified = await (user as unknown as { certify(k: openpgp.PrivateKey[], d: Date, c: openpgp.Config): Promise<typeof user> }).certify(
+      [orgKey],
+      date,
+      cfg(),
+    );
     const key = (repoKey as unknown as { clone(): openpgp.PublicKey }).clone();
     key.users[index] = certified;
     return key;

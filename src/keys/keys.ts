@@ -153,7 +153,9 @@ export function parseUserId(uid: string): { name?: string; email?: string; comme
   return { name: uid };
 }
 
-export async function generateKey(opts: GenerateOptions): Promise<{ privateKey: string; publicKey: string; fingerprint: string; revocationCertificate: string }> {
+export async function generateKey(
+  opts: GenerateOptions,
+): Promise<{ privateKey: string; publicKey: string; fingerprint: string; revocationCertificate: string }> {
   if (opts.userIds.length === 0) throw usage('at least one --uid is required');
   for (const u of opts.userIds) {
     if (!u.trim() || u.length > 1024 || /[\u0000-\u001f]/.test(u)) throw usage(`invalid user ID ${JSON.stringify(u)}`);

@@ -76,9 +76,7 @@ export async function signerFromGpg(id: string, opts: { gpg?: string; passphrase
     async sign(data: Uint8Array) {
       const args = ['--batch', '--yes', '--armor', '--digest-algo', 'SHA512', '--local-user', fingerprint, '--detach-sign'];
       const pass = opts.passphrase;
-      const r = pass !== undefined
-        ? await run(gpg, ['--pinentry-mode', 'loopback', '--passphrase-fd', '3', ...args], data, pass)
-        : await run(gpg, args, data);
+      const r = pass !== undefined ? await run(gpg, ['--pinentry-mode', 'loopback', '--passphrase-fd', '3', ...args], data, pass) : await run(gpg, args, data);
       if (r.code !== 0 || r.stdout.length === 0) {
         throw new BoxsigError('USAGE', `gpg could not sign with ${fingerprint}: ${r.stderr.trim() || `exit status ${r.code}`}`);
       }

@@ -171,7 +171,10 @@ export async function checkSignature(opts: {
       }
       return fail('KEY_EXPIRED', `key ${result.signingKey} had expired when the signature was made (${created.toISOString()})`);
     }
-    return fail('BAD_SIGNATURE', `key ${result.signingKey} is not valid for signing: ${msg.replace(/^Could not find valid signing key packet in key [0-9a-f]+: /, '')}`);
+    return fail(
+      'BAD_SIGNATURE',
+      `key ${result.signingKey} is not valid for signing: ${msg.replace(/^Could not find valid signing key packet in key [0-9a-f]+: /, '')}`,
+    );
   }
 }
 

@@ -84,13 +84,7 @@ export function serializeManifest(m: Manifest): Buffer {
 }
 
 /** Build and validate a manifest from the signer's inputs (problems are usage errors). */
-export function buildManifest(input: {
-  box: BoxIdentity;
-  created: Date;
-  expires?: Date;
-  claims?: Record<string, string>;
-  files: ManifestFile[];
-}): Manifest {
+export function buildManifest(input: { box: BoxIdentity; created: Date; expires?: Date; claims?: Record<string, string>; files: ManifestFile[] }): Manifest {
   const { box } = input;
   const problems: string[] = [];
   const n = nameProblem(box.name);

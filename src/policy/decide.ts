@@ -86,7 +86,10 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
         trusted.set(s.fingerprint, { fingerprint: s.fingerprint, via: 'pin', explanation: `pinned for ${policy.origin.pin ?? 'this box'}` });
       }
     }
-    if (trusted.size === 0) notes.push(`signed by ${valid.map((s) => s.fingerprint).join(', ') || 'no valid key'}, but ${name} is pinned to ${policy.pins.join(', ')} by ${policy.origin.pin ?? 'configuration'}`);
+    if (trusted.size === 0)
+      notes.push(
+        `signed by ${valid.map((s) => s.fingerprint).join(', ') || 'no valid key'}, but ${name} is pinned to ${policy.pins.join(', ')} by ${policy.origin.pin ?? 'configuration'}`,
+      );
   }
 
   // 2. organisation chains
@@ -132,14 +135,19 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
         trusted.set(s.fingerprint, {
           fingerprint: s.fingerprint,
           via: 'tofu-first-use',
-          explanation: input.mode === 'add' ? 'trusted on first use (now recorded)' : 'not pinned and never seen before (boxsig add would trust it on first use)',
+          explanation:
+            input.mode === 'add' ? 'trusted on first use (now recorded)' : 'not pinned and never seen before (boxsig add would trust it on first use)',
         });
       }
       if (valid.length) tofu = { kind: 'first-use', keys: valid.map((s) => s.fingerprint), added: valid.map((s) => s.fingerprint) };
     } else {
       const byRecorded = valid.filter((s) => recorded.includes(s.fingerprint));
       for (const s of byRecorded) {
-        trusted.set(s.fingerprint, { fingerprint: s.fingerprint, via: 'tofu-recorded', explanation: `recorded for ${name} on ${record!.firstSeen.slice(0, 10)}` });
+        trusted.set(s.fingerprint, {
+          fingerprint: s.fingerprint,
+          via: 'tofu-recorded',
+          explanation: `recorded for ${name} on ${record!.firstSeen.slice(0, 10)}`,
+        });
       }
       const newcomers = valid.filter((s) => !recorded.includes(s.fingerprint));
       if (byRecorded.length && newcomers.length) {
@@ -185,10 +193,14 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
       });
     }
     if (trusted.size > 0) {
-      throw refuse('THRESHOLD_NOT_MET', `box ${name} has ${trusted.size} trusted signature${trusted.size === 1 ? '' : 's'}; the policy (${policy.origin.threshold ?? 'threshold'}) requires ${need} distinct trusted keys`, {
-        trusted: [...trusted.keys()],
-        threshold: need,
-      });
+      throw refuse(
+        'THRESHOLD_NOT_MET',
+        `box ${name} has ${trusted.size} trusted signature${trusted.size === 1 ? '' : 's'}; the policy (${policy.origin.threshold ?? 'threshold'}) requires ${need} distinct trusted keys`,
+        {
+          trusted: [...trusted.keys()],
+          threshold: need,
+        },
+      );
     }
     if (!covered && recorded.length && valid.length) {
       const newFprs = valid.map((s) => s.fingerprint);
@@ -243,10 +255,15 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
     if (input.allowDowngrade) warnings.push(`${msg}; accepted because of --allow-downgrade`);
     else if (policy.rollback === 'warn') warnings.push(`${msg}; accepted because the policy says rollback: warn`);
     else {
-      throw refuse('ROLLBACK', `${msg} (a rollback?); add it deliberately with --allow-downgrade`, {
-        version: manifest.box.version,
-        highest: record.highestVersion,
-      }, 'boxsig add … --allow-downgrade');
+      throw refuse(
+        'ROLLBACK',
+        `${msg} (a rollback?); add it deliberately with --allow-downgrade`,
+        {
+          version: manifest.box.version,
+          highest: record.highestVersion,
+        },
+        'boxsig add … --allow-downgrade',
+      );
     }
   }
 

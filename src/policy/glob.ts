@@ -65,8 +65,10 @@ export function globWithin(inner: string, outer: string): boolean {
     if (j === b.length) r = i === a.length;
     else if (b[j] === '*') r = go(i, j + 1) || (i < a.length && go(i + 1, j));
     else if (i === a.length) r = false;
-    else if (a[i] === '*') r = false; // only an outer '*' can absorb an inner '*'
-    else if (b[j] === '?') r = go(i + 1, j + 1); // outer '?' covers any single inner char or '?'
+    else if (a[i] === '*')
+      r = false; // only an outer '*' can absorb an inner '*'
+    else if (b[j] === '?')
+      r = go(i + 1, j + 1); // outer '?' covers any single inner char or '?'
     else r = a[i] === b[j] && go(i + 1, j + 1);
     memo.set(key, r);
     return r;

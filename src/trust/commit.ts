@@ -7,11 +7,11 @@
 import * as openpgp from 'openpgp';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Verdict } from '../box/judge.js';
+import { keyLookups, type Verdict } from '../box/judge.js';
 import { decideTrust, type Decision, type Signer } from '../policy/decide.js';
 import { compareVersions } from '../policy/version.js';
 import { formatTime } from '../manifest/manifest.js';
-import { fingerprintOf, publicArmored, readKeyMaterial, applyRevocations } from '../keys/keys.js';
+import { fingerprintOf, publicArmored, readKeyMaterial } from '../keys/keys.js';
 import { writeFileAtomic } from './lock.js';
 import type { TrustState, TrustStore, HistoryEvent } from './store.js';
 
@@ -72,11 +72,7 @@ export async function commitTrust(input: CommitInput): Promise<CommitResult> {
           policy: verdict.policy,
           record: state.boxes[name],
           storeFile: store.file,
-          orgKey: async (fpr) => (await store.keyring.get(fpr)) ?? verdict.signerKeys.get(fpr) ?? null,
-          recordedKey: async (fpr) => {
-            const k = (await store.keyring.get(fpr)) ?? verdict.signerKeys.get(fpr) ?? null;
-            return k ? applyRevocations(k, store.keyring.revocations()) : null;
-          },
+          ...keyLookups(store, verdict.signerKeys),
           now,
           mode: 'add',
           allowDowngrade: input.allowDowngrade,
@@ -85,7 +81,10 @@ export async function commitTrust(input: CommitInput): Promise<CommitResult> {
         const highest = state.boxes[name]?.highestVersion;
         if (highest && compareVersions(version, highest) < 0) {
           const { refuse } = await import('../errors.js');
-          throw refuse('ROLLBACK', `${name} ${version} is older than ${highest}, the highest version already accepted; add it deliberately with --allow-downgrade`);
+          throw refuse(
+            'ROLLBACK',
+            `${name} ${version} is older than ${highest}, the highest version already accepted; add it deliberately with --allow-downgrade`,
+          );
         }
       }
       const rec = state.boxes[name] ?? { keys: [], firstSeen: time, updated: time, history: [] };

@@ -19,7 +19,8 @@ interface LockInfo {
 
 const STALE_MS = 60_000;
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (on this host). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -68,7 +69,10 @@ export class FileLock {
       this.breakIfStale();
       if (Date.now() - start > timeoutMs) {
         const owner = readInfo(this.file);
-        throw new BoxsigError('IO', `the trust store is locked by process ${owner?.pid ?? '?'} (${this.file}); try again, or remove the file if no boxsig is running`);
+        throw new BoxsigError(
+          'IO',
+          `the trust store is locked by process ${owner?.pid ?? '?'} (${this.file}); try again, or remove the file if no boxsig is running`,
+        );
       }
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 50);
@@ -84,9 +88,7 @@ export class FileLock {
       return; // released meanwhile
     }
     const sameHost = owner ? owner.host === os.hostname() : true;
-    const stale = owner
-      ? (sameHost && !alive(owner.pid)) || Date.now() - owner.time > STALE_MS
-      : Date.now() - stat.mtimeMs > 5_000; // unreadable: a writer died between create and write
+    const stale = owner ? (sameHost && !processAlive(owner.pid)) || Date.now() - owner.time > STALE_MS : Date.now() - stat.mtimeMs > 5_000; // unreadable: a writer died between create and write
     if (!stale) return;
     const aside = `${this.file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {

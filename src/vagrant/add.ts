@@ -75,7 +75,11 @@ function toSource(loc: string): Source {
   return { kind: 'file', location: path.resolve(loc) };
 }
 
-async function openSource(src: Source, http: HttpOptions, accept?: string): Promise<{ stream: Readable; size: number | undefined; contentType: string; url: string }> {
+async function openSource(
+  src: Source,
+  http: HttpOptions,
+  accept?: string,
+): Promise<{ stream: Readable; size: number | undefined; contentType: string; url: string }> {
   if (src.kind === 'file') {
     let st: fs.Stats;
     try {
@@ -316,7 +320,12 @@ async function openSink(abs: string, rel: string, mode: number): Promise<FileSin
 }
 
 function existsError(name: string, version: string, provider: string, target: string): BoxsigError {
-  return new BoxsigError('EXISTS', `box ${name} ${version} (${provider}) is already installed at ${target}`, { directory: target }, 'give --force to replace it once the new box has verified');
+  return new BoxsigError(
+    'EXISTS',
+    `box ${name} ${version} (${provider}) is already installed at ${target}`,
+    { directory: target },
+    'give --force to replace it once the new box has verified',
+  );
 }
 
 /**

@@ -92,26 +92,39 @@ export function resolveBoxUrl(url: string, cwd: string): string {
   return path.resolve(cwd, url);
 }
 
-export function chooseFromCatalog(catalog: Catalog, opts: { constraint?: string; provider?: string; name?: string; cwd: string; source: string }): CatalogChoice {
+export function chooseFromCatalog(
+  catalog: Catalog,
+  opts: { constraint?: string; provider?: string; name?: string; cwd: string; source: string },
+): CatalogChoice {
   if (opts.name && opts.name !== catalog.name) {
     throw usage(`the catalog ${opts.source} is for box ${catalog.name}, not ${opts.name}`);
   }
   const constraints = parseConstraints(opts.constraint ?? '>= 0');
   const sorted = [...catalog.versions].sort((a, b) => -compareVersions(a.version, b.version));
   const matching = sorted.filter((v) => satisfies(v.version, constraints));
-  const withProvider = opts.provider ? matching.filter((v) => v.providers.some((p) => p.name === opts.provider)) : matching.filter((v) => v.providers.length > 0);
+  const withProvider = opts.provider
+    ? matching.filter((v) => v.providers.some((p) => p.name === opts.provider))
+    : matching.filter((v) => v.providers.length > 0);
   const chosen = withProvider[0];
   if (!chosen) {
     if (matching.length && opts.provider) {
       throw new BoxsigError('USAGE', `${catalog.name}: no version matching ${JSON.stringify(opts.constraint ?? '>= 0')} has provider ${opts.provider}`);
     }
-    throw new BoxsigError('USAGE', `${catalog.name}: no version matches ${JSON.stringify(opts.constraint ?? '>= 0')} (available: ${sorted.map((v) => v.version).join(', ') || 'none'})`);
+    throw new BoxsigError(
+      'USAGE',
+      `${catalog.name}: no version matches ${JSON.stringify(opts.constraint ?? '>= 0')} (available: ${sorted.map((v) => v.version).join(', ') || 'none'})`,
+    );
   }
   let provider: CatalogProvider | undefined;
   if (opts.provider) provider = chosen.providers.find((p) => p.name === opts.provider);
   else if (chosen.providers.length === 1) provider = chosen.providers[0];
   else {
-    throw usage(`${catalog.name} ${chosen.version} has several providers (${chosen.providers.map((p) => p.name).sort().join(', ')}): choose one with --provider`);
+    throw usage(
+      `${catalog.name} ${chosen.version} has several providers (${chosen.providers
+        .map((p) => p.name)
+        .sort()
+        .join(', ')}): choose one with --provider`,
+    );
   }
   const p = provider!;
   return {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { processAlive } from '../trust/lock.js';
 
 export function vagrantHome(explicit?: string): string {
   if (explicit) return path.resolve(explicit);
@@ -89,21 +90,12 @@ export function stagingRoot(home: string): string {
 
 const STAGING_RE = /^boxsig-add-(\d+)-[0-9a-f]+$/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove staging directories left by adds that were killed. */
 export function cleanStaleStaging(root: string): string[] {
   const removed: string[] = [];
   for (const name of subdirs(root)) {
     const m = STAGING_RE.exec(name);
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) {
       fs.rmSync(path.join(root, name), { recursive: true, force: true });
       removed.push(name);
     }

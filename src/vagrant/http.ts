@@ -123,7 +123,10 @@ export async function httpRequest(url: string, opts: HttpOptions & { method?: 'G
   }
   if (!res.ok) {
     res.body?.cancel().catch(() => undefined);
-    throw new BoxsigError('NETWORK', `${scrubUrl(url)}: HTTP ${res.status} ${res.statusText}${res.status === 404 ? ' (not found)' : ''}`, { url: scrubUrl(url), status: res.status });
+    throw new BoxsigError('NETWORK', `${scrubUrl(url)}: HTTP ${res.status} ${res.statusText}${res.status === 404 ? ' (not found)' : ''}`, {
+      url: scrubUrl(url),
+      status: res.status,
+    });
   }
   const len = res.headers.get('content-length');
   const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : Readable.from([]);

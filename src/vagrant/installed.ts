@@ -23,7 +23,14 @@ export interface InstalledVerdict {
   message?: string;
 }
 
-export async function verifyInstalled(opts: { home?: string; name?: string; pins?: string[]; store: TrustStore; layers: ConfigLayer[]; now?: Date }): Promise<{ ok: boolean; home: string; boxes: InstalledVerdict[] }> {
+export async function verifyInstalled(opts: {
+  home?: string;
+  name?: string;
+  pins?: string[];
+  store: TrustStore;
+  layers: ConfigLayer[];
+  now?: Date;
+}): Promise<{ ok: boolean; home: string; boxes: InstalledVerdict[] }> {
   const home = vagrantHome(opts.home);
   const boxes = listInstalled(home).filter((b) => !opts.name || b.name === opts.name);
   const out: InstalledVerdict[] = [];
@@ -37,7 +44,14 @@ export async function verifyInstalled(opts: { home?: string; name?: string; pins
         layers: opts.layers,
         now: opts.now,
       });
-      out.push({ ...base, ok: true, signed: r.signed, trust: r.trust, signers: r.signers.filter((s) => s.trusted).map((s) => s.fingerprint), warnings: r.warnings });
+      out.push({
+        ...base,
+        ok: true,
+        signed: r.signed,
+        trust: r.trust,
+        signers: r.signers.filter((s) => s.trusted).map((s) => s.fingerprint),
+        warnings: r.warnings,
+      });
     } catch (e) {
       const be = toBoxsigError(e);
       out.push({ ...base, ok: false, code: be.code, message: be.message });
