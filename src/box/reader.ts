@@ -12,7 +12,6 @@ import { foldName, PathRegistry, showPath } from '../archive/paths.js';
 import { BoxStream, type RawTap } from '../archive/stream.js';
 import type { TarEntry, TarEvent } from '../archive/tar.js';
 import { BOXSIG_DIR, MANIFEST_PATH, type ManifestFile } from '../manifest/manifest.js';
-import { MemoryGuard } from './memory.js';
 
 export interface BoxsigPrefix {
   /** Whether the box starts with `.boxsig/` entries at all. */
@@ -277,12 +276,8 @@ export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOpti
   };
 
   let stopped = false;
-  const memory = new MemoryGuard();
-  let lastPosition = 0;
   try {
     outer: for await (const batch of stream.events()) {
-      memory.note(stream.parser.position - lastPosition);
-      lastPosition = stream.parser.position;
       for (const ev of batch) {
         if (!(await handle(ev))) {
           stopped = true;
