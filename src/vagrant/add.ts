@@ -117,7 +117,8 @@ async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
     r.body.destroy();
     return /application\/json/i.test(r.contentType);
   } catch (e) {
-    if (e instanceof BoxsigError && e.details.status === 405) return false;
+    // some servers (signed S3 URLs, for one) refuse HEAD: then it is not a catalog, and the GET that follows reports real errors
+    if (e instanceof BoxsigError && typeof e.details.status === 'number') return false;
     throw e;
   }
 }
