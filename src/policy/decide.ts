@@ -95,6 +95,8 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
   // 2. organisation chains
   const chainNotes: string[] = [];
   const orgWouldTrust = new Set<string>();
+  /** Chains that failed only because the organisation key is revoked. */
+  const revokedChains: string[] = [];
   if (policy.org) {
     const { scope, keys: orgFprs, source } = policy.org;
     for (const s of [...valid, ...unusable]) {
@@ -122,6 +124,8 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
         }
         if (checks.length === 0) chainNotes.push(`key ${s.fingerprint} carries no certification by organisation key ${orgFpr}`);
         else chainNotes.push(...checks.map((c) => `key ${s.fingerprint}: ${c.userId}: ${c.reason}`));
+        const revokedCert = checks.find((c) => c.revoked);
+        if (revokedCert && s.valid) revokedChains.push(`${s.fingerprint} is certified only by organisation key ${orgFpr}, which is revoked: ${revokedCert.reason}`);
       }
     }
   }
@@ -217,6 +221,9 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
         { name, recorded, signers: newFprs, store: input.storeFile },
         `boxsig trust accept ${name} ${newFprs[0]}`,
       );
+    }
+    if (revokedChains.length) {
+      throw refuse('KEY_REVOKED', `box ${name}: ${revokedChains.join('; ')}`, { signers: valid.map((s) => s.fingerprint) });
     }
     if (valid.length === 0 && unusable.length) {
       const u = unusable[0];
