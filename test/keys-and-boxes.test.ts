@@ -73,6 +73,14 @@ t.test('sign: provider from metadata.json, contradictions, co-signing, re-signin
   must('tar', ['czf', nometa, '-C', path.join(dir, 'nm'), 'disk.img']);
   t.equal(sign(nometa, [a], ['--name', 'acme/x', '--version', '1', '-o', path.join(dir, 'y.box')], env).code, 2, 'metadata.json must exist');
 
+  // pre-release versions as RubyGems writes them; a missing output directory is created
+  const rc = sign(box, [a], ['--name', 'acme/lv', '--version', '1.0.0-rc.1', '-o', path.join(dir, 'new', 'dir', 'rc.box')], env);
+  t.equal(rc.code, 0, rc.stderr);
+  t.equal(boxsig(['verify', path.join(dir, 'new', 'dir', 'rc.box'), '--version', '1.0.0-rc.1'], { env }).code, 0);
+  // a reader that stops early is not an error
+  const piped = sh('sh', ['-c', `"${process.execPath}" "${path.join(process.cwd(), 'dist/cli/main.js')}" inspect "${s1}" | head -c1 >/dev/null; echo $?`], { env });
+  t.notMatch(piped.stderr, /EPIPE|at .*:\d+:\d+/, 'no stack trace when stdout closes early');
+
   // co-signing keeps the first signature; no duplicate .boxsig entries
   const s2 = path.join(dir, 's2.box');
   const co = sign(s1, [b], ['-o', s2], env);

@@ -89,6 +89,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
   const wanted = Math.ceil((16 * 1024 + 2 * keyBytes + 4 * 1024 * opts.signers.length) / BLOCK) * BLOCK;
   const plainCap = Math.floor((LIMITS.maxMetaHeaderBytes - 4 * BLOCK) / BLOCK) * BLOCK;
 
+  fs.mkdirSync(path.dirname(output), { recursive: true });
   const tmp = tempPath(output);
   const fh = await fs.promises.open(tmp, 'wx', 0o644).catch((e) => {
     throw ioError(`cannot write next to ${output}`, e);

@@ -46,6 +46,12 @@ async function main(): Promise<void> {
   }
 }
 
+// A reader that stops early (boxsig inspect BOX | head -1) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 process.on('unhandledRejection', (e) => {
   process.exitCode = reportError(e, { json: process.argv.includes('--json') });
 });

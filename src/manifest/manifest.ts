@@ -35,7 +35,8 @@ export interface Manifest {
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*(\/[A-Za-z0-9][A-Za-z0-9._+-]*)?$/;
-const VERSION_RE = /^[0-9]+(\.[0-9A-Za-z]+)*$/;
+// RubyGems-style versions as Vagrant reads them: 1.2.3, 2024.01.05, 1.0.rc1, 1.0.0-rc.1
+const VERSION_RE = /^[0-9]+(\.[0-9A-Za-z]+)*(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$/;
 const PROVIDER_RE = /^[a-z0-9][a-z0-9_-]*$/;
 const ARCH_RE = /^[a-z0-9][a-z0-9_]*$/;
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
@@ -49,7 +50,7 @@ export function nameProblem(name: string): string | null {
 }
 export function versionProblem(v: string): string | null {
   if (v.length > 64) return 'is longer than 64 characters';
-  if (!VERSION_RE.test(v)) return 'must look like "1.2.3" (digits and dot-separated parts)';
+  if (!VERSION_RE.test(v)) return 'must look like "1.2.3" (dot-separated digits and letters, optionally "-rc.1")';
   return null;
 }
 export function providerProblem(p: string): string | null {

@@ -44,7 +44,7 @@ export function parseConstraints(spec: string): Constraint[] {
     .filter(Boolean);
   if (parts.length === 0) throw usage(`empty version constraint ${JSON.stringify(spec)}`);
   return parts.map((p) => {
-    const m = /^(=|!=|>=|<=|>|<|~>)?\s*([0-9]+(?:\.[0-9A-Za-z]+)*)$/.exec(p);
+    const m = /^(=|!=|>=|<=|>|<|~>)?\s*([0-9]+(?:\.[0-9A-Za-z]+)*(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?)$/.exec(p);
     if (!m) throw usage(`invalid version constraint ${JSON.stringify(p)} (examples: "1.2.3", ">= 1.2", "~> 1.2, != 1.2.5")`);
     return { op: (m[1] ?? '=') as Constraint['op'], version: m[2] };
   });
