@@ -23,7 +23,9 @@ module VagrantPlugins
       # run Vagrant::Action.action_box_add.
       action_hook(:boxsig_verify, :box_add) do |hook|
         Plugin.init!
+        require_relative "action/force_guard"
         require_relative "action/verify_box"
+        hook.before(Vagrant::Action::Builtin::BoxAdd, Action::ForceGuard)
         hook.after(Vagrant::Action::Builtin::BoxAdd, Action::VerifyBox)
       end
 

@@ -4,6 +4,7 @@ require "fileutils"
 require "log4r"
 require "uri"
 require_relative "../cli"
+require_relative "force_guard"
 
 module VagrantPlugins
   module Boxsig
@@ -219,6 +220,7 @@ module VagrantPlugins
         def remove_box(env, box)
           dir = Pathname.new(box.directory.to_s)
           box.destroy!
+          restore_forced(env, box, dir)
           version_dir = dir.parent
           begin
             version_dir.rmdir if version_dir.directory? && version_dir.children.empty?
@@ -237,6 +239,26 @@ module VagrantPlugins
           @logger.error("could not remove the refused box at #{box.directory}: #{e.class}: #{e.message}")
           env[:ui].error("boxsig: could not remove the refused box at #{box.directory}: #{e.message}; remove it with " \
                          "`vagrant box remove #{box.name} --provider #{box.provider} --box-version #{box.version}`")
+        end
+
+        # After a refused `--force` add: put back the box that Vagrant deleted to make room
+        # (kept as hard links by ForceGuard), and Vagrant's metadata_url of the name.
+        def restore_forced(env, box, dir)
+          backup = env[ForceGuard::ENV_KEY]
+          return unless backup && File.expand_path(dir.parent.parent.to_s) == File.expand_path(backup[:source])
+
+          old = Pathname.new(backup[:copy]).join(dir.parent.basename, dir.basename)
+          return unless old.directory? && !dir.exist?
+
+          dir.parent.mkpath
+          FileUtils.mv(old.to_s, dir.to_s)
+          url = Pathname.new(backup[:copy]).join("metadata_url")
+          target = dir.parent.parent.join("metadata_url")
+          FileUtils.cp(url.to_s, target.to_s) if url.file? && !target.exist?
+          env[:ui].warn("boxsig: the box #{box.name} #{box.version} (#{box.provider}) that was installed before " \
+                        "this forced add has been put back.")
+        rescue StandardError => e
+          @logger.error("could not restore the box replaced by --force: #{e.class}: #{e.message}")
         end
       end
     end
