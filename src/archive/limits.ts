@@ -13,6 +13,13 @@ export const LIMITS = {
   maxEntries: 10_000,
   /** Largest pax extended header or GNU long-name record. */
   maxMetaHeaderBytes: 64 * 1024,
+  /**
+   * Most extended headers (pax, pax global, GNU long name) in front of one
+   * entry. Repeated pax global headers are otherwise legal: without this
+   * bound, a stream of them would be inflated without limit before any entry
+   * (and any signature check) is reached.
+   */
+  maxExtendedHeadersPerEntry: 16,
   /** Largest `.boxsig/manifest.json`. */
   maxManifestBytes: 4 * 1024 * 1024,
   /** Largest signature or key file inside `.boxsig/`. */

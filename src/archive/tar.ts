@@ -64,6 +64,8 @@ export class TarParser {
   private paxSeen = false;
   private longName: string | null = null;
   private entryStart = -1;
+  /** Extended headers seen since the last entry. */
+  private metaRun = 0;
   private trailingZeros = 0;
   private entries = 0;
 
@@ -187,6 +189,11 @@ export class TarParser {
       case 'L': {
         if (h.typeflag === 'x' && this.paxSeen) throw refuse('MALFORMED', 'two pax extended headers for one entry');
         if (h.typeflag === 'L' && this.longName !== null) throw refuse('MALFORMED', 'two GNU long-name records for one entry');
+        if (++this.metaRun > LIMITS.maxExtendedHeadersPerEntry) {
+          throw refuse('MALFORMED', `more than ${LIMITS.maxExtendedHeadersPerEntry} extended headers in a row at offset ${this.blockStart()}`, {
+            offset: this.blockStart(),
+          });
+        }
         if (h.size > LIMITS.maxMetaHeaderBytes) {
           throw refuse('MALFORMED', `extended header of ${h.size} bytes exceeds the ${LIMITS.maxMetaHeaderBytes}-byte limit`);
         }
@@ -241,6 +248,7 @@ export class TarParser {
     this.paxSeen = false;
     this.longName = null;
     this.entryStart = -1;
+    this.metaRun = 0;
     out.push({ kind: 'entry', entry });
     this.current = entry;
     if (size === 0) {

@@ -151,7 +151,10 @@ export function readSize(block) {
     for (let i = 125; i < 136; i++) v = (v << 8n) | BigInt(block[i]);
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(v);
   }
-  const s = block.toString("latin1", 124, 136).replace(/^ +/, "").replace(/[\0 ].*$/s, "");
+  const s = block
+    .toString('latin1', 124, 136)
+    .replace(/^ +/, '')
+    .replace(/[\0 ].*$/s, '');
   if (!/^[0-7]*$/.test(s)) return null;
   return s === '' ? 0 : parseInt(s, 8);
 }
