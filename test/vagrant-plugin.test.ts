@@ -12,7 +12,9 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { CLI, ROOT, boxsig, hasTool, isolatedEnv, makeBox, makeKey, must, requireTool, sh, sign, type KeyFiles } from './helpers.js';
+import { serve, type Route } from './http-server.js';
 
 const PLUGIN = path.join(ROOT, 'plugins', 'vagrant');
 
@@ -35,6 +37,21 @@ function sha256(file: string): string {
 function vagrant(lab: Lab, args: string[], cwd: string): { code: number; out: string } {
   const r = sh('vagrant', args, { env: lab.env, cwd, timeout: 120_000 });
   return { code: r.code, out: `${r.stdout}\n${r.stderr}` };
+}
+
+/** The same without blocking the event loop (the HTTP server of a test runs in this process). */
+function vagrantAsync(lab: Lab, args: string[], cwd: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('vagrant', args, { env: lab.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), out });
+    });
+  });
 }
 
 function boxList(lab: Lab): string {
@@ -315,6 +332,37 @@ t.test('vagrant-boxsig with the real vagrant', async (t) => {
     t.equal(g.code, 0, 'exit 0', { output: g.out });
     t.match(g.out, /boxsig: verified acme\/cat 1\.3/);
     t.match(boxList(L), /acme\/cat\s+\(virtualbox, 1\.3\)/);
+  });
+
+  t.test('a catalog served over HTTP (application/json) goes through the hook', async (t) => {
+    const good = signed(L, path.join(L.dir, 'web-1.box'), 'acme/web', '1.0', [L.key]);
+    const evil = signed(L, path.join(L.dir, 'web-2.box'), 'acme/web', '2.0', [L.other]);
+    const routes: Record<string, Route> = {
+      '/web-1.box': { file: good },
+      '/web-2.box': { file: evil },
+    };
+    const srv = await serve(routes);
+    t.teardown(() => srv.close());
+    const entry = (version: string, file: string) => ({
+      version,
+      providers: [{ name: 'virtualbox', url: `${srv.url}/${path.basename(file)}`, checksum: sha256(file), checksum_type: 'sha256' }],
+    });
+    routes['/acme/web'] = { body: JSON.stringify({ name: 'acme/web', versions: [entry('1.0', good)] }), contentType: 'application/json' };
+    const cwd = emptyDir(L, 'http');
+    const r = await vagrantAsync(L, ['box', 'add', `${srv.url}/acme/web`], cwd);
+    t.equal(r.code, 0, 'exit 0', { output: r.out });
+    t.match(r.out, /boxsig: verified acme\/web 1\.0 \(virtualbox\)/);
+    t.match(boxList(L), /acme\/web\s+\(virtualbox, 1\.0\)/);
+
+    routes['/acme/web'] = {
+      body: JSON.stringify({ name: 'acme/web', versions: [entry('1.0', good), entry('2.0', evil)] }),
+      contentType: 'application/json',
+    };
+    const u = await vagrantAsync(L, ['box', 'update', '--box', 'acme/web'], cwd);
+    t.equal(u.code, 1, 'exit 1', { output: u.out });
+    t.match(u.out, /boxsig refused the box acme\/web 2\.0 \(virtualbox\): KEY_CHANGED/);
+    t.notOk(fs.existsSync(path.join(L.home, 'boxes', 'acme-VAGRANTSLASH-web', '2.0')));
+    t.match(boxList(L), /acme\/web\s+\(virtualbox, 1\.0\)/);
   });
 
   t.test("vagrant up's automatic box add goes through the hook (machine config)", async (t) => {

@@ -21,7 +21,7 @@ module VagrantPlugins
 
         def initialize(app, _env)
           @app = app
-          @logger = Log4r::Logger.new("vagrant_boxsig::action::force_guard")
+          @logger = Log4r::Logger.new("vagrant::plugins::boxsig::force_guard")
         end
 
         def call(env)

@@ -22,7 +22,7 @@ module VagrantPlugins
       class VerifyBox
         def initialize(app, _env)
           @app = app
-          @logger = Log4r::Logger.new("vagrant_boxsig::action::verify_box")
+          @logger = Log4r::Logger.new("vagrant::plugins::boxsig::verify_box")
         end
 
         def call(env)
