@@ -359,6 +359,7 @@ export function registerRepackage(program: Command): void {
     .option('--passphrase-file <file>')
     .option('--claim <key=value>', 'signed claim (repeatable)', collect)
     .option('--expires <duration>')
+    .option('--sign-version <version>', 'version to sign (default: the installed one; for version 0, the one its old manifest states)')
     .option('--vagrant-home <dir>')
     .addOption(jsonOption())
     .action(
@@ -374,6 +375,7 @@ export function registerRepackage(program: Command): void {
             passphraseFile?: string;
             claim?: string[];
             expires?: string;
+            signVersion?: string;
             vagrantHome?: string;
             json?: boolean;
           },
@@ -383,6 +385,7 @@ export function registerRepackage(program: Command): void {
           const r = await repackageBox(name, provider, version, {
             vagrantHome: opts.vagrantHome,
             output: opts.output,
+            signVersion: opts.signVersion,
             ...(signers.length ? { sign: { signers, claims: parseClaims(opts.claim), expires: opts.expires } } : {}),
           });
           if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });

@@ -15,6 +15,8 @@ import { installedBoxPath, vagrantHome } from './home.js';
 export interface RepackageOptions {
   vagrantHome?: string;
   output?: string;
+  /** Version to sign (default: the installed version; for Vagrant's "0", the version the box's old manifest states). */
+  signVersion?: string;
   /** Sign the repackaged box with these signers. */
   sign?: Omit<SignOptions, 'output' | 'name' | 'version' | 'provider'>;
 }
@@ -23,6 +25,16 @@ export interface RepackageResult {
   output: string;
   files: string[];
   signed: SignResult | null;
+}
+
+/** The version the installed box's own (old) manifest states, if it has one that parses. */
+function manifestVersion(dir: string): string | undefined {
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, '.boxsig', 'manifest.json'), 'utf8')) as { box?: { version?: unknown } };
+    return typeof m.box?.version === 'string' ? m.box.version : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function repackageBox(name: string, provider: string, version: string, opts: RepackageOptions = {}): Promise<RepackageResult> {
@@ -42,7 +54,8 @@ export async function repackageBox(name: string, provider: string, version: stri
     await create({ gzip: { level: 6 }, file: tmp, cwd: dir, portable: true, noDirRecurse: true }, ordered);
     let signed: SignResult | null = null;
     if (opts.sign) {
-      signed = await signBox(tmp, { ...opts.sign, name, version, provider, output });
+      const signVersion = opts.signVersion ?? (version === '0' ? (manifestVersion(dir) ?? version) : version);
+      signed = await signBox(tmp, { ...opts.sign, name, version: signVersion, provider, output });
       fs.rmSync(tmp, { force: true });
     } else {
       fs.renameSync(tmp, output);
