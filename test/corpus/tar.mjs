@@ -31,15 +31,18 @@ function putBytes(buf, off, len, value) {
 }
 
 /** Sum of the header bytes with the checksum field counted as spaces. */
-export function headerChecksum(block) {
+export function headerChecksum(block, signed = false) {
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i];
+  for (let i = 0; i < BLOCK; i++) {
+    const v = i >= 148 && i < 156 ? 0x20 : block[i];
+    sum += signed && v > 127 ? v - 256 : v;
+  }
   return sum;
 }
 
 /** Recompute and store the checksum of a header block in place (6 octal digits, NUL, space). */
-export function fixChecksum(block) {
-  const s = headerChecksum(block).toString(8).padStart(6, '0');
+export function fixChecksum(block, signed = false) {
+  const s = headerChecksum(block, signed).toString(8).padStart(6, '0');
   block.write(s, 148, 'latin1');
   block[154] = 0;
   block[155] = 0x20;
@@ -51,6 +54,8 @@ export function fixChecksum(block) {
  * opts: name (string or Buffer), prefix, mode, uid, gid, size, mtime, type
  * (one character), linkname, format ('ustar' | 'gnu' | 'v7'), base256Size,
  * rawSize (Buffer for the 12-byte size field), devmajor, devminor,
+ * raw ([[offset, bytes]] written last, before the checksum),
+ * checksum: 'signed' for the (legal) signed-byte sum,
  * checksum: false to leave a wrong checksum.
  */
 export function header(opts) {
@@ -79,7 +84,8 @@ export function header(opts) {
     numeric(b, 337, 8, opts.devminor ?? 0);
   }
   if (format === 'ustar' && opts.prefix) putBytes(b, 345, 155, opts.prefix);
-  if (opts.checksum !== false) fixChecksum(b);
+  if (opts.raw) for (const [off, bytes] of opts.raw) Buffer.from(bytes).copy(b, off);
+  if (opts.checksum !== false) fixChecksum(b, opts.checksum === 'signed');
   return b;
 }
 
