@@ -16,6 +16,31 @@ import type { BoxsigPrefix, Expectation } from './reader.js';
 
 const SIG_NAME = /^([0-9A-F]{40}|[0-9A-F]{64})\.asc$/;
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Directory entries as strings, refusing names that are not UTF-8 (they
+ * cannot be listed in a manifest, and decoding them lossily would name a
+ * different file).
+ */
+function readNames(dir: string, rel: string): string[] {
+  let raw: Buffer[];
+  try {
+    raw = fs.readdirSync(dir, { encoding: 'buffer' });
+  } catch (e) {
+    throw ioError(`cannot read ${dir}`, e);
+  }
+  return raw
+    .map((b) => {
+      try {
+        return utf8.decode(b);
+      } catch {
+        throw refuse('UNSAFE_ENTRY', `a file name in ${showPath(rel || '.')} is not valid UTF-8`, { raw: b.toString('hex') });
+      }
+    })
+    .sort();
+}
+
 function lstat(p: string): fs.Stats {
   try {
     return fs.lstatSync(p);
@@ -43,7 +68,7 @@ export function readDirPrefix(dir: string): BoxsigPrefix {
   }
   if (!st.isDirectory()) throw refuse('UNSAFE_ENTRY', '.boxsig is not a directory', { path: BOXSIG_DIR });
   prefix.present = true;
-  for (const name of fs.readdirSync(root).sort()) {
+  for (const name of readNames(root, BOXSIG_DIR)) {
     const p = path.join(root, name);
     const rel = `${BOXSIG_DIR}/${name}`;
     const s = lstat(p);
@@ -52,7 +77,7 @@ export function readDirPrefix(dir: string): BoxsigPrefix {
     } else if (name === 'signatures' || name === 'keys') {
       if (!s.isDirectory()) throw refuse('UNSAFE_ENTRY', `${rel} is not a directory`, { path: rel });
       const map = name === 'signatures' ? prefix.signatures : prefix.keys;
-      for (const f of fs.readdirSync(p).sort()) {
+      for (const f of readNames(p, rel)) {
         const m = SIG_NAME.exec(f);
         if (!m) throw refuse('MALFORMED', `unexpected file ${showPath(`${rel}/${f}`)} in .boxsig/`, { path: `${rel}/${f}` });
         if (map.size >= LIMITS.maxSigners) throw refuse('MALFORMED', `more than ${LIMITS.maxSigners} ${name} in .boxsig/`);
@@ -77,7 +102,7 @@ export function walkBoxDir(dir: string): DirFile[] {
   const reg = new PathRegistry();
   let count = 0;
   const walk = (abs: string, rel: string) => {
-    for (const name of fs.readdirSync(abs).sort()) {
+    for (const name of readNames(abs, rel)) {
       const childRel = rel ? `${rel}/${name}` : name;
       if (!rel && name === BOXSIG_DIR) continue;
       if (!rel && foldName(name) === BOXSIG_DIR) throw refuse('UNSAFE_ENTRY', `${showPath(name)} imitates the reserved .boxsig/ directory`, { path: name });
