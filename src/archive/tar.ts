@@ -399,11 +399,29 @@ function decodeHeader(b: Buffer, offset: number): Header {
     if (prefix) name = `${prefix}/${name}`;
   }
   const size = parseNumeric(b, 124, 12, 'size', offset);
-  let mode = 0o644;
-  try {
-    mode = parseNumeric(b, 100, 8, 'mode', offset);
-  } catch {
-    // a garbled mode does not change what is extracted; boxsig writes its own modes
+  // Numeric fields boxsig does not use must still be numbers: GNU tar reports
+  // garbage in any of them as an error (exit status 2) and bsdtar refuses to
+  // open an archive whose first header has one, so Vagrant could not extract
+  // a box boxsig had accepted.
+  const mode = parseNumeric(b, 100, 8, 'mode', offset);
+  parseNumeric(b, 108, 8, 'uid', offset);
+  parseNumeric(b, 116, 8, 'gid', offset);
+  parseNumeric(b, 136, 12, 'mtime', offset, true);
+  if (magic === 'ustar\0' || magic === 'ustar ') {
+    parseNumeric(b, 329, 8, 'devmajor', offset);
+    parseNumeric(b, 337, 8, 'devminor', offset);
+  }
+  if (magic === 'ustar ') {
+    // GNU headers keep atime, ctime, a multi-volume offset, an old-style sparse
+    // map, an "extended" flag and a real size where ustar keeps its prefix.
+    // libarchive honours the sparse flag and the real size on any entry type
+    // (GNU tar does not), so anything but zeros there would make bsdtar
+    // extract other bytes than boxsig verified.
+    parseNumeric(b, 345, 12, 'atime', offset, true);
+    parseNumeric(b, 357, 12, 'ctime', offset, true);
+    if (!isZero(b.subarray(369, 500))) {
+      throw refuse('MALFORMED', `GNU tar header at offset ${offset} has sparse, multi-volume or real-size data`, { offset });
+    }
   }
   return { name, mode, size, typeflag };
 }
@@ -414,9 +432,10 @@ function cString(b: Buffer, start: number, len: number, what: string): string {
   return decodeName(nul >= 0 ? field.subarray(0, nul) : field, what);
 }
 
-function parseNumeric(b: Buffer, start: number, len: number, what: string, offset: number): number {
+function parseNumeric(b: Buffer, start: number, len: number, what: string, offset: number, signedAllowed = false): number {
   const first = b[start];
   if (first & 0x80) {
+    if (first === 0xff && signedAllowed) return -1; // a negative base-256 time (before 1970): valid, and unused
     if (first !== 0x80) throw refuse('MALFORMED', `negative or oversized base-256 ${what} at offset ${offset}`);
     let v = 0n;
     for (let i = start + 1; i < start + len; i++) v = (v << 8n) | BigInt(b[i]);
@@ -430,6 +449,8 @@ function parseOctal(b: Buffer, start: number, len: number, what: string, offset:
   let i = start;
   const end = start + len;
   while (i < end && b[i] === 0x20) i++;
+  // a field of nothing but spaces is an error for GNU tar ("Blanks in header")
+  if (i === end) throw refuse('MALFORMED', `blank ${what} field in tar header at offset ${offset}`, { offset });
   let v = 0;
   let digits = 0;
   while (i < end && b[i] >= 0x30 && b[i] <= 0x37) {

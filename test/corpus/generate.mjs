@@ -720,6 +720,60 @@ export async function generateCorpus(outDir) {
     dir: 'ACCEPT',
   });
 
+  // ---- header fields boxsig does not use, but extractors do
+  {
+    const rest = bodyEntries([byPath['metadata.json'], byPath['box-disk1.vmdk']]);
+    const vfData = byPath.Vagrantfile.data;
+    add(
+      'gnu-realsize',
+      'the signed Vagrantfile in a GNU header carrying a "real size" (which libarchive honours on any entry)',
+      [P, rest, tar.file('Vagrantfile', vfData, { format: 'gnu', raw: [[483, Buffer.from(`${(vfData.length + 16).toString(8).padStart(11, '0')}\0`)]] }), E],
+      {
+        verify: 'MALFORMED',
+        dir: 'TAMPERED',
+      },
+      { note: 'old boxsig verified it while bsdtar extracted a Vagrantfile 16 NUL bytes longer, with exit status 0' },
+    );
+    add(
+      'gnu-isextended',
+      'the signed Vagrantfile in a GNU header with the sparse "extended" flag set, hiding the next header',
+      [P, rest, tar.file('Vagrantfile', vfData, { format: 'gnu', raw: [[482, Buffer.from([1])]] }), tar.file('hidden.sh', 'echo pwned\n'), E],
+      {
+        verify: 'MALFORMED',
+        dir: 'UNLISTED_FILE',
+      },
+    );
+    add(
+      'numeric-garbage-uid',
+      'garbage in the uid field of the signed Vagrantfile (GNU tar: "numeric uid_t value expected")',
+      [P, rest, tar.file('Vagrantfile', vfData, { raw: [[108, Buffer.from('garbage\0')]] }), E],
+      {
+        verify: 'MALFORMED',
+        dir: 'ACCEPT',
+      },
+      { note: 'bsdtar only checks the fields of the first header' },
+    );
+    add(
+      'numeric-blank-mtime',
+      'an mtime field of nothing but spaces (GNU tar: "Blanks in header")',
+      [P, rest, tar.file('Vagrantfile', vfData, { raw: [[136, Buffer.from(' '.repeat(12))]] }), E],
+      {
+        verify: 'MALFORMED',
+        dir: 'ACCEPT',
+      },
+    );
+    add(
+      'numeric-garbage-first-header',
+      'garbage in the mode field of the first header (bsdtar cannot even open the archive)',
+      [tar.dir('.boxsig/', { raw: [[100, Buffer.from('rwxr-xr\0')]] }), P.subarray(512), B, E],
+      {
+        verify: 'MALFORMED',
+        dir: 'ACCEPT',
+      },
+      { note: 'bsdtar refuses the archive (vacuous)' },
+    );
+  }
+
   // ---- base-256 sizes
   add(
     'base256-larger',
