@@ -340,10 +340,8 @@ export function parsePax(data: Buffer): Array<[string, string]> {
   const seen = new Set<string>();
   let pos = 0;
   while (pos < data.length) {
-    if (data[pos] === 0) {
-      if (!isZero(data.subarray(pos))) throw refuse('MALFORMED', 'garbage after the pax records');
-      break;
-    }
+    // NUL padding after the records: bsdtar warns "malformed pax extended attributes" and fails
+    if (data[pos] === 0) throw refuse('MALFORMED', 'NUL bytes after the pax records');
     const sp = data.indexOf(0x20, pos);
     if (sp < 0 || sp - pos > 12) throw refuse('MALFORMED', 'malformed pax record length');
     const lenStr = data.toString('latin1', pos, sp);
