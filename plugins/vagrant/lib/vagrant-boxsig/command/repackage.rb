@@ -1,9 +1,7 @@
 # frozen_string_literal: true
 
-require "fileutils"
 require "json"
 require "optparse"
-require "securerandom"
 require_relative "root"
 
 module VagrantPlugins
@@ -13,11 +11,9 @@ module VagrantPlugins
       #
       # Like `vagrant box repackage` (which leaves `.boxsig/` out, so the old signature does
       # not travel), but the new box is signed. Runs
-      #   boxsig repackage NAME PROVIDER VERSION --vagrant-home HOME -o OUT --key ...
-      # When the signed version differs from the installed one (--sign-version, or a box
-      # that Vagrant installed as version 0 because it was added from a file or URL), it runs
-      #   boxsig repackage NAME PROVIDER VERSION --vagrant-home HOME -o TMP
-      #   boxsig sign TMP --key ... --name NAME --version SIGN_VERSION --provider PROVIDER -o OUT
+      #   boxsig repackage NAME PROVIDER VERSION --vagrant-home HOME -o OUT --key ... [--sign-version V]
+      # A box that Vagrant installed as version 0 (added from a file or URL) is signed with the
+      # version its old signed manifest states, unless --sign-version says otherwise.
       class Repackage < Vagrant.plugin("2", :command)
         include Helpers
 
@@ -59,37 +55,23 @@ module VagrantPlugins
           @env.ui.warn("boxsig: no --key or --gpg-key given: the repackaged box will be unsigned.") unless signing
 
           sign_version = options[:sign_version]
-          if sign_version.nil? && version == "0"
-            sign_version = manifest_version(box)
-            if sign_version && sign_version != version
+          if sign_version.nil? && version == "0" && signing
+            stated = manifest_version(box)
+            if stated && stated != version
               @env.ui.info("boxsig: #{name} is installed as version 0 (added from a file or URL); " \
-                           "signing it as version #{sign_version}, the version of its old signed manifest " \
+                           "signing it as version #{stated}, the version of its old signed manifest " \
                            "(--sign-version overrides).")
             end
           end
-          sign_version = nil if sign_version == version
 
-          sign_args = []
-          options[:keys].each { |k| sign_args += ["--key", File.expand_path(k, Dir.pwd)] }
-          options[:gpg_keys].each { |k| sign_args += ["--gpg-key", k] }
-          sign_args += ["--passphrase-file", File.expand_path(options[:passphrase_file], Dir.pwd)] if options[:passphrase_file]
-          options[:claims].each { |c| sign_args += ["--claim", c] }
-          sign_args += ["--expires", options[:expires]] if options[:expires]
-
-          cmd = boxsig_command(@env.vagrantfile.config.boxsig)
-          repack = ["repackage", name, provider, version, "--vagrant-home", @env.home_path.to_s]
-          return run_boxsig(cmd, repack + ["-o", output] + sign_args) if !signing || sign_version.nil?
-
-          tmp = File.join(File.dirname(output), ".#{File.basename(output)}.#{SecureRandom.hex(4)}.unsigned")
-          begin
-            code = run_boxsig(cmd, repack + ["-o", tmp])
-            return code unless code.zero?
-
-            run_boxsig(cmd, ["sign", tmp, *sign_args, "--name", name, "--version", sign_version,
-                             "--provider", provider, "-o", output])
-          ensure
-            FileUtils.rm_f(tmp)
-          end
+          args = ["repackage", name, provider, version, "--vagrant-home", @env.home_path.to_s, "-o", output]
+          options[:keys].each { |k| args += ["--key", File.expand_path(k, Dir.pwd)] }
+          options[:gpg_keys].each { |k| args += ["--gpg-key", k] }
+          args += ["--passphrase-file", File.expand_path(options[:passphrase_file], Dir.pwd)] if options[:passphrase_file]
+          options[:claims].each { |c| args += ["--claim", c] }
+          args += ["--expires", options[:expires]] if options[:expires]
+          args += ["--sign-version", sign_version] if sign_version
+          run_boxsig(boxsig_command(@env.vagrantfile.config.boxsig), args)
         end
 
         private
