@@ -42,7 +42,7 @@ const NAME = 'fuzz/box';
 const STACK = /\n\s+at .+[:(]\d+:\d+|Unhandled/;
 
 function parseArgs(argv) {
-  const o = { cases: 1000, seed: 1, workers: 2, cliEvery: 0, only: null, json: false, keep: false, add: true, worker: false, diff: true };
+  const o = { cases: 1000, seed: 1, workers: 2, cliEvery: 0, signEvery: 4, only: null, json: false, keep: false, add: true, worker: false, diff: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => argv[++i];
@@ -50,6 +50,7 @@ function parseArgs(argv) {
     else if (a === '--seed') o.seed = v();
     else if (a === '--workers') o.workers = Number(v());
     else if (a === '--cli-every') o.cliEvery = Number(v());
+    else if (a === '--sign-every') o.signEvery = Number(v());
     else if (a === '--only') o.only = Number(v());
     else if (a === '--json') o.json = true;
     else if (a === '--keep') o.keep = true;
@@ -57,7 +58,9 @@ function parseArgs(argv) {
     else if (a === '--no-diff') o.diff = false;
     else if (a === '--worker') o.worker = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node test/fuzz/run.mjs [--cases N] [--seed S] [--workers W] [--cli-every K] [--only I] [--json] [--keep] [--no-add] [--no-diff]');
+      console.log(
+        'usage: node test/fuzz/run.mjs [--cases N] [--seed S] [--workers W] [--cli-every K] [--sign-every K] [--only I] [--json] [--keep] [--no-add] [--no-diff]',
+      );
       process.exit(0);
     } else {
       console.error(`unknown argument ${a}`);
@@ -123,7 +126,9 @@ async function setup(dir) {
     bases.push({ name, file: out, compressed: gzip });
   }
   const files = originalFiles().map((f) => ({ path: f.path, size: f.data.length, sha256: sha256(f.data) }));
-  return { fingerprint: signer.fingerprint, bases, files };
+  // a second key, for co-signing (and stripping) the mutated boxes the way a release approver would
+  const cosigner = (await newKey({ uid: 'boxsig fuzz co-signer' })).armor();
+  return { fingerprint: signer.fingerprint, bases, files, cosigner };
 }
 
 // ------------------------------------------------------------------ worker
@@ -171,11 +176,13 @@ function runCli(args, env) {
 
 async function worker() {
   const msg = await new Promise((resolve) => process.once('message', resolve));
-  const { fuzzDir, id, seed, indices, cliEvery, setupInfo, add: doAdd, diff: doDiff } = msg;
+  const { fuzzDir, id, seed, indices, cliEvery, signEvery, setupInfo, add: doAdd, diff: doDiff } = msg;
   const sandbox = path.join(fuzzDir, `worker-${id}`);
   const home = path.join(sandbox, 'boxsig-home');
   process.env.BOXSIG_HOME = home;
-  const { verifyBox, TrustStore, BoxsigError, isRefusalCode } = await import(pathToFileURL(path.join(DIST, 'index.js')).href);
+  const { verifyBox, signBox, stripBox, signerFromKey, TrustStore, BoxsigError, isRefusalCode } = await import(pathToFileURL(path.join(DIST, 'index.js')).href);
+  const openpgp = await import('openpgp');
+  const cosigner = signerFromKey(await openpgp.readPrivateKey({ armoredKey: setupInfo.cosigner }), 'co-signer');
   const { addBox } = await import(pathToFileURL(path.join(DIST, 'vagrant', 'add.js')).href);
   const store = new TrustStore(home);
   const vh = path.join(sandbox, 'vagrant-home');
@@ -250,6 +257,43 @@ async function worker() {
       }
     }
 
+    // co-sign and strip the mutated box (a release approver co-signing a box from CI): never a
+    // crash, and a box sign produces extracts (GNU tar, bsdtar) to exactly what boxsig verifies
+    if (signEvery > 0 && index % signEvery === 0) {
+      const out = path.join(scratch, 'resigned.box');
+      try {
+        await signBox(box, { signers: [cosigner], name: NAME, version: '1.0.0', output: out });
+        result.sign = { outcome: 'accepted' };
+        try {
+          const v = await verifyBox(out, { pins: [cosigner.fingerprint], store, layers: [], cwd: scratch });
+          if (canDiff) for (const p of differential(out, v.files, path.join(scratch, 'diff'))) failures.push(`differential after sign: ${p}`);
+          if (
+            result.verify.outcome === 'accepted' &&
+            JSON.stringify([...v.files].sort((a, b) => (a.path < b.path ? -1 : 1))) !==
+              JSON.stringify([...setupInfo.files].sort((a, b) => (a.path < b.path ? -1 : 1)))
+          ) {
+            failures.push('co-signing a box that verified changed its files');
+          }
+        } catch (e) {
+          const c = classify(e);
+          failures.push(`a box boxsig sign wrote does not verify: ${c.code}: ${c.message.slice(0, 300)}`);
+        }
+      } catch (e) {
+        result.sign = classify(e);
+        if (result.sign.code === 'USAGE') result.sign.outcome = 'refused';
+      }
+      fs.rmSync(out, { force: true });
+      try {
+        await stripBox(box, out);
+        result.strip = { outcome: 'accepted' };
+      } catch (e) {
+        result.strip = classify(e);
+        if (result.strip.code === 'USAGE') result.strip.outcome = 'refused';
+      }
+      fs.rmSync(out, { force: true });
+      for (const f of fs.readdirSync(scratch)) if (f.startsWith('.resigned.box')) failures.push(`sign left a temporary file: ${f}`);
+    }
+
     // the same through the CLI, every K-th case
     if (cliEvery > 0 && index % cliEvery === 0) {
       result.cli = {};
@@ -275,7 +319,7 @@ async function worker() {
     // nothing may appear outside the staging directory
     if (sandboxTop() !== sandboxBefore) failures.push(`new entries in the worker sandbox: ${sandboxTop()} (was ${sandboxBefore})`);
     if (fs.readdirSync(fuzzDir).sort().join(',') !== fuzzTop) failures.push(`new entries in the fuzz directory: ${fs.readdirSync(fuzzDir).join(',')}`);
-    for (const mode of ['verify', 'add']) {
+    for (const mode of ['verify', 'add', 'sign', 'strip']) {
       const r = result[mode];
       if (r?.outcome === 'crash') failures.push(`${mode} crashed: ${r.code}: ${r.message.slice(0, 800)}`);
     }
@@ -335,7 +379,7 @@ async function main() {
             workerFailures.push({ index: missing[0], failures: [`worker ${w} died (exit ${code}${signal ? `, ${signal}` : ''}) during case ${missing[0]}`] });
           resolve();
         });
-        child.send({ fuzzDir, id: w, seed: o.seed, indices: mine, cliEvery: o.cliEvery, setupInfo, add: o.add, diff: o.diff });
+        child.send({ fuzzDir, id: w, seed: o.seed, indices: mine, cliEvery: o.cliEvery, signEvery: o.signEvery, setupInfo, add: o.add, diff: o.diff });
       });
     }),
   );
@@ -347,7 +391,7 @@ async function main() {
     workers: nWorkers,
     seconds: Number(seconds.toFixed(1)),
     casesPerSecond: Number((results.length / seconds).toFixed(1)),
-    accepted: { verify: 0, add: 0 },
+    accepted: { verify: 0, add: 0, sign: 0, strip: 0 },
     refused: {},
     errors: {},
     cli: { runs: 0, exits: {} },
@@ -356,7 +400,7 @@ async function main() {
     fuzzDir: o.keep ? fuzzDir : null,
   };
   for (const r of results.sort((a, b) => a.index - b.index)) {
-    for (const mode of ['verify', 'add']) {
+    for (const mode of ['verify', 'add', 'sign', 'strip']) {
       const x = r[mode];
       if (!x) continue;
       if (x.outcome === 'accepted') summary.accepted[mode]++;
@@ -364,6 +408,7 @@ async function main() {
       else if (x.outcome !== 'refused') summary.errors[`${mode} ${x.code}`] = (summary.errors[`${mode} ${x.code}`] ?? 0) + 1;
     }
     if (r.verify?.outcome === 'accepted') summary.differentialChecks++;
+    if (r.sign?.outcome === 'accepted') summary.differentialChecks++;
     if (r.cli) {
       for (const c of Object.values(r.cli)) {
         summary.cli.runs++;
@@ -387,7 +432,7 @@ async function main() {
   else {
     console.log(`boxsig fuzz: seed ${o.seed}, ${summary.cases} cases on ${nWorkers} worker(s) in ${summary.seconds} s (${summary.casesPerSecond} cases/s)`);
     console.log(
-      `  accepted: verify ${summary.accepted.verify}, add ${summary.accepted.add}; differential checks (GNU tar, bsdtar): ${summary.differentialChecks}`,
+      `  accepted: verify ${summary.accepted.verify}, add ${summary.accepted.add}, co-sign ${summary.accepted.sign}, strip ${summary.accepted.strip}; differential checks (GNU tar, bsdtar): ${summary.differentialChecks}`,
     );
     console.log(
       `  refused by code (verify): ${
