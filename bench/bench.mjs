@@ -63,7 +63,10 @@ if (opts.help) {
   const src = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
   console.log(
     src
-      .slice(1, src.findIndex((l) => l.startsWith('import')))
+      .slice(
+        1,
+        src.findIndex((l) => l.startsWith('import')),
+      )
       .map((l) => l.replace(/^\/\/ ?/, ''))
       .join('\n'),
   );
@@ -289,7 +292,11 @@ async function bench(box, boxMeta, scratch, setGnupgHome) {
     gnupgHome = fs.mkdtempSync(path.join(os.tmpdir(), 'boxsig-bench-gpg-'));
     setGnupgHome(gnupgHome);
     const genv = { ...env, GNUPGHOME: gnupgHome };
-    run(TOOLS.gpg, ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'boxsig bench <bench@example.invalid>', 'ed25519', 'sign', 'never'], { env: genv });
+    run(
+      TOOLS.gpg,
+      ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'boxsig bench <bench@example.invalid>', 'ed25519', 'sign', 'never'],
+      { env: genv },
+    );
     run(TOOLS.gpg, ['--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', '--detach-sign', '-o', `${signed}.sig`, signed], { env: genv });
   }
 
@@ -402,7 +409,20 @@ async function bench(box, boxMeta, scratch, setGnupgHome) {
       cmd() {
         return [
           NODE,
-          [CLI, 'add', signed, '--vagrant-home', path.join(this.dir, 'vagrant-home'), '--name', NAME, '--checksum', checksum, '--checksum-type', 'sha256', '--json'],
+          [
+            CLI,
+            'add',
+            signed,
+            '--vagrant-home',
+            path.join(this.dir, 'vagrant-home'),
+            '--name',
+            NAME,
+            '--checksum',
+            checksum,
+            '--checksum-type',
+            'sha256',
+            '--json',
+          ],
         ];
       },
       check(r) {
@@ -475,7 +495,8 @@ async function bench(box, boxMeta, scratch, setGnupgHome) {
       if (!noisy) break;
       c.retried = (c.retried ?? 0) + (timed && attempt < RETRIES ? 1 : 0);
     }
-    if (timed) c.samples.push({ wall: best.wall, cpu: best.cpu, rssMiB: best.rssMiB, foreignCpu: best.foreignCpu, steal: best.steal, disturbed: disturbed(best) });
+    if (timed)
+      c.samples.push({ wall: best.wall, cpu: best.cpu, rssMiB: best.rssMiB, foreignCpu: best.foreignCpu, steal: best.steal, disturbed: disturbed(best) });
   };
 
   // ---- warm page cache, a quiet machine, warm-up round, then alternating timed rounds
@@ -579,7 +600,11 @@ async function bench(box, boxMeta, scratch, setGnupgHome) {
       const d = path.join(scratch, 'prof-add');
       rmrf(d);
       const e = { ...env, BOXSIG_HOME: path.join(d, 'boxsig-home') };
-      prof('add', ['add', signed, '--vagrant-home', path.join(d, 'vagrant-home'), '--name', NAME, '--checksum', checksum, '--checksum-type', 'sha256', '-q'], e);
+      prof(
+        'add',
+        ['add', signed, '--vagrant-home', path.join(d, 'vagrant-home'), '--name', NAME, '--checksum', checksum, '--checksum-type', 'sha256', '-q'],
+        e,
+      );
       rmrf(d);
     }
   }
@@ -709,10 +734,18 @@ function report({ boxMeta, signedBytes, contenders, startup, memory, profiles, h
   const target = (name, value, limit, measured, unit = '×') => {
     const ok = value === null ? null : value <= limit;
     T.push({ name, value, limit, ok, measured });
-    const v = value === null ? measured : `${unit === '×' ? value.toFixed(2) : value.toFixed(0)}${unit === '×' ? '×' : ` ${unit}`}${measured ? ` (${measured})` : ''}`;
+    const v =
+      value === null ? measured : `${unit === '×' ? value.toFixed(2) : value.toFixed(0)}${unit === '×' ? '×' : ` ${unit}`}${measured ? ` (${measured})` : ''}`;
     say(`| ${name} | ${v} | ${ok === null ? 'not measured' : ok ? 'PASS' : '**FAIL**'} |`);
   };
-  const pair = (a, b) => (a?.stats.median && b?.stats.median ? `${secs(a.stats.median)} vs ${secs(b.stats.median)}` : a && a.stats.status !== 'ok' ? a.stats.note : b ? b.stats.note : 'not run');
+  const pair = (a, b) =>
+    a?.stats.median && b?.stats.median
+      ? `${secs(a.stats.median)} vs ${secs(b.stats.median)}`
+      : a && a.stats.status !== 'ok'
+        ? a.stats.note
+        : b
+          ? b.stats.note
+          : 'not run';
   say('| target (PRODUCT.md) | measured | result |');
   say('|---|---|---|');
   if (ONLY.has('add')) {
@@ -741,7 +774,13 @@ function report({ boxMeta, signedBytes, contenders, startup, memory, profiles, h
   for (const s of [GiB, 4 * GiB]) if (!peaks.has(s)) peaks.set(s, null);
   for (const [s, p] of [...peaks.entries()].sort((a, b) => a[0] - b[0])) {
     if (p) target(`peak RSS ≤ 150 MiB at ${formatSize(s)}`, p.value, 150, `${p.which} MiB`, 'MiB');
-    else target(`peak RSS ≤ 150 MiB at ${formatSize(s)}`, null, 150, s === SIZE ? 'not run' : `not measured (add --memory${s === GiB ? ' --memory-size 1GiB' : ''})`);
+    else
+      target(
+        `peak RSS ≤ 150 MiB at ${formatSize(s)}`,
+        null,
+        150,
+        s === SIZE ? 'not run' : `not measured (add --memory${s === GiB ? ' --memory-size 1GiB' : ''})`,
+      );
   }
   if (startup) target('small-box verify < 300 ms wall, start-up included', startup.verify.median * 1000, 300, `median of ${STARTUP_RUNS}`, 'ms');
 

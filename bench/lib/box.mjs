@@ -77,19 +77,29 @@ function textPool(seed, bytes) {
   const hosts = ['ubuntu-2404', 'debian-12', 'vagrant', 'localhost', 'build-7f3a'];
   const units = ['ssh.service', 'systemd-networkd.service', 'cloud-init.service', 'apt-daily.timer', 'snapd.service', 'cron.service', 'rsyslog.service'];
   const pkgs = ['libc6', 'openssh-server', 'python3.12', 'libssl3t64', 'linux-image-6.8.0-31-generic', 'curl', 'ca-certificates', 'vim-tiny', 'sudo', 'rsync'];
-  const words = 'the of and to in is for on with as by at from that this be are was not or all can new data file system user root service device network disk error warning info started stopped'.split(' ');
-  const ts = () => `${pick(months)} ${String(int(1, 28)).padStart(2, ' ')} ${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}`;
-  const iso = () => `2024-${String(int(1, 12)).padStart(2, '0')}-${String(int(1, 28)).padStart(2, '0')}T${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}.${String(int(0, 999999)).padStart(6, '0')}+00:00`;
+  const words =
+    'the of and to in is for on with as by at from that this be are was not or all can new data file system user root service device network disk error warning info started stopped'.split(
+      ' ',
+    );
+  const ts = () =>
+    `${pick(months)} ${String(int(1, 28)).padStart(2, ' ')} ${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}`;
+  const iso = () =>
+    `2024-${String(int(1, 12)).padStart(2, '0')}-${String(int(1, 28)).padStart(2, '0')}T${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}.${String(int(0, 999999)).padStart(6, '0')}+00:00`;
   const ver = () => `${int(0, 9)}.${int(0, 30)}.${int(0, 99)}-${int(1, 9)}ubuntu${int(0, 5)}`;
   const kinds = [
     () => `${ts()} ${pick(hosts)} systemd[1]: Started ${pick(units)} - ${pick(words)} ${pick(words)} ${pick(words)}.`,
-    () => `${ts()} ${pick(hosts)} sshd[${int(300, 65000)}]: Accepted publickey for vagrant from 10.0.2.${int(2, 254)} port ${int(30000, 65000)} ssh2: ED25519 SHA256:${b64(43)}`,
-    () => `${ts()} ${pick(hosts)} kernel: [${String(int(0, 99999)).padStart(5, ' ')}.${String(int(0, 999999)).padStart(6, '0')}] EXT4-fs (sda${int(1, 3)}): mounted filesystem ${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)} r/w with ordered data mode.`,
+    () =>
+      `${ts()} ${pick(hosts)} sshd[${int(300, 65000)}]: Accepted publickey for vagrant from 10.0.2.${int(2, 254)} port ${int(30000, 65000)} ssh2: ED25519 SHA256:${b64(43)}`,
+    () =>
+      `${ts()} ${pick(hosts)} kernel: [${String(int(0, 99999)).padStart(5, ' ')}.${String(int(0, 999999)).padStart(6, '0')}] EXT4-fs (sda${int(1, 3)}): mounted filesystem ${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)} r/w with ordered data mode.`,
     () => `${iso()} ${pick(hosts)} CRON[${int(300, 65000)}]: (root) CMD (cd / && run-parts --report /etc/cron.hourly)`,
-    () => `2024-${String(int(1, 12)).padStart(2, '0')}-${String(int(1, 28)).padStart(2, '0')} ${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')} status installed ${pick(pkgs)}:amd64 ${ver()}`,
-    () => `${iso()} - util.py[DEBUG]: Reading from /proc/${int(1, 9999)}/mountinfo (quiet=False) ${Array.from({ length: int(3, 12) }, () => pick(words)).join(' ')}`,
+    () =>
+      `2024-${String(int(1, 12)).padStart(2, '0')}-${String(int(1, 28)).padStart(2, '0')} ${String(int(0, 23)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')}:${String(int(0, 59)).padStart(2, '0')} status installed ${pick(pkgs)}:amd64 ${ver()}`,
+    () =>
+      `${iso()} - util.py[DEBUG]: Reading from /proc/${int(1, 9999)}/mountinfo (quiet=False) ${Array.from({ length: int(3, 12) }, () => pick(words)).join(' ')}`,
     () => `${hex(40)}  /usr/share/doc/${pick(pkgs)}/${pick(['changelog.Debian.gz', 'copyright', 'README.md', 'NEWS.gz'])}`,
-    () => `${ts()} ${pick(hosts)} ${pick(['dhclient', 'systemd-resolved', 'snapd', 'rsyslogd'])}[${int(300, 65000)}]: ${Array.from({ length: int(4, 16) }, () => pick(words)).join(' ')} ${int(0, 1 << 30)}`,
+    () =>
+      `${ts()} ${pick(hosts)} ${pick(['dhclient', 'systemd-resolved', 'snapd', 'rsyslogd'])}[${int(300, 65000)}]: ${Array.from({ length: int(4, 16) }, () => pick(words)).join(' ')} ${int(0, 1 << 30)}`,
   ];
   const parts = [];
   let len = 0;
@@ -214,9 +224,7 @@ export async function ensureBox(dir, diskSize, seed, { log = () => {}, compresso
     if (pendingLen >= 4 * MiB) await flush();
   };
   const metadata = Buffer.from(JSON.stringify({ provider: 'libvirt', format: 'qcow2', virtual_size: Math.ceil(diskSize / GiB) || 1 }) + '\n');
-  const vagrantfile = Buffer.from(
-    'Vagrant.configure("2") do |config|\n  config.vm.provider :libvirt do |libvirt|\n    libvirt.driver = "kvm"\n  end\nend\n',
-  );
+  const vagrantfile = Buffer.from('Vagrant.configure("2") do |config|\n  config.vm.provider :libvirt do |libvirt|\n    libvirt.driver = "kvm"\n  end\nend\n');
   for (const [name, data] of [
     ['metadata.json', metadata],
     ['Vagrantfile', vagrantfile],

@@ -54,7 +54,8 @@ export function formatProfile(name, s) {
   const lines = [];
   lines.push(`${name}: ${(s.totalMs / 1000).toFixed(2)} s profiled, main thread busy ${(s.mainThreadBusyShare * 100).toFixed(0)}%`);
   lines.push('  by bucket:');
-  for (const b of s.buckets) if (b.share >= 0.005) lines.push(`    ${(b.share * 100).toFixed(1).padStart(5)}%  ${(b.ms / 1000).toFixed(2).padStart(6)} s  ${b.name}`);
+  for (const b of s.buckets)
+    if (b.share >= 0.005) lines.push(`    ${(b.share * 100).toFixed(1).padStart(5)}%  ${(b.ms / 1000).toFixed(2).padStart(6)} s  ${b.name}`);
   lines.push('  top self time:');
   for (const f of s.top) lines.push(`    ${(f.share * 100).toFixed(1).padStart(5)}%  ${(f.ms / 1000).toFixed(2).padStart(6)} s  ${f.name}`);
   return lines.join('\n');
