@@ -96,6 +96,8 @@ const which = (cmd) => {
 };
 const TOOLS = Object.fromEntries(['gzip', 'pigz', 'openssl', 'tar', 'bsdtar', 'gpg', 'gpgconf', 'vagrant', 'bash', 'cp', 'sync'].map((t) => [t, which(t)]));
 TOOLS.time = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+/** How the generated box is compressed (pigz when installed: same format, faster to generate). */
+const compressor = TOOLS.pigz ? ['pigz', ['-6', '-n', '-c']] : ['gzip', ['-6', '-n', '-c']];
 
 function toolVersion(tool) {
   const args = { openssl: ['version'], time: ['--version'] }[tool] ?? ['--version'];
@@ -231,7 +233,6 @@ async function main() {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm run bench does)`);
   fs.mkdirSync(WORK, { recursive: true });
   cleanStaleScratch();
-  const compressor = TOOLS.pigz ? ['pigz', ['-6', '-n', '-c']] : ['gzip', ['-6', '-n', '-c']];
   const { file: box, meta: boxMeta, cached } = await ensureBox(WORK, SIZE, SEED, { log, compressor });
   if (cached) log(`using cached ${path.relative(process.cwd(), box)} (${formatSize(boxMeta.bytes)})`);
 
