@@ -2,6 +2,7 @@
 /**
  * The `boxsig` command: a thin layer over the library.
  */
+import './v8.js'; // first: before any module allocates
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT_OK, EXIT_USAGE } from '../errors.js';
