@@ -178,3 +178,67 @@ export function memberHeaderLength(head: Uint8Array): number | null {
   void FTEXT;
   return p <= head.length ? p : null;
 }
+
+/** Longest gzip member header boxsig reads (FEXTRA, FNAME and FCOMMENT together). */
+export const MAX_MEMBER_HEADER = 1024 * 1024;
+
+/**
+ * Parse a gzip member header at the start of `buf` (RFC 1952 §2.3), checking
+ * what zlib checks: magic, method 8, no reserved flags, the header CRC-16
+ * when FHCRC is set. Returns its length, or null when `buf` is too short to
+ * tell. Throws MALFORMED for a bad header.
+ */
+export function parseMemberHeader(buf: Buffer): number | null {
+  if (buf.length < 10) return null;
+  const bad = (why: string) => refuse('MALFORMED', `corrupt gzip data (${why})`);
+  if (buf[0] !== 0x1f || buf[1] !== 0x8b) throw bad('incorrect header check');
+  if (buf[2] !== 8) throw bad('unknown compression method');
+  const flg = buf[3];
+  if (flg & 0xe0) throw bad('unknown header flags set');
+  let p = 10;
+  if (flg & FEXTRA) {
+    if (buf.length < 12) return null;
+    p += 2 + buf.readUInt16LE(10);
+  }
+  for (const f of [FNAME, FCOMMENT]) {
+    if (flg & f) {
+      const nul = buf.indexOf(0, p);
+      if (nul < 0) {
+        if (buf.length > MAX_MEMBER_HEADER) throw refuse('MALFORMED', `a gzip member header is longer than ${MAX_MEMBER_HEADER} bytes`);
+        return null;
+      }
+      p = nul + 1;
+    }
+  }
+  if (flg & FHCRC) {
+    if (buf.length < p + 2) return null;
+    if ((crc32(buf.subarray(0, p)) & 0xffff) !== buf.readUInt16LE(p)) throw bad('header crc mismatch');
+    p += 2;
+  }
+  if (p > MAX_MEMBER_HEADER) throw refuse('MALFORMED', `a gzip member header is longer than ${MAX_MEMBER_HEADER} bytes`);
+  return buf.length >= p ? p : null;
+}
+
+/**
+ * Inflate boxsig's leading member when it lies wholly in `head` and is
+ * exactly one clean member of `length` bytes (header, deflate data, matching
+ * CRC-32 and size). Returns null otherwise: the caller then reads the box as
+ * one gzip stream, with zlib's own checks and refusals.
+ */
+export function inflateLeadingMember(head: Buffer, length: number, maxOutput: number): Buffer | null {
+  if (length > head.length || length < 18) return null;
+  try {
+    const member = head.subarray(0, length);
+    const hlen = parseMemberHeader(member);
+    if (hlen === null || hlen + 8 > length) return null;
+    const { buffer, engine } = zlib.inflateRawSync(member.subarray(hlen, length - 8), { info: true, maxOutputLength: maxOutput }) as unknown as {
+      buffer: Buffer;
+      engine: zlib.InflateRaw;
+    };
+    if (engine.bytesWritten !== length - 8 - hlen) return null;
+    if (member.readUInt32LE(length - 8) !== crc32(buffer) || member.readUInt32LE(length - 4) !== buffer.length % 2 ** 32) return null;
+    return buffer;
+  } catch {
+    return null;
+  }
+}

@@ -77,11 +77,17 @@ export interface ReadOptions {
   prefixOnly?: boolean;
   /** Keep hashing the raw input after a refusal, to report CHECKSUM_MISMATCH for a corrupt download instead. */
   expectedChecksum?: string;
+  /**
+   * The caller's onPrefix returns an expectation whenever `.boxsig/` entries
+   * are present (or refuses the box): every later byte is then checked against
+   * the manifest, and gzip's CRC-32 of that data need not be computed.
+   */
+  manifestEnforced?: boolean;
 }
 
 export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOptions = {}): Promise<ReadResult> {
-  const stream = new BoxStream(source, opts.tap ?? {});
   const prefix: BoxsigPrefix = { present: false, manifest: null, signatures: new Map(), keys: new Map(), endOffset: 0, paths: [] };
+  const stream = new BoxStream(source, opts.tap ?? {}, opts.manifestEnforced ? { bodyVerified: () => prefix.present } : {});
   const registry = new PathRegistry();
   const files: ManifestFile[] = [];
   let metadata: Buffer | null = null;
@@ -102,6 +108,9 @@ export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOpti
     phase = 'body';
     prefix.endOffset = offset;
     expectation = await hooks.onPrefix(prefix);
+    if (stream.crcSkipped && !expectation) {
+      throw new BoxsigError('INTERNAL', 'internal error: the box was read without its gzip CRC but is not checked against a manifest');
+    }
     if (expectation) {
       let total = 0;
       for (const f of expectation.files.values()) total += f.size + 3 * 512 + 2 * LIMITS.maxMetaHeaderBytes;

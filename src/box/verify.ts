@@ -91,7 +91,7 @@ export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise
       return verdict.expectation;
     },
   };
-  const read = await readBox(openBox(path), hooks, { tap: { onProgress: opts.onProgress } });
+  const read = await readBox(openBox(path), hooks, { tap: { onProgress: opts.onProgress }, manifestEnforced: true });
   const v = verdict as Verdict | null;
   if (!v) throw new BoxsigError('INTERNAL', 'internal error: the box was never judged');
   checkMetadataAgrees(v, read.metadata);

@@ -9,9 +9,9 @@
  * on V8's helper threads, on a heap that never grew. Without incremental
  * marking the buffers still die young and are freed by scavenges, and a full
  * collection runs only when the old generation really fills up (once per add
- * in practice). Measured in docs/BENCHMARKS.md: add 2.85 s -> 2.3 s on
- * 2 cores, same peak RSS. BOXSIG_V8_DEFAULTS=1 keeps V8's defaults (to
- * compare).
+ * in practice). Measured (docs/BENCHMARKS.md): a 1 GiB add on 2 cores took
+ * 2.41–2.67 s instead of 3.07–3.31 s, with the same peak RSS.
+ * BOXSIG_V8_DEFAULTS=1 keeps V8's defaults (to compare).
  */
 import v8 from 'node:v8';
 

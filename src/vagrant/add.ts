@@ -214,6 +214,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       {
         tap: { checksumAlgorithm: checksum ? checksumType : undefined, onProgress: opts.onProgress },
         expectedChecksum: checksum,
+        manifestEnforced: true,
       },
     );
     const v = verdict as Verdict | null;

@@ -151,6 +151,42 @@ function bombMembers(mib, byte = 0) {
   return Array.from({ length: mib }, () => one);
 }
 
+/**
+ * boxsig's leading gzip member around `payload` (docs/FORMAT.md: FEXTRA subfield "BS", version 1,
+ * the member's total length, little-endian 64-bit), written here from the format description.
+ */
+function leadingMember(payload) {
+  const deflated = zlib.deflateRawSync(payload, { level: 9 });
+  const header = Buffer.from([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 2, 255, 13, 0, 0x42, 0x53, 9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const total = header.length + deflated.length + 8;
+  header.writeBigUInt64LE(BigInt(total), 17);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(zlib.crc32(payload), 0);
+  trailer.writeUInt32LE(payload.length % 2 ** 32, 4);
+  return Buffer.concat([header, deflated, trailer]);
+}
+
+/** A gzip member with the header fields given (FNAME, FCOMMENT, FEXTRA, FHCRC), the way other tools write them. */
+function gzMember(data, { name, comment, extra, hcrc = false, flags = 0, method = 8 } = {}) {
+  const parts = [Buffer.from([0x1f, 0x8b, method, flags | (extra ? 4 : 0) | (name ? 8 : 0) | (comment ? 16 : 0) | (hcrc ? 2 : 0), 0, 0, 0, 0, 0, 3])];
+  if (extra) {
+    const x = Buffer.alloc(2);
+    x.writeUInt16LE(extra.length);
+    parts.push(x, extra);
+  }
+  if (name) parts.push(Buffer.from(name + '\0', 'latin1'));
+  if (comment) parts.push(Buffer.from(comment + '\0', 'latin1'));
+  if (hcrc) {
+    const h = Buffer.alloc(2);
+    h.writeUInt16LE(zlib.crc32(Buffer.concat(parts)) & 0xffff);
+    parts.push(h);
+  }
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(zlib.crc32(data), 0);
+  trailer.writeUInt32LE(data.length % 2 ** 32, 4);
+  return Buffer.concat([...parts, zlib.deflateRawSync(data, { level: 6 }), trailer]);
+}
+
 export function baseFiles() {
   return [
     { path: 'metadata.json', data: Buffer.from('{"provider":"virtualbox"}') },
@@ -995,6 +1031,125 @@ export async function generateCorpus(outDir) {
     add('manifest-100mb', 'a 100 MB .boxsig/manifest.json', Buffer.concat([head, ...chunks, gz(Buffer.concat([tar.pad(Buffer.alloc(rest, 0x20)), B, E]))]), {
       verify: 'MALFORMED',
     });
+  }
+
+  // ---- boxsig's leading gzip member, then the original box (the layout `boxsig sign` writes)
+  {
+    const L = leadingMember(P);
+    const body = Buffer.concat([B, E]);
+    const member = gz(body);
+    const edit = (buf, at, fn) => {
+      const b = Buffer.from(buf);
+      b[at < 0 ? b.length + at : at] = fn(b[at < 0 ? b.length + at : at]);
+      return b;
+    };
+    add('lead-valid', 'control: leading .boxsig member, then the original gzip box', Buffer.concat([L, member]), { verify: 'ACCEPT', dir: 'ACCEPT' });
+    add(
+      'lead-body-crc-wrong',
+      'the CRC-32 in the trailer of the member after the leading one is wrong',
+      Buffer.concat([L, edit(member, -8, (x) => x ^ 0xff)]),
+      { verify: 'ACCEPT', dir: 'ACCEPT' },
+      { note: 'every file is checked against the signed SHA-256, a stronger check of the same bytes; bsdtar ignores the CRC too' },
+    );
+    add(
+      'lead-body-isize-wrong',
+      'the size in the trailer of the member after the leading one is wrong',
+      Buffer.concat([L, edit(member, -1, (x) => x ^ 0x01)]),
+      {
+        verify: 'MALFORMED',
+        dir: 'ACCEPT',
+      },
+    );
+    add('lead-body-no-trailer', 'the member after the leading one has no trailer', Buffer.concat([L, member.subarray(0, member.length - 8)]), {
+      verify: 'MALFORMED',
+      dir: 'ACCEPT',
+    });
+    add('lead-body-half-trailer', 'the member after the leading one ends inside its trailer', Buffer.concat([L, member.subarray(0, member.length - 3)]), {
+      verify: 'MALFORMED',
+      dir: 'ACCEPT',
+    });
+    add(
+      'lead-body-truncated',
+      'the member after the leading one is cut in its deflate data',
+      Buffer.concat([L, member.subarray(0, Math.floor(member.length / 2))]),
+      { verify: 'MALFORMED', dir: 'ACCEPT' },
+      { note: 'bsdtar fails on a truncated stream (vacuous)' },
+    );
+    add('lead-only', 'only the leading .boxsig member', L, { verify: 'MALFORMED', dir: 'MISSING_FILE' }, { note: 'bsdtar extracts .boxsig/ alone' });
+    add('lead-body-garbage-after', 'bytes after the member that follows the leading one', Buffer.concat([L, member, Buffer.from('GARBAGE')]), {
+      verify: 'MALFORMED',
+      dir: 'ACCEPT',
+    });
+    add('lead-body-zeros-after', 'zero bytes after the member that follows the leading one', Buffer.concat([L, member, Buffer.alloc(1024)]), {
+      verify: 'MALFORMED',
+      dir: 'ACCEPT',
+    });
+    add(
+      'lead-body-three-members',
+      'the original box in three gzip members',
+      Buffer.concat([L, gz(body.subarray(0, 700)), gz(body.subarray(700, 20_000)), gz(body.subarray(20_000))]),
+      {
+        verify: 'ACCEPT',
+        dir: 'ACCEPT',
+      },
+    );
+    add(
+      'lead-body-third-member-bad',
+      'the third member (of the original box) is corrupt',
+      Buffer.concat([L, gz(body.subarray(0, 700)), edit(gz(body.subarray(700)), 40, (x) => x ^ 0x55)]),
+      { verify: 'MALFORMED', dir: 'ACCEPT' },
+      { note: 'bsdtar fails on the corrupt member (vacuous)' },
+    );
+    add(
+      'lead-body-header-fields',
+      'the member after the leading one has a name, a comment, an extra field and a header CRC',
+      Buffer.concat([L, gzMember(body, { name: 'ubuntu.tar', comment: 'built by packer', extra: Buffer.from('AB\x02\x00hi', 'latin1'), hcrc: true })]),
+      { verify: 'ACCEPT', dir: 'ACCEPT' },
+    );
+    add(
+      'lead-body-header-crc-wrong',
+      'the member after the leading one has a wrong header CRC',
+      Buffer.concat([L, edit(gzMember(body, { name: 'ubuntu.tar', hcrc: true }), 21, (x) => x ^ 0xff)]),
+      { verify: 'MALFORMED', dir: 'ACCEPT' },
+      { note: 'bsdtar ignores the header CRC' },
+    );
+    add('lead-body-reserved-flag', 'the member after the leading one sets a reserved header flag', Buffer.concat([L, gzMember(body, { flags: 0x20 })]), {
+      verify: 'MALFORMED',
+      dir: 'MISSING_FILE',
+    });
+    add('lead-body-method', 'the member after the leading one names compression method 7', Buffer.concat([L, gzMember(body, { method: 7 })]), {
+      verify: 'MALFORMED',
+      dir: 'MISSING_FILE',
+    });
+    add(
+      'lead-body-name-unterminated',
+      'the member after the leading one has a file name that never ends',
+      Buffer.concat([L, Buffer.from([0x1f, 0x8b, 8, 8, 0, 0, 0, 0, 0, 3]), Buffer.alloc(64 * 1024, 0x41)]),
+      { verify: 'MALFORMED', dir: 'MISSING_FILE' },
+      { note: 'bsdtar stops at the bad member: .boxsig/ alone is extracted' },
+    );
+    add(
+      'lead-length-wrong',
+      "the leading member's recorded length is wrong (readers may ignore it)",
+      Buffer.concat([
+        (() => {
+          const b = Buffer.from(L);
+          b.writeBigUInt64LE(BigInt(L.length + 5), 17);
+          return b;
+        })(),
+        member,
+      ]),
+      { verify: 'ACCEPT', dir: 'ACCEPT' },
+    );
+    add(
+      'lead-unsigned-body-crc-wrong',
+      'a leading gzip member without .boxsig/ entries, then a member with a wrong CRC',
+      Buffer.concat([
+        leadingMember(bodyEntries([byPath['metadata.json']])),
+        edit(gz(Buffer.concat([bodyEntries([byPath.Vagrantfile]), E])), -8, (x) => x ^ 0xff),
+      ]),
+      { verify: 'UNSIGNED', dir: 'UNSIGNED' },
+    );
   }
 
   // ---- .boxsig/ placement
