@@ -13,7 +13,6 @@ import zlib from 'node:zlib';
 import { refuse } from '../errors.js';
 
 export const GZIP_MAGIC = [0x1f, 0x8b];
-const FTEXT = 1;
 const FHCRC = 2;
 const FEXTRA = 4;
 const FNAME = 8;
@@ -156,27 +155,6 @@ export function buildLeadingMember(payload: Buffer, exactLength?: number): Buffe
   out.writeUInt32LE(crc32(payload), p);
   out.writeUInt32LE(payload.length % 2 ** 32, p + 4);
   return out;
-}
-
-/** Length of a gzip member header (for tests and diagnostics). */
-export function memberHeaderLength(head: Uint8Array): number | null {
-  if (!isGzip(head) || head.length < 10) return null;
-  const flg = head[3];
-  let p = 10;
-  if (flg & FEXTRA) {
-    if (head.length < 12) return null;
-    p += 2 + (head[10] | (head[11] << 8));
-  }
-  for (const f of [FNAME, FCOMMENT]) {
-    if (flg & f) {
-      while (p < head.length && head[p] !== 0) p++;
-      if (p >= head.length) return null;
-      p++;
-    }
-  }
-  if (flg & FHCRC) p += 2;
-  void FTEXT;
-  return p <= head.length ? p : null;
 }
 
 /** Longest gzip member header boxsig reads (FEXTRA, FNAME and FCOMMENT together). */
