@@ -7,6 +7,7 @@ import { spawnSync, spawn, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pseudoRandom as corpusPseudoRandom } from './corpus/generate.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -167,19 +168,9 @@ export function makeBox(boxPath: string, spec: BoxSpec = {}): string {
   return boxPath;
 }
 
-/** Deterministic pseudo-random bytes (incompressible). */
+/** Deterministic pseudo-random bytes (incompressible): the corpus generator's. */
 export function pseudoRandom(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return corpusPseudoRandom(n, seed);
 }
 
 /** Sign a box with the CLI; returns the result. */
