@@ -4,12 +4,14 @@
  * gets its own database and bucket, and a 20 MiB object goes up as a streamed multipart upload
  * and comes back through the SDK, a presigned GET fetched by `fetch`, and by curl with the
  * `Authorization: Bearer` header Vagrant adds. These are the S3 client settings the registry
- * must use (see s3ClientConfig in test/engines.ts). Nothing here is timed.
+ * must use (see s3ClientConfig in test/engines.ts). The registry benchmark's reference
+ * contenders run once in quick mode. Nothing here is timed.
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import {
@@ -24,7 +26,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { engines, externalEngines, s3Client, s3ClientConfig, freshBucket, type ExternalEngines, type EngineInstance } from './engines.js';
-import { requireTool, sh } from './helpers.js';
+import { ROOT, requireTool, sh } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer | Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
@@ -278,4 +280,28 @@ t.test('S3 on Swift: a test bucket is removed at teardown with its objects and u
     (list.Buckets ?? []).some((b) => b.Name === `${bucket}+segments`),
     'no segments container left',
   );
+});
+
+t.test('npm run bench:registry runs its reference contenders end to end (nothing timed here)', async (t) => {
+  const ext = external(t);
+  if (!ext) return;
+  if (!requireTool(t, 'nginx', 'nginx') || !requireTool(t, 'wrk', 'wrk')) return;
+  const work = t.testdir({});
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS; // the harness measures its children without the test runner's loaders
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'registry', 'bench.mjs'), '--quick', '--work', work], {
+    env,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /\| upload \| plain multipart upload/);
+  t.match(r.stdout, /\| nginx \(2 workers\) serving the catalog file/);
+  t.match(r.stdout, /\| target \(REGISTRY\.md\) \| measured \| result \|/);
+  const j = JSON.parse(fs.readFileSync(path.join(work, 'registry-last.json'), 'utf8'));
+  const ids = [...j.transfers, ...j.catalog, ...j.memory].map((c: { id: string }) => c.id);
+  for (const id of ['plain-upload', 'plain-download', 'nginx']) t.ok(ids.includes(id), `${id} ran`);
+  t.equal(j.catalog.find((c: { id: string }) => c.id === 'nginx').wrk.non2xx, 0, 'nginx answered every request');
+  t.ok(j.memory.find((m: { id: string }) => m.id === 'plain-upload').peakRssMiB > 0, 'peak RSS measured');
+  if (!j.registry) t.match(r.stderr, /registry: not available on this branch/);
 });
