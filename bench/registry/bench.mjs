@@ -202,13 +202,15 @@ async function catalogPart(registry) {
     if (r.status !== 200) throw new Error(`the registry's catalog ${first} answered ${r.status}`);
     json = await r.text(); // nginx serves exactly the registry's bytes
   }
-  const nginx = await startNginx({ dir: path.join(WORK, `nginx-${process.pid}`), json, workers: PROCESSES });
+  const dir = path.join(WORK, `nginx-${process.pid}`);
+  const nginx = await startNginx({ dir, json, workers: PROCESSES });
   const out = [];
   try {
     log(`catalog: wrk on nginx (${PROCESSES} workers), ${WRK.seconds} s`);
     out.push({ id: 'nginx', label: `nginx (${PROCESSES} workers) serving the catalog file`, wrk: await wrk(nginx.url, WRK), bytes: Buffer.byteLength(json) });
   } finally {
     await nginx.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
   if (registry) {
     log(`catalog: wrk on the registry, ${WRK.seconds} s`);
@@ -261,6 +263,9 @@ function report(r) {
   say(`- store: ${r.s3.endpoint} (region ${r.s3.region}, bucket ${r.s3.bucket})`);
   say(`- box: ${formatSize(r.box.diskBytes)} disk image (seed ${SEED}), ${formatSize(r.box.bytes)} as gzip; ${RUNS} run(s) per contender, alternating`);
   say(`- registry: ${r.registry ?? 'not available on this branch'}`);
+  say(
+    `- machine load (1-min average, ${os.cpus().length} cores): ${r.load[0].toFixed(1)} at the start, ${r.load[1].toFixed(1)} at the end (other processes share the store and the CPU)`,
+  );
   if (SIZE < 256 * MiB) say(`- NOTE: a ${formatSize(SIZE)} box measures start-up costs, not throughput`);
   say();
   const targets = [];
@@ -345,6 +350,7 @@ async function main() {
     process.exit(2);
   }
   fs.mkdirSync(WORK, { recursive: true });
+  const load0 = os.loadavg()[0];
   const registry = await loadRegistry({ processes: PROCESSES, s3, databaseUrl: process.env.BOXSIG_TEST_DATABASE_URL ?? null, work: WORK, log });
   try {
     const { file: generated, meta } = await ensureBox(WORK, SIZE, SEED, { log, compressor });
@@ -354,6 +360,7 @@ async function main() {
       s3: { ...s3, accessKeyId: undefined, secretAccessKey: undefined },
       box: { ...meta, bytes },
       registry: registry?.label ?? null,
+      load: [load0],
       transfers: [],
       catalog: [],
       memory: [],
@@ -362,6 +369,7 @@ async function main() {
     if (ONLY.has('download')) result.transfers.push(...downloadPart(file, bytes));
     if (ONLY.has('catalog')) result.catalog.push(...(await catalogPart(registry)));
     if (ONLY.has('memory')) result.memory.push(...(await memoryPart(registry)));
+    result.load.push(os.loadavg()[0]);
     report(result);
   } finally {
     await registry?.stop();

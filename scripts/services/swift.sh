@@ -171,8 +171,9 @@ name = Policy-0
 default = yes
 EOF
   local s
-  for s in object container account; do backend_conf "$s" | put_file "$ETC/$s-server.conf" 0644 root:root; done
-  proxy_conf "$(secret swift-s3-secret)" | put_file "$ETC/proxy-server.conf" 0640 root:swift
+  # (not through pipes: put_file must run in this shell to record a change)
+  for s in object container account; do put_file "$ETC/$s-server.conf" 0644 root:root < <(backend_conf "$s"); done
+  put_file "$ETC/proxy-server.conf" 0640 root:swift < <(proxy_conf "$(secret swift-s3-secret)")
   build_rings
 }
 
@@ -240,6 +241,8 @@ start_daemon() {
   local name=$1 port=$2 logfile=$3
   shift 3
   free_port "$name" "$port" "$*"
+  # keep one previous log, so that logs of many runs do not grow without bound
+  if [ "$(stat -c %s "$logfile" 2>/dev/null || echo 0)" -gt $((64 * 1024 * 1024)) ]; then mv -f "$logfile" "$logfile.1"; fi
   printf '\n==== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
   setsid "$@" </dev/null >>"$logfile" 2>&1 &
   echo $! >"$(pidfile "$name")"
@@ -276,10 +279,17 @@ start_servers() {
 
 healthy() { [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$1/healthcheck" 2>/dev/null)" = OK ]; }
 
+# server_up NAME: it answers its health check; a server that exited fails at once.
+server_up() {
+  healthy "${SERVER_PORT[$1]}" && return 0
+  running "swift-$1" "swift-$1-server" || die "the $1 server exited" "$BOXSIG_ENGINES_LOG/swift-$1.log"
+  return 1
+}
+
 wait_ready() {
   local s
   for s in "${SERVERS[@]}"; do
-    wait_for 60 healthy "${SERVER_PORT[$s]}" ||
+    wait_for 60 server_up "$s" ||
       die "the $s server does not answer on 127.0.0.1:${SERVER_PORT[$s]} after 60 s" "$BOXSIG_ENGINES_LOG/swift-$s.log"
   done
 }
