@@ -258,6 +258,7 @@ start_memcached() {
   running memcached memcached && return 0
   # a memcached the machine already runs on the port serves as well
   port_open "$MEMCACHED_PORT" && return 0
+  say "starting memcached"
   start_daemon memcached "$MEMCACHED_PORT" "$BOXSIG_ENGINES_LOG/memcached.log" \
     memcached -u memcache -l 127.0.0.1 -p "$MEMCACHED_PORT" -m 64
 }
