@@ -10,4 +10,4 @@ SERVICE=install
 need_root "$@"
 [ $# -gt 0 ] || die "usage: $0 PACKAGE..."
 apt_install "$@"
-say "installed: $* ($(elapsed))"
+say "present: $* ($(elapsed))"
