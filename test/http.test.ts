@@ -127,14 +127,14 @@ t.test('credentials in URLs: basic auth in a header, to the same origin only, ne
   // the same, human output, through VAGRANT_SERVER_URL
   r = await run(['add', 'acme/web', '--force'], { ...w.env, VAGRANT_SERVER_URL: withCreds(`${a.url}/private`) });
   t.equal(r.code, 0, 'org/name on a VAGRANT_SERVER_URL with credentials', { stderr: r.stderr });
-  t.match(r.stderr, new RegExp(`catalog ${a.url.replace(/[.]/g, '\\.')}/private/acme/web`), 'the catalog is named, without credentials');
+  t.match(r.stderr, `from ${a.url}/private/old/web-1.box`, 'the box URL is shown, without credentials');
 
   // a redirect to another origin does not take the credentials along
   r = await run(['add', withCreds(`${a.url}/private/elsewhere.box`), '--name', 'acme/web', '--force', '--json']);
   t.equal(r.code, 0, 'the box from the other origin is added', { stderr: r.stderr });
-  t.same(
-    b.hits.map((h) => h.headers.authorization ?? 'none'),
-    ['none'],
+  t.ok(b.hits.length > 0, 'the other origin was asked');
+  t.ok(
+    b.hits.every((h) => h.headers.authorization === undefined),
     'no Authorization header to the other origin',
   );
 
@@ -155,6 +155,8 @@ t.test('credentials in URLs: basic auth in a header, to the same origin only, ne
   t.equal(r.json?.imported?.[0]?.source, `${a.url}/private/key.asc`);
 
   // verify --dir --record --source (what the Vagrant plugin passes) stores the scrubbed URL
+  r = await run(['trust', 'forget', 'acme/web']);
+  t.equal(r.code, 0);
   const installed = path.join(w.env.VAGRANT_HOME!, 'boxes', 'acme-VAGRANTSLASH-web', '1.0.0', 'virtualbox');
   r = await run([
     'verify',
@@ -267,9 +269,12 @@ t.test('an exception thrown inside a dependency keeps the error contract', async
   s.route('/web.box', send(w.boxBytes));
   const preload = path.join(ROOT, 'test', 'fixtures', 'throw-in-socket.mjs');
   const env = { ...w.env, NODE_OPTIONS: `--import=${preload}`, BOXSIG_TEST_THROW_PORT: String(s.port), BOXSIG_TEST_THROW_AFTER: '3' };
-  const r = await boxsigAsync(['add', `${s.url}/web.box`, '--name', 'acme/web', '--json'], { env });
-  failsCleanly(t, w, r, 3, 'INTERNAL', 'an assertion in a socket callback');
-  t.match(r.json?.message, /simulated assertion/);
+  // chunk 1 answers the HEAD; 2 carries the GET's headers; later ones the body
+  for (const after of ['1', '2', '3', '6']) {
+    const r = await boxsigAsync(['add', `${s.url}/web.box`, '--name', 'acme/web', '--json'], { env: { ...env, BOXSIG_TEST_THROW_AFTER: after } });
+    failsCleanly(t, w, r, 3, 'INTERNAL', `an assertion in a socket callback at chunk ${after}`);
+    t.match(r.json?.message, /simulated assertion/);
+  }
   // human output: one error line too
   const h = await boxsigAsync(['add', `${s.url}/web.box`, '--name', 'acme/web'], { env });
   t.equal(h.code, 3);

@@ -281,8 +281,9 @@ export function registerCoreCommands(program: Command): void {
           let r: VerifyResult;
           try {
             r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
-          } finally {
             progress.done();
+          } finally {
+            progress.clear();
           }
           if (opts.json) printJson(r);
           else printVerify(r, box!);
