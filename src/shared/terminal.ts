@@ -42,6 +42,17 @@ export function hasUnsafe(text: string): boolean {
   return UNSAFE_ONE.test(text);
 }
 
+/** The first character escapeLine would escape, described for a message ("a line break (U+000A)"), or null. */
+export function firstUnsafe(text: string): string | null {
+  const m = UNSAFE_ONE.exec(text);
+  if (!m) return null;
+  const code = m[0].charCodeAt(0);
+  const u = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  if (code === 0x0a || code === 0x0d || code === 0x2028 || code === 0x2029) return `a line break (${u})`;
+  if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return `a control character (${u})`;
+  return `an invisible or directional formatting character (${u})`;
+}
+
 /**
  * JSON text safe for a terminal and still the same JSON: characters that
  * JSON.stringify leaves raw (DEL, C1 controls, invisible and directional
