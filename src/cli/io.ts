@@ -165,7 +165,7 @@ export function formatProgress(p: ProgressState, width: number): string {
   const join = (...parts: string[]) => parts.filter(Boolean).join(' ');
   const withBar = (rest: string) => {
     const room = Math.min(30, width - p.label.length - rest.length - 4);
-    if (!known || room < 10) return null;
+    if (!known || room < 8) return null;
     const fill = Math.round(frac * room);
     return `${p.label} [${'#'.repeat(fill)}${'.'.repeat(room - fill)}] ${rest}`;
   };

@@ -444,7 +444,7 @@ export function registerTrustCommands(program: Command): void {
               timeout: opts.timeout,
               onInfo: (l) => chatty && err(`boxsig: ${l}`),
               onStart: (i) => {
-                progress = new Progress(i.url.startsWith('file:') ? 'verifying and extracting' : 'downloading, verifying and extracting', i.size, chatty);
+                progress = new Progress(i.url.startsWith('file:') ? 'verifying and extracting' : 'downloading and verifying', i.size, chatty);
               },
               onProgress: (b) => (progress as Progress | null)?.update(b),
             });
