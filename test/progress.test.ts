@@ -31,7 +31,8 @@ t.test('boxsig add of a 64 MiB box in an 80-column terminal: one line, redrawn i
   let screen = '';
   for (const until = Date.now() + 120_000; Date.now() < until; ) {
     screen = pane.capture();
-    if (/\[exit \d+\]/.test(screen)) break;
+    // finished: the final progress line is there (the exit marker may follow a moment later)
+    if (/\[exit \d+\]/.test(screen) || /^downloading and verifying: /m.test(screen)) break;
     if (screen.trim()) during.push(screen);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -43,6 +44,7 @@ t.test('boxsig add of a 64 MiB box in an 80-column terminal: one line, redrawn i
     t.ok(lines[0].length < 80, 'narrower than the terminal');
     t.match(lines[0], /^downloading and verifying .*\d+% .*MiB\/64\.\d MiB .*\/s ETA \d/, 'percent, bytes of total, rate and ETA');
   }
+  screen = await pane.finished();
   t.match(screen, /\[exit 0\]/, 'the add succeeded');
   const lines = screen.split('\n').filter((l) => l.trim());
   t.equal(lines.filter((l) => /^downloading and verifying/.test(l)).length, 1, 'one progress line left: the final one');
