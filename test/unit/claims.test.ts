@@ -7,19 +7,20 @@
 import t from 'tap';
 import { claimProblem, MAX_CLAIM_VALUE } from '../../src/manifest/manifest.js';
 import { parseClaims } from '../../src/cli/common.js';
+import { escapeLine } from '../../src/shared/terminal.js';
 
 t.test('claim names', async (t) => {
   for (const k of ['builder', 'git_commit', 'ci.job', 'acme.example/approved', 'x', 'A1', 'urn:acme:tier', 'constructor', 'a'.repeat(64)]) {
     t.equal(claimProblem(k, 'v'), null, `${JSON.stringify(k)} is a valid name`);
   }
   for (const k of ['', '_x', '-x', '.x', 'a b', 'a=b', 'a\nb', 'é', '__proto__', 'a'.repeat(65), 'x\u202e']) {
-    t.match(claimProblem(k, 'v'), /claim name .* must be 1-64 letters/, `${JSON.stringify(k)} is refused`);
+    t.match(claimProblem(k, 'v'), /claim name .* must be 1-64 letters/, `${escapeLine(JSON.stringify(k))} is refused`);
   }
 });
 
 t.test('claim values', async (t) => {
   for (const v of ['', 'ci-prod', 'two words', 'YWJj=', 'a=b=c', 'Grüße aus Köln', '日本語', '🙂', 'x'.repeat(MAX_CLAIM_VALUE)]) {
-    t.equal(claimProblem('k', v), null, `${JSON.stringify(v.slice(0, 20))} is a valid value`);
+    t.equal(claimProblem('k', v), null, `${escapeLine(v.slice(0, 20))} is a valid value`);
   }
   const cases: Array<[string, RegExp]> = [
     ['abc\napproved=yes', /a line break \(U\+000A\)/],
@@ -38,7 +39,8 @@ t.test('claim values', async (t) => {
     ['lone \ud800 surrogate', /not well-formed Unicode/],
     ['x'.repeat(MAX_CLAIM_VALUE + 1), /longer than 4096 characters/],
   ];
-  for (const [v, message] of cases) t.match(claimProblem('k', v), message, `${JSON.stringify(v.slice(0, 24))} is refused`);
+  // (test names are escaped: TAP is line-based too, and JSON.stringify leaves U+2028 raw)
+  for (const [v, message] of cases) t.match(claimProblem('k', v), message, `${escapeLine(v.slice(0, 24))} is refused`);
   t.match(claimProblem('k', 42), /must be a string/);
 });
 
