@@ -244,17 +244,21 @@ t.test('wrapper without Packer: output path, stale output, usage errors', async 
   t.ok(fs.existsSync(`${b}.unsigned`));
   t.same(fs.readdirSync(path.join(l.dir, 'dist')), ['a.box.stale'], "the older signed box is not left as this build's output");
 
-  // Environment variables instead of flags; BOXSIG_CLAIMS one per line.
+  // Environment variables instead of flags; one BOXSIG_CLAIM_<N> per claim, in the order of N.
   const c = fresh('c.box');
   r = run([], {
     BOXSIG_BOX: c,
     BOXSIG_KEY_FILE: key.secret,
     BOXSIG_NAME: 'acme/c',
     BOXSIG_VERSION: '3',
-    BOXSIG_CLAIMS: 'x=1\nempty=\ny=two words\ntoken=YWJj=',
+    BOXSIG_CLAIM_1: 'x=1',
+    BOXSIG_CLAIM_2: 'empty=',
+    BOXSIG_CLAIM_10: 'token=YWJj=',
+    BOXSIG_CLAIM_3: 'y=two words',
   });
   t.equal(r.code, 0, 'the wrapper succeeds', { output: r.out });
   t.same(verify(t, l, c, key, 'acme/c', '3').claims, { x: '1', y: 'two words', token: 'YWJj=' });
+  t.match(r.out, /left out, because their value is empty: empty/);
 
   // Missing name, missing key, missing boxsig, a mistyped option: non-zero,
   // box moved aside
@@ -280,4 +284,76 @@ t.test('wrapper without Packer: output path, stale output, usage errors', async 
   r = run([]);
   t.equal(r.code, 2);
   t.match(r.out, /no box given/);
+});
+
+t.test('wrapper: a newline in a value cannot add a claim or a key; success on stdout, errors on stderr', async (t) => {
+  const l = lab(t);
+  const key = makeKey(l.dir, 'Acme CI <ci@acme.example>', [], l.env);
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = spawnSync('sh', [WRAPPER, ...args], { cwd: l.dir, env: { ...l.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr, out: `${r.stdout}${r.stderr}` };
+  };
+  const fresh = (name: string) => makeBox(path.join(l.dir, name));
+  const smuggled = 'abc123\napproved=yes';
+
+  // success: progress and result on stdout, nothing on stderr
+  const ok = fresh('ok.box');
+  let r = run([ok, '--key', key.secret, '--name', 'acme/ok', '--version', '1', '--claim', 'builder=ci']);
+  t.equal(r.code, 0, { output: r.out });
+  t.match(r.stdout, /^boxsig-packer-sign: signing \S*\/ok\.box as acme\/ok 1 with 1 key\(s\) and 1 claim\(s\)$/m);
+  t.match(r.stdout, /^boxsig-packer-sign: signed \S*\/ok\.box$/m);
+  t.equal(r.stderr, '', 'nothing on stderr after a success');
+
+  for (const [what, args, env, message] of [
+    ['--claim with a newline', ['--claim', `git_commit=${smuggled}`], {}, /claim git_commit contains a line break/],
+    ['BOXSIG_CLAIM_1 with a newline', [], { BOXSIG_CLAIM_1: `git_commit=${smuggled}` }, /claim git_commit contains a line break/],
+    ['BOXSIG_CLAIM_1 with a carriage return', [], { BOXSIG_CLAIM_1: 'git_commit=abc\rapproved=yes' }, /claim git_commit contains a line break/],
+    ['the old BOXSIG_CLAIMS', [], { BOXSIG_CLAIMS: 'builder=ci' }, /BOXSIG_CLAIMS \(one claim per line\) is no longer read/],
+    ['a claim variable that is not numbered', [], { BOXSIG_CLAIM_X: 'builder=ci' }, /BOXSIG_CLAIM_X: claim variables are numbered/],
+    ['a claim variable without "="', [], { BOXSIG_CLAIM_1: 'builder' }, /BOXSIG_CLAIM_1 must look like KEY=VALUE/],
+  ] as const) {
+    const box = fresh('inj.box');
+    r = run([box, '--key', key.secret, '--name', 'acme/inj', '--version', '1', ...args], env);
+    t.equal(r.code, 2, `${what}: the wrapper fails with a usage error`, { output: r.out });
+    t.match(r.stderr, message, `${what}: says why, on stderr`);
+    t.match(r.stderr, /signing FAILED \(exit 2\)/);
+    t.notOk(fs.existsSync(box), `${what}: the box is moved aside`);
+    fs.rmSync(`${box}.unsigned`, { force: true });
+  }
+
+  // a key path is one path: a newline does not add a second key
+  const box = fresh('key.box');
+  r = run([box, '--name', 'acme/key', '--version', '1'], { BOXSIG_KEY_FILE: `${key.secret}\n${key.secret}` });
+  t.equal(r.code, 2, { output: r.out });
+  t.match(r.stderr, /BOXSIG_KEY_FILE holds one path/);
+});
+
+t.test('HCL2 and JSON templates: a Packer variable with a newline cannot smuggle in a claim', { skip: noPacker }, async (t) => {
+  if (!requireTool(t, 'packer', 'packer')) return;
+  const l = lab(t);
+  const key = makeKey(l.dir, 'Acme CI <ci@acme.example>', [], l.env);
+  for (const [template, output] of [
+    [HCL, 'out/acme-web.box'],
+    [JSON_TEMPLATE, 'json-out/acme-web.box'],
+  ] as const) {
+    const r = packer(l, template, { box_output: output, box_name: 'acme/web', box_version: '2.3.4', key_file: key.secret, git_commit: 'abc123\napproved=yes' });
+    t.not(r.code, 0, `${path.basename(template)}: the build fails`, { output: r.out });
+    t.match(r.out, /claim git_commit contains a line break/);
+    const box = path.join(l.dir, output);
+    t.notOk(fs.existsSync(box), 'no box at the output path');
+    t.ok(fs.existsSync(`${box}.unsigned`), 'the unsigned box was moved aside');
+    t.equal(boxsig(['verify', `${box}.unsigned`, '--json'], { env: l.env }).json?.code, 'UNSIGNED', 'and nothing was signed');
+  }
+  // the same through the HCL map of extra claims
+  const r = packer(l, HCL, {
+    box_output: 'map/acme-web.box',
+    box_name: 'acme/web',
+    box_version: '2.3.4',
+    key_file: key.secret,
+    // an HCL escape: the value holds a real newline
+    extra_claims: '{ release = "stable\\napproved=yes" }',
+  });
+  t.not(r.code, 0, 'extra_claims: the build fails', { output: r.out });
+  t.match(r.out, /claim release contains a line break/);
+  exampleFilesIntact(t);
 });

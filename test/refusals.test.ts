@@ -156,7 +156,7 @@ t.test('policy refusals: threshold, claims, expiry', async (t) => {
   // an expired manifest
   fs.rmSync(path.join(dir, 'boxsig.json'));
   const short = path.join(dir, 'short.box');
-  t.equal(sign(f.signed, [f.key], ['--expires', '1', '-o', short], env).code, 0);
+  t.equal(sign(f.signed, [f.key], ['--expires', '1s', '-o', short], env).code, 0);
   await new Promise((r) => setTimeout(r, 2100));
   expectRefusal(t, v(short), 'EXPIRED', 'a manifest past its expiry');
   cfg({ boxes: { '*': { expiry: 'warn' } } });
@@ -185,7 +185,7 @@ t.test('key refusals: expired and revoked keys', async (t) => {
   const f = fixture(t);
   const { dir, env } = f;
   // a key that expires one second after it is made
-  const shortKey = makeKey(dir, 'Short Lived <s@acme.example>', ['--expires', '2'], env);
+  const shortKey = makeKey(dir, 'Short Lived <s@acme.example>', ['--expires', '2s'], env);
   const box = makeBox(path.join(dir, 'k.box'));
   const signed = path.join(dir, 'k-signed.box');
   t.equal(sign(box, [shortKey], ['--name', 'acme/k', '--version', '1', '-o', signed], env).code, 0, 'signed while the key is valid');

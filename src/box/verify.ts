@@ -14,6 +14,7 @@ import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
 import { commitTrust } from '../trust/commit.js';
+import { scrubUrl } from '../shared/urls.js';
 
 export interface VerifyOptions {
   expect?: ExpectedIdentity;
@@ -181,7 +182,7 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
     const name = verdict.box?.name ?? opts.expect?.name;
     const version = verdict.box?.version ?? opts.expect?.version ?? '0';
     if (!name) throw new BoxsigError('USAGE', '--record needs --name for an unsigned box');
-    const c = await commitTrust({ store, verdict, identity: { name, version }, source: opts.source, now, allowDowngrade: opts.allowDowngrade });
+    const c = await commitTrust({ store, verdict, identity: { name, version }, source: opts.source !== undefined ? scrubUrl(opts.source) : undefined, now, allowDowngrade: opts.allowDowngrade });
     for (const e of c.recorded) recorded.push(`${e.event}: ${(e.keys ?? []).join(', ')}`);
     if (c.decision) {
       result.trust = c.decision.summary;

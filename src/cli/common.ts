@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { EXIT_OK, usage } from '../errors.js';
+import { claimProblem } from '../manifest/manifest.js';
 import { reportError, type OutputMode } from './io.js';
 
 /** Wrap a command action: JSON/human error reporting and exit status. */
@@ -21,14 +22,17 @@ export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
+/** --claim key=value arguments, each one claim (checked by claimProblem before any key is loaded). */
 export function parseClaims(list: string[] = []): Record<string, string> | undefined {
   if (!list.length) return undefined;
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const c of list) {
     const i = c.indexOf('=');
     if (i <= 0) throw usage(`--claim ${JSON.stringify(c)} must look like key=value`);
     const k = c.slice(0, i);
-    if (k in out) throw usage(`--claim ${k} is given twice`);
+    const problem = claimProblem(k, c.slice(i + 1));
+    if (problem) throw usage(`--claim: ${problem}`);
+    if (Object.hasOwn(out, k)) throw usage(`--claim ${k} is given twice`);
     out[k] = c.slice(i + 1);
   }
   return out;

@@ -8,6 +8,7 @@ import { BoxsigError, EXIT_REFUSED, usage } from '../errors.js';
 import { generateKey, loadSecretKey, parseFingerprintArg } from '../keys/keys.js';
 import { signerFromGpg, signerFromKey, type ManifestSigner } from '../keys/signer.js';
 import { parseDuration } from '../manifest/duration.js';
+import { formatTime } from '../manifest/manifest.js';
 import { signBox } from '../box/sign.js';
 import { verifyBox, inspectBox, type VerifyResult } from '../box/verify.js';
 import { stripBox } from '../box/strip.js';
@@ -64,7 +65,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--out <prefix>', 'write PREFIX.secret.asc and PREFIX.public.asc', 'boxsig-key')
     .option('--passphrase-file <file>', 'protect the secret key with the passphrase in this file')
     .option('--no-passphrase', 'do not ask for a passphrase on a terminal')
-    .option('--expires <duration>', 'key expiry: 2y, 365d, or a date')
+    .option('--expires <duration>', 'key expiry: a number and a unit (2y, 18mo, 365d; s, min, h, d, w, mo, y) or a date (2028-01-31)')
     .addOption(new Option('--type <type>', 'key type').choices(['ed25519', 'rsa4096']).default('ed25519'))
     .addOption(jsonOption())
     .action(
@@ -93,8 +94,10 @@ export function registerCoreCommands(program: Command): void {
               passphrase = a;
             }
           }
-          const expiresIn = opts.expires ? parseDuration(opts.expires, new Date(), '--expires') : undefined;
-          const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn });
+          const now = new Date();
+          const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now, '--expires') : undefined;
+          const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn, date: now });
+          const expires = expiresIn !== undefined ? formatTime(new Date(now.getTime() + expiresIn * 1000)) : null;
           fs.writeFileSync(secretPath, k.privateKey, { mode: 0o600, flag: 'wx' });
           fs.chmodSync(secretPath, 0o600);
           fs.writeFileSync(publicPath, k.publicKey, { mode: 0o644, flag: 'wx' });
@@ -108,12 +111,14 @@ export function registerCoreCommands(program: Command): void {
               publicKey: path.resolve(publicPath),
               revocationCertificate: path.resolve(revPath),
               protected: Boolean(passphrase),
+              expires,
             });
           } else {
             out(k.fingerprint);
             err(
               `boxsig: wrote ${secretPath} (secret, mode 0600${passphrase ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${publicPath} and ${revPath} (keep it offline: it revokes the key)`,
             );
+            err(`boxsig: the key ${expires ? `expires ${expires}` : 'does not expire (no --expires)'}`);
           }
         },
       ),
@@ -129,7 +134,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--name <name>', 'box name, e.g. acme/ubuntu-24.04')
     .option('--version <version>', 'box version, e.g. 1.2.3')
     .option('--provider <provider>', 'provider (default: from metadata.json)')
-    .option('--expires <duration>', 'the signed manifest expires after this (90d, 1y, or a date)')
+    .option('--expires <duration>', 'the signed manifest expires after this: a number and a unit (90d, 6mo, 1y; s, min, h, d, w, mo, y) or a date')
     .option('--claim <key=value>', 'signed claim (repeatable)', collect)
     .option('--fresh', 'write a new manifest even if only signers change (drops existing signatures)')
     .option('-o, --output <file>', 'write the signed box here (default: replace BOX)')
@@ -152,6 +157,9 @@ export function registerCoreCommands(program: Command): void {
             json?: boolean;
           },
         ) => {
+          // cheap checks first: a bad claim or duration is refused before any key is unlocked
+          const claims = parseClaims(opts.claim);
+          if (opts.expires !== undefined) parseDuration(opts.expires);
           const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile);
           const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
           const progress = new Progress('signing', size, !opts.json);
@@ -161,7 +169,7 @@ export function registerCoreCommands(program: Command): void {
             version: opts.version,
             provider: opts.provider,
             expires: opts.expires,
-            claims: parseClaims(opts.claim),
+            claims,
             output: opts.output,
             fresh: opts.fresh,
             onProgress: progress.update,
@@ -184,6 +192,7 @@ export function registerCoreCommands(program: Command): void {
             });
           } else {
             out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.output}`);
+            out(`  expires  ${r.manifest.expires ?? 'never (no --expires)'}`);
             out(`  files    ${r.files.map((f) => f.path).join(', ')}`);
             out(`  signers  ${r.signers.join(', ')}${r.kept.length ? ` (kept: ${r.kept.join(', ')})` : ''}`);
             for (const d of r.dropped) warn(`dropped the signature of ${d.fingerprint}: ${d.reason}`);
@@ -281,8 +290,9 @@ export function registerCoreCommands(program: Command): void {
           let r: VerifyResult;
           try {
             r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
-          } finally {
             progress.done();
+          } finally {
+            progress.clear();
           }
           if (opts.json) printJson(r);
           else printVerify(r, box!);
@@ -358,7 +368,7 @@ export function registerRepackage(program: Command): void {
     .option('--gpg-key <fpr>', 'sign through GnuPG (repeatable)', collect)
     .option('--passphrase-file <file>')
     .option('--claim <key=value>', 'signed claim (repeatable)', collect)
-    .option('--expires <duration>')
+    .option('--expires <duration>', 'the signed manifest expires after this (90d, 6mo, 1y, or a date)')
     .option('--sign-version <version>', 'version to sign (default: the installed one; for version 0, the one its old manifest states)')
     .option('--vagrant-home <dir>')
     .addOption(jsonOption())
@@ -381,12 +391,14 @@ export function registerRepackage(program: Command): void {
           },
         ) => {
           const { repackageBox } = await import('../vagrant/repackage.js');
+          const claims = parseClaims(opts.claim);
+          if (opts.expires !== undefined) parseDuration(opts.expires);
           const signers = opts.key?.length || opts.gpgKey?.length ? await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile) : [];
           const r = await repackageBox(name, provider, version, {
             vagrantHome: opts.vagrantHome,
             output: opts.output,
             signVersion: opts.signVersion,
-            ...(signers.length ? { sign: { signers, claims: parseClaims(opts.claim), expires: opts.expires } } : {}),
+            ...(signers.length ? { sign: { signers, claims, expires: opts.expires } } : {}),
           });
           if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });
           else

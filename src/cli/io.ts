@@ -3,18 +3,35 @@
  */
 import fs from 'node:fs';
 import { BoxsigError, toBoxsigError, EXIT_OK } from '../errors.js';
+import { escapeJsonText, escapeLine } from '../shared/terminal.js';
+import { scrubText } from '../shared/urls.js';
 
 export interface OutputMode {
   json: boolean;
   quiet?: boolean;
 }
 
+/*
+ * Every line boxsig prints for a person passes through `display`: URLs lose
+ * their credentials and secret query values (src/shared/urls.ts), and control
+ * and invisible formatting characters from boxes, keys, catalogs and servers
+ * are escaped (src/shared/terminal.ts), so no text can rewrite the terminal.
+ * A message of several lines is split first; its continuation lines are
+ * indented. JSON output is scrubbed the same way and escapes what
+ * JSON.stringify leaves raw.
+ */
+function display(line: string): string {
+  return escapeLine(scrubText(line));
+}
+
 export function out(line = ''): void {
-  process.stdout.write(line + '\n');
+  clearProgressLine();
+  process.stdout.write(display(line) + '\n');
 }
 
 export function err(line: string): void {
-  process.stderr.write(line + '\n');
+  clearProgressLine();
+  process.stderr.write(display(line) + '\n');
 }
 
 export function warn(msg: string): void {
@@ -23,14 +40,23 @@ export function warn(msg: string): void {
   for (const l of lines.slice(1)) err(`  ${l}`);
 }
 
+/** Whether a JSON result was printed: with --json, a command prints exactly one object. */
+let jsonPrinted = false;
+
 export function printJson(v: unknown): void {
-  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+  jsonPrinted = true;
+  const text = JSON.stringify(v, (_k, val: unknown) => (typeof val === 'string' ? scrubText(val) : val), 2);
+  process.stdout.write(escapeJsonText(text) + '\n');
 }
+
+/** The exit status of the error already reported, if any: a failure is reported once. */
+let reported: number | null = null;
 
 /** Print an error the way the CLI contract says and return the exit status. */
 export function reportError(e: unknown, mode: OutputMode): number {
+  if (reported !== null) return reported;
   const be: BoxsigError = toBoxsigError(e);
-  if (mode.json) {
+  if (mode.json && !jsonPrinted) {
     const details = { ...be.details };
     delete details.stack;
     printJson({ ok: false, code: be.code, message: be.message, ...(be.hint ? { hint: be.hint } : {}), ...(Object.keys(details).length ? { details } : {}) });
@@ -40,7 +66,10 @@ export function reportError(e: unknown, mode: OutputMode): number {
   err(`boxsig: ${verdict}: ${first}`);
   for (const l of rest) err(l.startsWith('  ') ? l : `  ${l}`);
   if (be.hint && !be.message.includes(be.hint)) err(`  hint: ${be.hint}`);
-  if (be.code === 'INTERNAL' && process.env.BOXSIG_DEBUG && be.details.stack) err(String(be.details.stack));
+  if (be.code === 'INTERNAL' && process.env.BOXSIG_DEBUG && be.details.stack) {
+    for (const l of String(be.details.stack).split('\n')) err(l);
+  }
+  reported = be.exitCode;
   return be.exitCode;
 }
 
@@ -111,61 +140,125 @@ export function promptHidden(question: string): Promise<string> {
   });
 }
 
+/** What a progress line shows. */
+export interface ProgressState {
+  label: string;
+  bytes: number;
+  total?: number;
+  /** Seconds since the start. */
+  elapsed: number;
+}
+
 /**
- * Progress for long passes: a bar with bytes, rate and ETA on a terminal;
- * a line every few seconds otherwise; nothing in --json or --quiet mode.
+ * One progress line of at most WIDTH characters: the richest of these that
+ * fits — label, bar, percent, bytes, rate, ETA — dropping the bar, then the
+ * label, then the rate, then the rest.
+ */
+export function formatProgress(p: ProgressState, width: number): string {
+  const rate = p.elapsed > 0 ? p.bytes / p.elapsed : 0;
+  const known = p.total !== undefined && p.total > 0;
+  const frac = known ? Math.min(1, p.bytes / p.total!) : 0;
+  const pct = known ? `${Math.floor(frac * 100)}%`.padStart(4) : '';
+  const amount = known ? `${humanBytes(p.bytes)}/${humanBytes(p.total!)}` : humanBytes(p.bytes);
+  const speed = rate > 0 ? `${humanBytes(rate)}/s` : '';
+  const eta = known && rate > 0 ? `ETA ${formatSecs(Math.max(0, (p.total! - p.bytes) / rate))}` : '';
+  const join = (...parts: string[]) => parts.filter(Boolean).join(' ');
+  const withBar = (rest: string) => {
+    const room = Math.min(30, width - p.label.length - rest.length - 4);
+    if (!known || room < 8) return null;
+    const fill = Math.round(frac * room);
+    return `${p.label} [${'#'.repeat(fill)}${'.'.repeat(room - fill)}] ${rest}`;
+  };
+  const candidates = [
+    withBar(join(pct, amount, speed, eta)),
+    join(p.label, pct, amount, speed, eta),
+    join(pct, amount, speed, eta),
+    join(pct, amount, eta),
+    join(pct, amount),
+    join(pct),
+    known ? '' : humanBytes(p.bytes),
+  ];
+  for (const c of candidates) if (c !== null && c.length <= width) return c;
+  return (candidates.find((c) => c) ?? '').slice(0, Math.max(0, width));
+}
+
+/** The line printed when a pass finished: what it did, how much, how fast. */
+export function formatDone(p: ProgressState, width: number): string {
+  const rate = p.elapsed > 0 ? ` (${humanBytes(p.bytes / p.elapsed)}/s)` : '';
+  const full = `${p.label}: ${humanBytes(p.bytes)} in ${formatSecs(p.elapsed)}${rate}`;
+  return full.length <= width ? full : `${humanBytes(p.bytes)} in ${formatSecs(p.elapsed)}`.slice(0, Math.max(0, width));
+}
+
+/** The progress line on the terminal, if one is showing: other output erases it first. */
+let active: Progress | null = null;
+
+function clearProgressLine(): void {
+  active?.clear();
+}
+
+/**
+ * Progress of a long pass on stderr, only when stderr is a terminal (nothing
+ * on a pipe, nothing in --json or --quiet mode): one line, as wide as the
+ * terminal at most, redrawn in place (carriage return, erase line) every
+ * 100 ms, and a final line when the pass is done.
  */
 export class Progress {
-  private start = Date.now();
+  private readonly start = Date.now();
   private last = 0;
-  private lastLine = Date.now();
-  private readonly tty: boolean;
+  private bytes = 0;
   private shown = false;
+  private readonly enabled: boolean;
 
   constructor(
     private readonly label: string,
     private readonly total: number | undefined,
-    private readonly enabled: boolean,
+    enabled: boolean,
   ) {
-    this.tty = Boolean(process.stderr.isTTY);
+    this.enabled = enabled && Boolean(process.stderr.isTTY) && process.env.TERM !== 'dumb';
+  }
+
+  private width(): number {
+    // one column short of the edge: a line that fills the last column makes some terminals wrap
+    return Math.max(1, (process.stderr.columns || 80) - 1);
+  }
+
+  private state(): ProgressState {
+    return { label: this.label, bytes: this.bytes, total: this.total, elapsed: (Date.now() - this.start) / 1000 };
   }
 
   update = (bytes: number): void => {
+    this.bytes = bytes;
     if (!this.enabled) return;
     const now = Date.now();
-    if (this.tty) {
-      if (now - this.last < 100) return;
-      this.last = now;
-      const secs = (now - this.start) / 1000;
-      const rate = secs > 0 ? bytes / secs : 0;
-      let line: string;
-      if (this.total) {
-        const frac = Math.min(1, bytes / this.total);
-        const width = 24;
-        const fill = Math.round(frac * width);
-        const eta = rate > 0 ? Math.max(0, (this.total - bytes) / rate) : 0;
-        line = `${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${humanBytes(bytes)}/${humanBytes(this.total)} ${humanBytes(rate)}/s ETA ${formatSecs(eta)}`;
-      } else {
-        line = `${this.label} ${humanBytes(bytes)} ${humanBytes(rate)}/s`;
-      }
-      process.stderr.write(`\r${line.padEnd(100)}`);
-      this.shown = true;
-    } else {
-      if (now - this.lastLine < 5000) return;
-      this.lastLine = now;
-      const pct = this.total ? ` (${((bytes / this.total) * 100).toFixed(0)}%)` : '';
-      err(`${this.label}: ${humanBytes(bytes)}${pct}`);
-    }
+    if (now - this.last < 100) return;
+    this.last = now;
+    process.stderr.write(`\r${formatProgress(this.state(), this.width())}\x1b[K`);
+    this.shown = true;
+    active = this;
   };
 
+  /** Erase the line (after a failure, or before other output). */
+  clear(): void {
+    if (!this.shown) return;
+    process.stderr.write('\r\x1b[K');
+    this.shown = false;
+    if (active === this) active = null;
+  }
+
+  /** The pass finished: replace the line by a final one. */
   done(): void {
-    if (this.enabled && this.tty && this.shown) process.stderr.write(`\r${' '.repeat(100)}\r`);
+    if (!this.shown) return;
+    this.clear();
+    process.stderr.write(`${formatDone(this.state(), this.width())}\n`);
   }
 }
 
 function formatSecs(s: number): string {
-  const m = Math.floor(s / 60);
-  const r = Math.round(s % 60);
+  const total = Math.round(s);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const r = total % 60;
+  if (h) return `${h}h${String(m).padStart(2, '0')}m`;
   return m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
 

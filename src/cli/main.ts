@@ -7,10 +7,20 @@ import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT_OK, EXIT_USAGE } from '../errors.js';
 import { reportError } from './io.js';
+import { abortRequests } from '../vagrant/http.js';
+import { escapeLine } from '../shared/terminal.js';
 import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+
+/** Commander's messages quote arguments, which may come from anywhere: escape them per line. */
+function safeLines(s: string): string {
+  return s
+    .split('\n')
+    .map((l) => escapeLine(l))
+    .join('\n');
+}
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,7 +32,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
-      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s),
+      writeErr: (s) => process.stderr.write(safeLines(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s)),
     });
   registerCoreCommands(program);
   registerTrustCommands(program);
@@ -53,8 +63,29 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-process.on('unhandledRejection', (e) => {
-  process.exitCode = reportError(e, { json: process.argv.includes('--json') });
-});
+/*
+ * An error thrown where nothing can catch it (an assertion inside the HTTP
+ * client, a throw in a stream callback) must still end as any other failure:
+ * the right exit status, one JSON object with --json, no debris. The
+ * downloads in flight fail with it, so that the command that reads them
+ * unwinds (removing its staging directory) and reports it; if nothing was in
+ * flight, or the command does not finish soon, it is reported here.
+ */
+function fatal(e: unknown): void {
+  const report = () => {
+    process.exitCode = reportError(e, { json: process.argv.includes('--json') });
+  };
+  if (abortRequests(e) === 0) {
+    report();
+    process.exit();
+  }
+  setTimeout(() => {
+    report();
+    process.exit();
+  }, 10_000).unref();
+}
+
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
 
 await main();

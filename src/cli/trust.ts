@@ -25,18 +25,24 @@ import { globProblem } from '../policy/glob.js';
 import { formatTime } from '../manifest/manifest.js';
 import { action, collect, jsonOption } from './common.js';
 import { err, out, passphraseSource, printJson, warn, Progress } from './io.js';
-import { httpRequest, readLimited } from '../vagrant/http.js';
+import { httpRequest, readLimited, scrubUrl } from '../vagrant/http.js';
 
 async function readKeySource(src: string): Promise<Buffer> {
   if (/^https?:\/\//i.test(src)) {
     const r = await httpRequest(src, {});
-    return readLimited(r.body, 16 * 1024 * 1024, src);
+    return readLimited(r.body, 16 * 1024 * 1024, scrubUrl(src));
   }
   try {
     return fs.readFileSync(src === '-' ? 0 : src);
   } catch (e) {
     throw usage(`cannot read ${src}: ${(e as Error).message}`);
   }
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!/^\s*[0-9.]+\s*$/.test(v) || !Number.isFinite(n) || n <= 0) throw usage(`--timeout ${JSON.stringify(v)} must be a positive number of seconds`);
+  return n;
 }
 
 const REASONS: Record<string, openpgp.enums.reasonForRevocation> = {
@@ -59,9 +65,9 @@ export function registerTrustCommands(program: Command): void {
         const store = new TrustStore();
         const results = [];
         for (const s of sources) {
-          const material = await readKeyMaterial(await readKeySource(s), s);
+          const material = await readKeyMaterial(await readKeySource(s), scrubUrl(s));
           const r = await store.keyring.import(material);
-          results.push({ source: s, ...r });
+          results.push({ source: scrubUrl(s), ...r });
         }
         if (opts.json) printJson({ ok: true, imported: results });
         else {
@@ -139,7 +145,7 @@ export function registerTrustCommands(program: Command): void {
     .action(
       action(async (repo: string, opts: { orgKey: string; scope: string; passphraseFile?: string; output?: string; json?: boolean }) => {
         const org = await loadSecretKey(fs.readFileSync(opts.orgKey), opts.orgKey, passphraseSource(opts.passphraseFile, opts.orgKey));
-        const m = await readKeyMaterial(await readKeySource(repo), repo);
+        const m = await readKeyMaterial(await readKeySource(repo), scrubUrl(repo));
         if (m.keys.length !== 1) throw usage(`${repo} must hold exactly one key`);
         const repoKey = (m.keys[0].isPrivate() ? m.keys[0].toPublic() : m.keys[0]) as openpgp.PublicKey;
         const certified = await certifyScope(repoKey, org, opts.scope);
@@ -215,7 +221,7 @@ export function registerTrustCommands(program: Command): void {
           if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
           const store = new TrustStore();
           if (opts.import) {
-            const m = await readKeyMaterial(await readKeySource(opts.import), opts.import);
+            const m = await readKeyMaterial(await readKeySource(opts.import), scrubUrl(opts.import));
             if (m.revocations.length === 0 && !(await anyRevoked(m.keys))) throw usage(`${opts.import} holds no revocation certificate`);
             const r = await store.keyring.import(m);
             if (opts.json) printJson({ ok: true, ...r });
@@ -388,7 +394,7 @@ export function registerTrustCommands(program: Command): void {
     .option('--allow-downgrade', 'accept a version lower than one accepted before')
     .option('--insecure', 'do not check TLS certificates')
     .option('--cacert <file>', 'extra CA certificate (PEM) for HTTPS')
-    .option('--timeout <seconds>', 'network timeout in seconds', (v) => Number(v))
+    .option('--timeout <seconds>', 'network timeout in seconds', parseSeconds)
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
     .action(
@@ -438,7 +444,7 @@ export function registerTrustCommands(program: Command): void {
               timeout: opts.timeout,
               onInfo: (l) => chatty && err(`boxsig: ${l}`),
               onStart: (i) => {
-                progress = new Progress(i.url.startsWith('file:') ? 'verifying and extracting' : 'downloading, verifying and extracting', i.size, chatty);
+                progress = new Progress(i.url.startsWith('file:') ? 'verifying and extracting' : 'downloading and verifying', i.size, chatty);
               },
               onProgress: (b) => (progress as Progress | null)?.update(b),
             });
@@ -459,7 +465,7 @@ export function registerTrustCommands(program: Command): void {
               for (const w of r.warnings) warn(w);
             }
           } finally {
-            (progress as Progress | null)?.done();
+            (progress as Progress | null)?.clear();
           }
         },
       ),

@@ -6,6 +6,7 @@ import { refuse, usage } from '../errors.js';
 import { LIMITS } from '../archive/limits.js';
 import { normalizeEntryPath, PathRegistry, showPath } from '../archive/paths.js';
 import { canonicalJson, isPlainObject, parseUntrustedJson } from './json.js';
+import { firstUnsafe } from '../shared/terminal.js';
 
 export const MANIFEST_FORMAT = 1;
 export const BOXSIG_DIR = '.boxsig';
@@ -62,11 +63,24 @@ export function architectureProblem(a: string): string | null {
   if (a.length > 32 || !ARCH_RE.test(a)) return 'must be lower-case letters, digits and "_"';
   return null;
 }
+export const MAX_CLAIM_VALUE = 4096;
+
+/**
+ * The one check of a claim, wherever it comes from (`sign --claim`, the
+ * Packer helper, a manifest being verified): a name of 1-64 letters, digits,
+ * "_", ".", ":", "/", "-" starting with a letter or digit; a value of at most
+ * 4096 characters of one line of visible text — no control characters
+ * (newline, carriage return, tab, ESC, DEL, C1) and no invisible or
+ * directional formatting characters, so that a claim can neither split a
+ * line-based list nor rewrite a terminal.
+ */
 export function claimProblem(k: string, v: unknown): string | null {
-  if (!CLAIM_KEY_RE.test(k)) return `claim name ${JSON.stringify(k)} must be 1-64 letters, digits, "_", ".", ":", "/", "-"`;
+  if (!CLAIM_KEY_RE.test(k)) return `claim name ${JSON.stringify(k)} must be 1-64 letters, digits, "_", ".", ":", "/", "-", starting with a letter or digit`;
   if (typeof v !== 'string') return `claim ${k} must be a string`;
-  if (v.length > 4096) return `claim ${k} is longer than 4096 characters`;
+  if (v.length > MAX_CLAIM_VALUE) return `claim ${k} is longer than ${MAX_CLAIM_VALUE} characters`;
   if (!v.isWellFormed()) return `claim ${k} is not well-formed Unicode`;
+  const bad = firstUnsafe(v);
+  if (bad) return `claim ${k} contains ${bad}: a claim value is one line of visible text`;
   return null;
 }
 

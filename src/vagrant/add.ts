@@ -71,7 +71,7 @@ function toSource(loc: string): Source {
   if (/^file:\/\//i.test(loc)) {
     return { kind: 'file', location: new URL(loc).pathname ? decodeURIComponent(new URL(loc).pathname) : loc };
   }
-  if (isUrl(loc)) throw usage(`unsupported URL scheme in ${loc} (boxsig reads files, file://, http:// and https://)`);
+  if (isUrl(loc)) throw usage(`unsupported URL scheme in ${scrubUrl(loc)} (boxsig reads files, file://, http:// and https://)`);
   return { kind: 'file', location: path.resolve(loc) };
 }
 
@@ -145,7 +145,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const { stream, url } = await openSource(src, http, 'application/json');
     const bytes = await readLimited(stream, LIMITS.maxCatalogBytes, `catalog ${sourceArg}`);
     const catalog = parseCatalog(bytes, scrubUrl(url));
-    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: opts.name, cwd, source: sourceArg });
+    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: opts.name, cwd, source: scrubUrl(sourceArg) });
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
     opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${choice.name} ${choice.version} (${choice.provider}) from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);

@@ -1,45 +1,79 @@
 /**
- * HTTP(S) with Node's built-in fetch. Node 20's fetch ignores the usual proxy
- * variables, so requests go through undici's EnvHttpProxyAgent (HTTP_PROXY,
- * HTTPS_PROXY, NO_PROXY, lower-case too), which also carries the timeouts and
- * TLS options. Errors become NETWORK errors a person can act on.
+ * HTTP(S) downloads with undici's request API, through its EnvHttpProxyAgent
+ * (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, lower-case too), which also carries the
+ * timeouts and TLS options.
+ *
+ * - The bytes are never decoded: boxsig asks for the identity encoding and
+ *   hashes what it receives, whatever Content-Encoding a server claims (a
+ *   catalog's checksum is over the file, as for Vagrant, which runs curl
+ *   without --compressed). No decompressor of the HTTP client is on the path.
+ * - `https://user:password@host/…` works as in Vagrant: the credentials go in
+ *   a basic Authorization header, to that origin only (also after a redirect
+ *   back to it, and for later requests of this process to it, such as a box
+ *   on the catalog's server); never to another origin, never printed.
+ * - Redirects are followed here (at most MAX_REDIRECTS), to http(s) URLs only.
+ * - Every failure, on the request or later in the body, is a NETWORK error
+ *   naming the host or the scrubbed URL.
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { BoxsigError, describeCause } from '../errors.js';
+import { BoxsigError, describeCause, usage } from '../errors.js';
+import { scrubUrl, splitCredentials } from '../shared/urls.js';
+
+export { scrubUrl } from '../shared/urls.js';
 
 export interface HttpOptions {
   /** Accept any TLS certificate (like `vagrant box add --insecure`). */
   insecure?: boolean;
   /** Extra CA certificate file (PEM). */
   caCert?: string;
-  /** Seconds for connecting and for each wait for data (default 30, or BOXSIG_HTTP_TIMEOUT). */
+  /** Seconds for connecting and for each wait for data (default 30 s, 60 s for a wait within a body; or BOXSIG_HTTP_TIMEOUT for both). */
   timeout?: number;
 }
 
 export interface HttpResponse {
   status: number;
+  /** The final URL, after redirects, without credentials. */
   url: string;
   contentType: string;
   size: number | undefined;
   body: Readable;
 }
 
+/** As curl's default in Vagrant's downloader is generous, but a loop must end. */
+export const MAX_REDIRECTS = 10;
+
+// ---- the dispatcher (proxy, TLS, timeouts) --------------------------------------
+
 let dispatcherCache: { key: string; dispatcher: unknown } | null = null;
 
+function timeouts(opts: HttpOptions): { connect: number; body: number } {
+  const given = opts.timeout ?? (process.env.BOXSIG_HTTP_TIMEOUT !== undefined ? Number(process.env.BOXSIG_HTTP_TIMEOUT) : undefined);
+  if (given !== undefined && !(Number.isFinite(given) && given > 0)) {
+    throw usage(`the network timeout must be a positive number of seconds, not ${JSON.stringify(String(given))}`);
+  }
+  return given !== undefined ? { connect: given * 1000, body: given * 1000 } : { connect: 30_000, body: 60_000 };
+}
+
 async function dispatcher(opts: HttpOptions): Promise<unknown> {
-  const timeout = (opts.timeout ?? Number(process.env.BOXSIG_HTTP_TIMEOUT ?? 30)) * 1000;
-  const key = JSON.stringify([opts.insecure, opts.caCert, timeout]);
+  const t = timeouts(opts);
+  const key = JSON.stringify([opts.insecure, opts.caCert, t]);
   if (dispatcherCache?.key === key) return dispatcherCache.dispatcher;
   quietUndiciWarning();
   const { EnvHttpProxyAgent } = await import('undici');
-  const connect: Record<string, unknown> = { timeout };
+  const connect: Record<string, unknown> = { timeout: t.connect };
   if (opts.insecure) connect.rejectUnauthorized = false;
   if (opts.caCert) {
     const tls = await import('node:tls');
-    connect.ca = [...tls.rootCertificates, fs.readFileSync(opts.caCert, 'utf8')];
+    let pem: string;
+    try {
+      pem = fs.readFileSync(opts.caCert, 'utf8');
+    } catch (e) {
+      throw usage(`cannot read the CA certificate ${opts.caCert}: ${describeCause(e)}`);
+    }
+    connect.ca = [...tls.rootCertificates, pem];
   }
-  const d = new EnvHttpProxyAgent({ connect, headersTimeout: timeout, bodyTimeout: Math.max(timeout, 60_000) });
+  const d = new EnvHttpProxyAgent({ connect, headersTimeout: t.connect, bodyTimeout: t.body });
   dispatcherCache = { key, dispatcher: d };
   return d;
 }
@@ -57,14 +91,18 @@ function quietUndiciWarning(): void {
   process.emitWarning = quiet;
 }
 
+// ---- errors -----------------------------------------------------------------------
+
 const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ERR_OSSL)/;
 
-export function networkError(url: string, e: unknown): BoxsigError {
+/** Any failure of a request or of its body, as a NETWORK error a person can act on. */
+export function networkError(url: string | URL, e: unknown): BoxsigError {
   if (e instanceof BoxsigError) return e;
   const err = e as Error & { cause?: unknown };
-  const cause = (err.cause ?? err) as NodeJS.ErrnoException;
-  const code = cause?.code ?? '';
+  const cause = (err?.cause ?? err) as NodeJS.ErrnoException;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
   const host = safeHost(url);
+  const shown = scrubUrl(url);
   let message: string;
   if (TLS_CODES.test(code) || /certificate|SSL|TLS/i.test(cause?.message ?? '')) {
     message = `TLS error talking to ${host}: ${cause.message} (for a private CA give --cacert FILE or set NODE_EXTRA_CA_CERTS; --insecure skips the check)`;
@@ -78,82 +116,185 @@ export function networkError(url: string, e: unknown): BoxsigError {
     message = `connection refused by ${host}`;
   } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     message = `cannot resolve host ${host}`;
-  } else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+  } else if (code === 'ECONNRESET') {
     message = `the connection to ${host} was reset`;
+  } else if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') {
+    message = `the connection to ${host} was closed before the download finished`;
+  } else if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    message = `the download from ${host} ended before the length its server announced (Content-Length)`;
+  } else if (code.startsWith('HPE_') || cause?.name === 'HTTPParserError') {
+    message = `${host} sent an invalid HTTP response (${cause.message.replace(/^Response does not match the HTTP\/1.1 protocol \((.*)\)$/, '$1')})`;
   } else {
-    message = `request to ${url} failed: ${describeCause(cause)}`;
+    message = `request to ${shown} failed: ${describeCause(cause)}`;
   }
-  return new BoxsigError('NETWORK', message, { url, errno: code || undefined });
+  return new BoxsigError('NETWORK', message, { url: shown, errno: code || undefined });
 }
 
-function safeHost(url: string): string {
+function safeHost(url: string | URL): string {
   try {
-    return new URL(url).host;
+    return new URL(String(url)).host;
   } catch {
-    return url;
+    return scrubUrl(url);
   }
 }
 
-/** Remove credentials from a URL before showing or recording it. */
-export function scrubUrl(url: string): string {
+// ---- credentials ------------------------------------------------------------------
+
+/** Basic credentials given in a URL, by origin: sent to that origin only. */
+const credentials = new Map<string, string>();
+
+/** Parse a URL the user or a catalog gave, remember its credentials, return it without them. */
+function requestUrl(url: string): URL {
+  let u: URL;
   try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '';
-      u.password = '';
-    }
-    return u.toString();
+    u = new URL(url);
   } catch {
-    return url;
+    throw usage(`${scrubUrl(url)} is not a valid URL`);
   }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`${scrubUrl(u)} is not an http(s) URL`);
+  const { url: clean, authorization } = splitCredentials(u);
+  if (authorization) credentials.set(clean.origin, authorization);
+  return clean;
+}
+
+/** Where a redirect points: an http(s) URL; user info in a Location is ignored. */
+function redirectTarget(from: URL, status: number, location: string | undefined): URL {
+  if (!location) throw new BoxsigError('NETWORK', `${scrubUrl(from)}: HTTP ${status} redirect without a Location`, { url: scrubUrl(from), status });
+  let next: URL;
+  try {
+    next = new URL(location, from);
+  } catch {
+    throw new BoxsigError('NETWORK', `${scrubUrl(from)}: HTTP ${status} redirect to an invalid URL`, { url: scrubUrl(from), status });
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+    throw new BoxsigError('NETWORK', `${scrubUrl(from)} redirected to ${scrubUrl(next)}, which is not an http(s) URL`, { url: scrubUrl(from), status });
+  }
+  return splitCredentials(next).url;
+}
+
+// ---- requests ---------------------------------------------------------------------
+
+/**
+ * Requests in flight (from the first byte sent to the end of the body), so
+ * that a fatal error elsewhere can fail them: see abortRequests.
+ */
+const inFlight = new Set<AbortController>();
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 export async function httpRequest(url: string, opts: HttpOptions & { method?: 'GET' | 'HEAD'; accept?: string } = {}): Promise<HttpResponse> {
-  let res: Response;
+  const method = opts.method ?? 'GET';
+  const d = await dispatcher(opts);
+  const { request } = await import('undici');
+  let current = requestUrl(url);
+  const controller = new AbortController();
+  inFlight.add(controller);
+  // an abort carries the fatal error itself; anything else is a network failure
+  const failure = (at: URL, e: unknown) => (controller.signal.aborted ? controller.signal.reason : networkError(at, e));
   try {
-    res = await fetch(url, {
-      method: opts.method ?? 'GET',
-      redirect: 'follow',
-      headers: { 'user-agent': 'boxsig', ...(opts.accept ? { accept: opts.accept } : {}) },
-      // undici's dispatcher option (not in the DOM typings)
-      ...({ dispatcher: await dispatcher(opts) } as object),
-    });
+    for (let hops = 0; ; hops++) {
+      const authorization = credentials.get(current.origin);
+      let res: Awaited<ReturnType<typeof request>>;
+      try {
+        res = await request(current, {
+          method,
+          headers: {
+            'user-agent': 'boxsig',
+            'accept-encoding': 'identity',
+            ...(opts.accept ? { accept: opts.accept } : {}),
+            ...(authorization ? { authorization } : {}),
+          },
+          dispatcher: d as import('undici').Dispatcher,
+          signal: controller.signal,
+          highWaterMark: 1024 * 1024,
+        });
+      } catch (e) {
+        throw failure(current, e);
+      }
+      const status = res.statusCode;
+      if (status >= 300 && status < 400 && status !== 304) {
+        discard(res.body);
+        if (hops >= MAX_REDIRECTS) {
+          throw new BoxsigError('NETWORK', `too many redirects (more than ${MAX_REDIRECTS}) from ${scrubUrl(url)}`, { url: scrubUrl(url) });
+        }
+        current = redirectTarget(current, status, header(res.headers, 'location'));
+        continue;
+      }
+      if (status < 200 || status >= 300) {
+        discard(res.body);
+        throw await statusError(current, status);
+      }
+      const len = header(res.headers, 'content-length');
+      const body = method === 'HEAD' ? emptyBody(res.body, controller) : track(res.body, controller, (e) => failure(current, e));
+      return {
+        status,
+        url: current.href,
+        contentType: header(res.headers, 'content-type') ?? '',
+        size: len && /^\d+$/.test(len) ? Number(len) : undefined,
+        body,
+      };
+    }
   } catch (e) {
-    throw networkError(url, e);
+    inFlight.delete(controller);
+    throw e;
   }
-  if (!res.ok) {
-    res.body?.cancel().catch(() => undefined);
-    throw new BoxsigError('NETWORK', `${scrubUrl(url)}: HTTP ${res.status} ${res.statusText}${res.status === 404 ? ' (not found)' : ''}`, {
-      url: scrubUrl(url),
-      status: res.status,
-    });
-  }
-  const len = res.headers.get('content-length');
-  const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : Readable.from([]);
-  body.on('error', () => undefined);
-  return {
-    status: res.status,
-    url: res.url || url,
-    contentType: res.headers.get('content-type') ?? '',
-    size: len && /^\d+$/.test(len) ? Number(len) : undefined,
-    body: wrapErrors(body, url),
-  };
 }
 
-/** Make stream errors NETWORK errors too. */
-function wrapErrors(body: Readable, url: string): Readable {
+async function statusError(at: URL, status: number): Promise<BoxsigError> {
+  const shown = scrubUrl(at);
+  const { STATUS_CODES } = await import('node:http');
+  const text = `${STATUS_CODES[status] ?? ''}${status === 404 ? ' (not found)' : ''}`;
+  return new BoxsigError('NETWORK', `${shown}: HTTP ${status}${text ? ` ${text}` : ''}`, { url: shown, status });
+}
+
+function discard(body: Readable): void {
+  body.on('error', () => undefined).destroy();
+}
+
+function emptyBody(body: Readable, controller: AbortController): Readable {
+  discard(body);
+  inFlight.delete(controller);
+  return Readable.from([]);
+}
+
+/** The body, with every error mapped by FAILURE, in flight until it ends or fails. */
+function track(body: Readable, controller: AbortController, failure: (e: unknown) => unknown): Readable {
   const out = new Readable({ read() {}, highWaterMark: 1024 * 1024 });
+  const settle = () => inFlight.delete(controller);
   body.on('data', (c) => {
     if (!out.push(c)) body.pause();
   });
   out._read = () => body.resume();
-  body.on('end', () => out.push(null));
-  body.on('error', (e) => out.destroy(networkError(url, e)));
+  body.on('end', () => {
+    settle();
+    out.push(null);
+  });
+  body.on('error', (e) => {
+    settle();
+    out.destroy(failure(e) as Error);
+  });
   out._destroy = (err, cb) => {
-    body.destroy();
+    settle();
+    discard(body);
     cb(err);
   };
   return out;
+}
+
+/**
+ * Fail every request in flight with REASON (an error thrown where nothing
+ * could catch it, such as an assertion inside the HTTP client): whoever waits
+ * for them then fails with REASON and cleans up as after any other error.
+ * Returns how many there were.
+ */
+export function abortRequests(reason: unknown): number {
+  const n = inFlight.size;
+  for (const c of [...inFlight]) c.abort(reason instanceof Error ? reason : new Error(String(reason)));
+  inFlight.clear();
+  return n;
 }
 
 /** Read a whole (small) body with a size limit. */
@@ -164,7 +305,7 @@ export async function readLimited(body: Readable, limit: number, what: string): 
     n += (c as Buffer).length;
     if (n > limit) {
       body.destroy();
-      throw new BoxsigError('MALFORMED', `${what} is larger than ${limit} bytes`);
+      throw new BoxsigError('MALFORMED', `${scrubUrl(what)} is larger than ${limit} bytes`);
     }
     chunks.push(c as Buffer);
   }

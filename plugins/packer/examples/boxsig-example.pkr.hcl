@@ -86,6 +86,10 @@ locals {
     git_commit = var.git_commit
     ci_job     = var.ci_job
   }, var.extra_claims)
+  # One environment variable per claim (BOXSIG_CLAIM_1=builder=…): a value is
+  # never joined with others, so a newline in it cannot add a claim (boxsig
+  # refuses such a value and the build fails).
+  claim_vars = [for i, k in sort(keys(local.claims)) : "BOXSIG_CLAIM_${i + 1}=${k}=${local.claims[k]}"]
 }
 
 source "null" "example" {
@@ -113,7 +117,7 @@ build {
 
     # shell-local is not told where the box is: give it the same variable.
     post-processor "shell-local" {
-      environment_vars = [
+      environment_vars = concat([
         "BOXSIG_BOX=${var.box_output}",
         "BOXSIG_NAME=${var.box_name}",
         "BOXSIG_VERSION=${var.box_version}",
@@ -121,9 +125,8 @@ build {
         "BOXSIG_PASSPHRASE_FILE=${var.passphrase_file}",
         "BOXSIG_EXPIRES=${var.expires}",
         "BOXSIG_QUARANTINE_DIR=${var.quarantine_dir}",
-        "BOXSIG_CLAIMS=${join("\n", [for k, v in local.claims : "${k}=${v}" if v != ""])}",
         "BOXSIG_PACKER_SIGN=${local.boxsig_packer_sign}",
-      ]
+      ], local.claim_vars)
       inline = ["\"$BOXSIG_PACKER_SIGN\" \"$BOXSIG_BOX\""]
     }
   }
