@@ -121,7 +121,8 @@ function fileSizes(box: string): Record<string, number> {
 
 type KillMode = 'SIGKILL vagrant' | 'SIGKILL process group' | 'two SIGINTs (Ctrl-C twice)' | 'SIGINT to vagrant alone';
 const KILL_MODES: KillMode[] = ['SIGKILL vagrant', 'SIGKILL process group', 'two SIGINTs (Ctrl-C twice)', 'SIGINT to vagrant alone'];
-type Point = 'catalog' | 'box start' | 'box middle' | 'box end';
+/** Where the add is when the kill comes: the response held there (after download: all sent, boxsig judging). */
+type Point = 'catalog' | 'box start' | 'box middle' | 'box end' | 'after download';
 
 async function kill(pid: number, mode: KillMode): Promise<void> {
   const signal = (target: number, sig: NodeJS.Signals) => {
@@ -230,7 +231,7 @@ for (const variant of [0, 1]) {
     t.test('kills at several points of vagrant box add never leave a box visible before it is verified', async (t) => {
       const srv = await serve();
       t.teardown(() => srv.close());
-      const points: Point[] = v.fullKills ? ['catalog', 'box start', 'box middle', 'box end'] : ['box middle'];
+      const points: Point[] = v.fullKills ? ['catalog', 'box start', 'box end', 'after download'] : ['box middle', 'after download'];
       const runs: Array<{ box: 'refused' | 'good'; point: Point; mode: KillMode }> = [];
       for (const point of points) for (const mode of KILL_MODES) runs.push({ box: 'refused', point, mode });
       // a good box: vagrant killed alone (boxsig finishes on its own), or asked to stop (boxsig is stopped)
@@ -244,7 +245,7 @@ for (const variant of [0, 1]) {
         const good = signedFor(L, name);
         const box = run.box === 'good' ? good : tampered(L, good, path.join(L.dir, `kill${n}-tampered.box`));
         const size = fs.statSync(box).size;
-        const at = { catalog: 10, 'box start': 100, 'box middle': Math.floor(size / 2), 'box end': size - 64 }[run.point];
+        const at = { catalog: 10, 'box start': 100, 'box middle': Math.floor(size / 2), 'box end': size - 64, 'after download': size }[run.point];
         const g: Gate = gate(at);
         srv.routes.set(`/box${n}`, { file: box, gate: run.point === 'catalog' ? undefined : g });
         srv.routes.set(`/${name}`, {
@@ -262,7 +263,7 @@ for (const variant of [0, 1]) {
           watcher.stop();
           continue;
         }
-        await sleep(400); // boxsig consumes what was sent
+        await sleep(run.point === 'after download' ? 150 : 400); // boxsig consumes what was sent
         await kill(started.pid, run.mode);
         await started.done;
         g.release(); // an orphaned boxsig (when vagrant alone was killed) goes on

@@ -133,6 +133,19 @@ RSpec.describe VagrantPlugins::Boxsig::AddRequest do
       expect(request.headers.keys).to eq(["vagrantcloud.com"])
     end
 
+    it "a local box file (too large to be a catalog) asks for no server headers" do
+      fake = FakeVagrant.new("vagrantcloud.com")
+      big = File.join(@dir, "big.box")
+      File.open(big, "w") { |f| f.truncate(21 * 1024 * 1024) }
+      expect(build(urls: ["big.box"], vagrant: fake).headers).to eq({})
+      expect(fake.asked).to eq([])
+    end
+
+    it "a local catalog may name boxes on the server: its headers are ready" do
+      fake = FakeVagrant.new("vagrantcloud.com")
+      expect(build(urls: ["ubuntu.box"], vagrant: fake).headers.keys).to eq(["vagrantcloud.com"])
+    end
+
     it "no headers, no environment variable" do
       request = build(urls: ["https://mirror.example/u.box"], vagrant: FakeVagrant.new("elsewhere.example"))
       expect(request.headers).to eq({})

@@ -141,9 +141,17 @@ module VagrantPlugins
           url = strip_user_info(by_url.fetch(r[:url]), headers)
           Source.new(location: url, display: url)
         end
-        hosts = (sources.map(&:location) + [server_url]).compact.select { |u| u =~ %r{\Ahttps?://}i }
-        hosts.each { |u| add_headers(headers, host_of(u), vagrant.headers_for(u)) }
+        urls = sources.map(&:location).select { |u| u =~ %r{\Ahttps?://}i }
+        # a catalog may name boxes on the box server, where Vagrant sends its token too
+        urls << server_url if server_url && (urls.any? || sources.any? { |src| maybe_catalog?(src.location) })
+        urls.each { |u| add_headers(headers, host_of(u), vagrant.headers_for(u)) }
         sources
+      end
+
+      # Vagrant reads a local file as a catalog when it parses as JSON, and never when it is
+      # larger than 20 MiB (BoxAdd::METADATA_SIZE_LIMIT).
+      def maybe_catalog?(location)
+        File.file?(location) && File.size(location) <= 20 * 1024 * 1024
       end
 
       def strip_user_info(url, headers)
