@@ -173,7 +173,13 @@ export function catalogJson(name: string, versions: Array<{ version: string; url
 }
 
 export function catalogFile(lab: Lab, file: string, name: string, versions: Array<{ version: string; box: string; provider?: string }>): string {
-  fs.writeFileSync(file, catalogJson(name, versions.map((v) => ({ ...v, url: `file://${v.box}`, file: v.box }))));
+  fs.writeFileSync(
+    file,
+    catalogJson(
+      name,
+      versions.map((v) => ({ ...v, url: `file://${v.box}`, file: v.box })),
+    ),
+  );
   if (lab.user) fs.chownSync(file, lab.user.uid, lab.user.gid);
   return file;
 }

@@ -80,7 +80,10 @@ t.test('vagrant-boxsig with the real vagrant', async (t) => {
     t.notMatch(r.out, /Unpacking necessary files/, "Vagrant's own extraction did not run");
     // boxsig installs a box added from a file under the version its signed manifest states (Vagrant used 0)
     t.match(boxList(L), /acme\/ok\s+\(virtualbox, 1\.0\)/);
-    t.ok(fs.existsSync(path.join(L.home, 'boxes', 'acme-VAGRANTSLASH-ok', '1.0', 'virtualbox', '.boxsig', 'manifest.json')), 'the installed box keeps .boxsig/');
+    t.ok(
+      fs.existsSync(path.join(L.home, 'boxes', 'acme-VAGRANTSLASH-ok', '1.0', 'virtualbox', '.boxsig', 'manifest.json')),
+      'the installed box keeps .boxsig/',
+    );
     const trust = boxsig(['trust', 'list', '--json'], { env: L.env });
     t.match(trust.stdout, L.key.fingerprint, 'the trust store recorded the signer');
   });
@@ -177,7 +180,7 @@ t.test('vagrant-boxsig with the real vagrant', async (t) => {
       const r = vagrant(L, ['box', 'add', '--name', 'legacy/old', '--provider', 'virtualbox', L.base], dir);
       t.equal(r.code, 0, 'exit 0', { output: r.out });
       t.match(r.out, /legacy\/old 0 \(virtualbox\) is NOT signed/);
-      t.match(boxList(L), /legacy\/old\s+\(virtualbox, 0\)/, 'an unsigned direct add keeps Vagrant\'s version 0');
+      t.match(boxList(L), /legacy\/old\s+\(virtualbox, 0\)/, "an unsigned direct add keeps Vagrant's version 0");
     });
   });
 
@@ -313,7 +316,11 @@ t.test('vagrant-boxsig with the real vagrant', async (t) => {
     t.match(r.out, /boxsig: verified acme\/web 1\.0 \(virtualbox\)/);
     t.match(boxList(L), /acme\/web\s+\(virtualbox, 1\.0\)/);
     const agents = srv.requests.map((q) => `${q.method} ${q.path} ${q.headers['user-agent']}`);
-    t.same(agents, [`HEAD /acme/web boxsig`, `GET /acme/web boxsig`, `GET /web-1.box boxsig`], 'boxsig fetched the catalog and the box; Vagrant fetched nothing');
+    t.same(
+      agents,
+      [`HEAD /acme/web boxsig`, `GET /acme/web boxsig`, `GET /web-1.box boxsig`],
+      'boxsig fetched the catalog and the box; Vagrant fetched nothing',
+    );
 
     srv.routes.set('/acme/web', { body: catalogJson('acme/web', [entry('1.0', good), entry('2.0', evil)]), contentType: 'application/json' });
     const u = await vagrantAsync(L, ['box', 'update', '--box', 'acme/web'], dir);
