@@ -8,7 +8,8 @@
  * done by `boxsig add`: Vagrant's own download and extraction never run. A
  * refused box fails the command with boxsig's code and nothing of it is ever
  * under VAGRANT_HOME/boxes. Kills, hostile archives, an unprivileged user,
- * escaping and authentication: test/vagrant-plugin-hostile.test.ts.
+ * escaping and authentication: test/vagrant-hostile-suite.ts (run by
+ * test/vagrant-plugin-hostile-root.test.ts and -user.test.ts).
  */
 import t from 'tap';
 import fs from 'node:fs';
