@@ -8,6 +8,9 @@ $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "vagrant"
 require "vagrant-boxsig/plugin"
 
+# What Vagrant does when it loads config.boxsig: the plugin's messages and error classes.
+VagrantPlugins::Boxsig::Plugin.init!
+
 RSpec.configure do |config|
   config.disable_monkey_patching!
   config.order = :random

@@ -37,7 +37,7 @@ module VagrantPlugins
         # With verification turned off: Vagrant's own add, announced before and after.
         def self.unverified(env)
           ui = env[:ui]
-          label = Text.clean(env[:box_name] || Array(env[:box_url]).first)
+          label = Text.clean(Vagrant::Util::CredentialScrubber.scrub((env[:box_name] || Array(env[:box_url]).flatten.first).to_s))
           ui.warn("boxsig: signature verification is turned off (config.boxsig.enabled = false): Vagrant " \
                   "adds #{label} itself, UNVERIFIED, and extracts it before anything has checked it.")
           result = yield
