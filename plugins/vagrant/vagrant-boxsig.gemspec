@@ -6,13 +6,15 @@ Gem::Specification.new do |spec|
   spec.name          = "vagrant-boxsig"
   spec.version       = VagrantPlugins::Boxsig::VERSION
   spec.authors       = ["boxsig contributors"]
-  spec.summary       = "Verify OpenPGP box signatures (boxsig) when Vagrant adds a box"
+  spec.summary       = "Verified box adds for Vagrant: every add is done by boxsig (OpenPGP box signatures)"
   spec.description   = <<~DESC
-    Runs the boxsig command-line tool after every `vagrant box add`, `vagrant box update`
-    and the automatic box add of `vagrant up`, and removes the box and fails the command
-    when the box is tampered with, unsigned where signatures are required, or signed by a
-    key the trust policy does not accept. Trust policy can be pinned in the Vagrantfile
-    with config.boxsig.
+    Hands every box add of Vagrant (`vagrant box add`, `vagrant box update` and the
+    automatic add of `vagrant up`) to `boxsig add`, which downloads, checks, verifies
+    the OpenPGP signatures of and extracts the box in one pass, and moves it into
+    Vagrant's boxes directory only once every check passed: Vagrant never extracts or
+    shows a box that is tampered with, unsigned where signatures are required, or
+    signed by a key the trust policy does not accept. Trust policy can be pinned in
+    the Vagrantfile with config.boxsig.
   DESC
   spec.license       = "MIT"
   spec.required_ruby_version = ">= 2.6"

@@ -394,7 +394,10 @@ export function registerTrustCommands(program: Command): void {
     .option('--allow-downgrade', 'accept a version lower than one accepted before')
     .option('--insecure', 'do not check TLS certificates')
     .option('--cacert <file>', 'extra CA certificate (PEM) for HTTPS')
+    .option('--capath <dir>', 'directory of extra CA certificates (PEM) for HTTPS')
+    .option('--cert <file>', 'TLS client certificate: PEM with the certificate and its key')
     .option('--timeout <seconds>', 'network timeout in seconds', parseSeconds)
+    .option('--policy-json <json>', 'an extra policy layer, shaped like boxsig.json (the Vagrant plugin passes config.boxsig here)')
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
     .action(
@@ -414,16 +417,25 @@ export function registerTrustCommands(program: Command): void {
             allowDowngrade?: boolean;
             insecure?: boolean;
             cacert?: string;
+            capath?: string;
+            cert?: string;
             timeout?: number;
+            policyJson?: string;
             json?: boolean;
             quiet?: boolean;
           },
         ) => {
           const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
           const { addBox } = await import('../vagrant/add.js');
+          const { parseHostHeaders } = await import('../vagrant/http.js');
           const { loadLayers } = await import('../policy/load.js');
           const store = new TrustStore();
-          const layers = await loadLayers({ store, configFile: opts.config });
+          const layers = await loadLayers({
+            store,
+            configFile: opts.config,
+            ...(opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {}),
+          });
+          const headersEnv = process.env.BOXSIG_HTTP_HEADERS;
           let progress: Progress | null = null;
           const chatty = !opts.json && !opts.quiet;
           try {
@@ -441,6 +453,9 @@ export function registerTrustCommands(program: Command): void {
               allowDowngrade: opts.allowDowngrade,
               insecure: opts.insecure,
               caCert: opts.cacert,
+              caPath: opts.capath,
+              clientCert: opts.cert,
+              hostHeaders: headersEnv ? parseHostHeaders(headersEnv, 'BOXSIG_HTTP_HEADERS') : undefined,
               timeout: opts.timeout,
               onInfo: (l) => chatty && err(`boxsig: ${l}`),
               onStart: (i) => {

@@ -125,7 +125,14 @@ async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
 
 export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
   const cwd = opts.cwd ?? process.cwd();
-  const http: HttpOptions = { insecure: opts.insecure, caCert: opts.caCert, timeout: opts.timeout };
+  const http: HttpOptions = {
+    insecure: opts.insecure,
+    caCert: opts.caCert,
+    caPath: opts.caPath,
+    clientCert: opts.clientCert,
+    hostHeaders: opts.hostHeaders,
+    timeout: opts.timeout,
+  };
   if (opts.checksum && !opts.checksumType) opts.checksumType = opts.checksum.length === 128 ? 'sha512' : 'sha256';
   if (opts.checksumType && !CHECKSUM_TYPES.includes(opts.checksumType)) throw usage(`--checksum-type must be one of ${CHECKSUM_TYPES.join(', ')}`);
   if (opts.name && nameProblem(opts.name)) throw usage(`--name ${JSON.stringify(opts.name)} ${nameProblem(opts.name)}`);
@@ -325,7 +332,7 @@ function existsError(name: string, version: string, provider: string, target: st
   return new BoxsigError(
     'EXISTS',
     `box ${name} ${version} (${provider}) is already installed at ${target}`,
-    { directory: target },
+    { directory: target, name, version, provider },
     'give --force to replace it once the new box has verified',
   );
 }

@@ -16,6 +16,7 @@
  *   naming the host or the scrubbed URL.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { BoxsigError, describeCause, usage } from '../errors.js';
 import { scrubUrl, splitCredentials } from '../shared/urls.js';
@@ -27,6 +28,12 @@ export interface HttpOptions {
   insecure?: boolean;
   /** Extra CA certificate file (PEM). */
   caCert?: string;
+  /** Directory of extra CA certificates (PEM files, like curl's --capath). */
+  caPath?: string;
+  /** Client certificate for TLS, PEM with the certificate and its key (like curl's --cert). */
+  clientCert?: string;
+  /** Headers sent only to the hosts they are listed for (see parseHostHeaders). */
+  hostHeaders?: HostHeaders;
   /** Seconds for connecting and for each wait for data (default 30 s, 60 s for a wait within a body; or BOXSIG_HTTP_TIMEOUT for both). */
   timeout?: number;
 }
@@ -57,25 +64,109 @@ function timeouts(opts: HttpOptions): { connect: number; body: number } {
 
 async function dispatcher(opts: HttpOptions): Promise<unknown> {
   const t = timeouts(opts);
-  const key = JSON.stringify([opts.insecure, opts.caCert, t]);
+  const key = JSON.stringify([opts.insecure, opts.caCert, opts.caPath, opts.clientCert, t]);
   if (dispatcherCache?.key === key) return dispatcherCache.dispatcher;
   quietUndiciWarning();
   const { EnvHttpProxyAgent } = await import('undici');
   const connect: Record<string, unknown> = { timeout: t.connect };
   if (opts.insecure) connect.rejectUnauthorized = false;
-  if (opts.caCert) {
+  if (opts.caCert || opts.caPath) {
     const tls = await import('node:tls');
-    let pem: string;
-    try {
-      pem = fs.readFileSync(opts.caCert, 'utf8');
-    } catch (e) {
-      throw usage(`cannot read the CA certificate ${opts.caCert}: ${describeCause(e)}`);
-    }
-    connect.ca = [...tls.rootCertificates, pem];
+    connect.ca = [...tls.rootCertificates, ...extraCaCertificates(opts)];
+  }
+  if (opts.clientCert) {
+    const pem = readTlsFile(opts.clientCert, '--cert');
+    connect.cert = pem;
+    connect.key = pem;
   }
   const d = new EnvHttpProxyAgent({ connect, headersTimeout: t.connect, bodyTimeout: t.body });
   dispatcherCache = { key, dispatcher: d };
   return d;
+}
+
+const MAX_TLS_FILE = 1024 * 1024;
+
+function readTlsFile(file: string, what: string): string {
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > MAX_TLS_FILE) throw new Error(`not a PEM file of at most ${MAX_TLS_FILE} bytes`);
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new BoxsigError('USAGE', `${what} ${file}: ${describeCause(e)}`);
+  }
+}
+
+/** The PEM certificates of --cacert and of the files in --capath (curl's hashed directory layout or plain .pem files). */
+function extraCaCertificates(opts: HttpOptions): string[] {
+  const pems: string[] = [];
+  if (opts.caCert) pems.push(readTlsFile(opts.caCert, '--cacert'));
+  if (opts.caPath) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(opts.caPath).sort();
+    } catch (e) {
+      throw new BoxsigError('USAGE', `--capath ${opts.caPath}: ${describeCause(e)}`);
+    }
+    for (const name of names) {
+      const file = path.join(opts.caPath, name);
+      if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+      const text = readTlsFile(file, '--capath');
+      if (text.includes('-----BEGIN CERTIFICATE-----')) pems.push(text);
+    }
+  }
+  return pems;
+}
+
+/**
+ * Extra request headers per host, for integrations that authenticate the way
+ * their host tool does (the Vagrant plugin passes the `Authorization` header
+ * Vagrant would send to its box server). Keys are host names (no port,
+ * compared case-insensitively, as Vagrant compares them); a header goes only to
+ * requests whose URL has that host, and fetch drops `Authorization` on a
+ * redirect to another origin.
+ */
+export type HostHeaders = Map<string, Array<[string, string]>>;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Parse `{"host": ["Name: value", …]}` (e.g. from BOXSIG_HTTP_HEADERS); a CONFIG error names what is wrong, never the values. */
+export function parseHostHeaders(json: string, source: string): HostHeaders {
+  const bad = (m: string): never => {
+    throw new BoxsigError('CONFIG', `${source}: ${m}`);
+  };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    bad('not valid JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) bad('must be a JSON object of host names to lists of "Name: value" headers');
+  const out: HostHeaders = new Map();
+  for (const [host, list] of Object.entries(doc as object)) {
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) bad(`${JSON.stringify(host)} is not a host name`);
+    if (!Array.isArray(list)) bad(`the headers of ${host} must be a list`);
+    const headers: Array<[string, string]> = [];
+    for (const h of list as unknown[]) {
+      const m = typeof h === 'string' ? /^([^:]+):[ \t]*(.*)$/s.exec(h) : null;
+      if (!m || !HEADER_NAME.test(m[1]) || /[\x00-\x08\x0a-\x1f\x7f]/.test(m[2])) bad(`a header for ${host} is not of the form "Name: value" on one line`);
+      headers.push([m![1], m![2]]);
+    }
+    out.set(host.toLowerCase(), headers);
+  }
+  return out;
+}
+
+function headersFor(url: string, hostHeaders: HostHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  if (!hostHeaders?.size) return out;
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return out;
+  }
+  for (const [name, value] of hostHeaders.get(host) ?? []) out[name.toLowerCase()] = value;
+  return out;
 }
 
 /** EnvHttpProxyAgent announces itself as experimental on every run; that is noise for users. */
@@ -202,6 +293,8 @@ export async function httpRequest(url: string, opts: HttpOptions & { method?: 'G
         res = await request(current, {
           method,
           headers: {
+            // per-host headers (the plugin's token) go to their host only, hop by hop
+            ...headersFor(current.href, opts.hostHeaders),
             'user-agent': 'boxsig',
             'accept-encoding': 'identity',
             ...(opts.accept ? { accept: opts.accept } : {}),

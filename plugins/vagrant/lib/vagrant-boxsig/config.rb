@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require_relative "validation"
 
 module VagrantPlugins
   module Boxsig
@@ -14,7 +15,8 @@ module VagrantPlugins
     #
     # `boxes` and `orgs` have exactly the meaning of the same keys in boxsig's project file
     # boxsig.json; they are handed to boxsig as one more policy layer (--policy-json), over
-    # the user config and boxsig.json. boxsig itself validates their content.
+    # the user config and boxsig.json. Validation checks their shape and fingerprints;
+    # boxsig itself validates the rest of their content.
     class Config < Vagrant.plugin("2", :config)
       attr_accessor :boxes, :orgs, :enabled, :binary
 
@@ -47,37 +49,16 @@ module VagrantPlugins
         @binary = nil if @binary == UNSET_VALUE
       end
 
-      # Shape problems only (boxsig checks the content): a list of messages.
+      # A list of messages (see Validation); empty when config.boxsig is usable.
       def problems
-        errors = []
-        if !@boxes.is_a?(Hash)
-          errors << "config.boxsig.boxes must be a Hash of box-name globs to policies, e.g. { \"acme/*\" => { \"pin\" => [\"<FPR>\"] } }"
-        else
-          @boxes.each do |glob, policy|
-            errors << "config.boxsig.boxes: the key #{glob.inspect} must be a String (a box-name glob)" unless glob.is_a?(String) || glob.is_a?(Symbol)
-            errors << "config.boxsig.boxes[#{glob.to_s.inspect}] must be a Hash (e.g. { \"pin\" => [\"<FPR>\"] })" unless policy.is_a?(Hash)
-          end
-        end
-        if !@orgs.is_a?(Hash)
-          errors << "config.boxsig.orgs must be a Hash of box-name globs to lists of org key fingerprints, e.g. { \"acme/*\" => [\"<FPR>\"] }"
-        else
-          @orgs.each do |glob, fprs|
-            errors << "config.boxsig.orgs: the key #{glob.inspect} must be a String (a box-name glob)" unless glob.is_a?(String) || glob.is_a?(Symbol)
-            errors << "config.boxsig.orgs[#{glob.to_s.inspect}] must be an Array of fingerprints" unless fprs.is_a?(Array)
-          end
-        end
-        errors << "config.boxsig.enabled must be true or false" unless [true, false].include?(@enabled)
-        unless @binary.nil? || @binary.is_a?(String) || (@binary.is_a?(Array) && !@binary.empty? && @binary.all? { |a| a.is_a?(String) })
-          errors << "config.boxsig.binary must be a path (String) or a command (Array of Strings)"
-        end
-        errors
+        Validation.problems(boxes: @boxes, orgs: @orgs, enabled: @enabled, binary: @binary)
       end
 
       def validate(_machine)
         { "boxsig" => problems }
       end
 
-      # The extra policy layer for `boxsig verify --policy-json`, or nil when the Vagrantfile
+      # The extra policy layer for `boxsig add|verify --policy-json`, or nil when the Vagrantfile
       # sets none. Same shape as boxsig.json: {"boxes": {...}, "orgs": {...}}.
       def policy_json
         layer = {}

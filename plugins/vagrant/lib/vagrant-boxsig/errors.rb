@@ -3,7 +3,9 @@
 module VagrantPlugins
   module Boxsig
     module Errors
-      # Base class; messages live in locales/en.yml under vagrant_boxsig.errors.
+      # Base class; messages live in locales/en.yml under vagrant_boxsig.errors. Every
+      # value put into a message that comes from a box, a key, a catalog or a server has
+      # gone through Text first.
       class BoxsigError < Vagrant::Errors::VagrantError
         error_namespace("vagrant_boxsig.errors")
 
@@ -20,9 +22,18 @@ module VagrantPlugins
         error_key(:refused)
       end
 
-      # boxsig could not judge the box (exit 2: usage or configuration, 3: other failure).
-      class VerifyFailed < BoxsigError
-        error_key(:verify_failed)
+      # boxsig could not add the box (exit 2: usage or configuration, 3: other failure).
+      class AddFailed < BoxsigError
+        error_key(:add_failed)
+      end
+
+      # Vagrant asked for something `boxsig add` cannot do; nothing was downloaded.
+      class Unsupported < BoxsigError
+        error_key(:unsupported)
+
+        def status_code
+          2
+        end
       end
 
       # The boxsig command is not installed, or config.boxsig.binary does not point at it.
@@ -41,11 +52,6 @@ module VagrantPlugins
         def status_code
           2
         end
-      end
-
-      # `vagrant boxsig repackage` / `vagrant boxsig verify` failed.
-      class CommandFailed < BoxsigError
-        error_key(:command_failed)
       end
     end
   end

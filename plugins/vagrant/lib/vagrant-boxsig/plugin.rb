@@ -5,8 +5,9 @@ module VagrantPlugins
     class Plugin < Vagrant.plugin("2")
       name "boxsig"
       description <<~DESC
-        Verifies boxsig OpenPGP signatures of boxes as Vagrant adds them, with a trust
-        policy that can be pinned in the Vagrantfile (config.boxsig).
+        Hands every box add of Vagrant to boxsig, which verifies the box's OpenPGP
+        signatures before Vagrant can see it, with a trust policy that can be pinned in
+        the Vagrantfile (config.boxsig).
       DESC
 
       # config.boxsig.* in any Vagrantfile (project, home, box).
@@ -16,23 +17,24 @@ module VagrantPlugins
         Config
       end
 
-      # Runs after Vagrant's own BoxAdd middleware, i.e. after download, checksum and
-      # extraction into the boxes directory. Registered against the middleware class
-      # (second argument), so it is applied wherever BoxAdd runs: `vagrant box add`,
-      # `vagrant box update` and the automatic add of `vagrant up` (HandleBox), which all
-      # run Vagrant::Action.action_box_add.
-      action_hook(:boxsig_verify, :box_add) do |hook|
-        Plugin.init!
-        require_relative "action/force_guard"
-        require_relative "action/verify_box"
-        hook.before(Vagrant::Action::Builtin::BoxAdd, Action::ForceGuard)
-        hook.after(Vagrant::Action::Builtin::BoxAdd, Action::VerifyBox)
-      end
-
       command(:boxsig) do
         Plugin.init!
         require_relative "command/root"
         Command::Root
+      end
+
+      # Vagrant's BoxAdd step is where every box add of Vagrant happens: `vagrant box add`,
+      # `vagrant box update` and the add of a missing box by `vagrant up` (HandleBox) all
+      # run Vagrant::Action.action_box_add. The plugin makes BoxAdd hand the add to
+      # `boxsig add` (Action::TakeOver), so that Vagrant never extracts a box that boxsig
+      # has not verified. Vagrant's action hooks can only add middleware around a step,
+      # not replace it, and a middleware that skipped BoxAdd would also skip whatever
+      # other plugins run after it; hence a module prepended to BoxAdd, as soon as the
+      # plugin is loaded, so that no box add can run before it.
+      def self.take_over_box_add!
+        require_relative "action/add_box"
+        box_add = Vagrant::Action::Builtin::BoxAdd
+        box_add.prepend(Action::TakeOver) unless box_add.ancestors.include?(Action::TakeOver)
       end
 
       def self.init!
@@ -44,5 +46,7 @@ module VagrantPlugins
         @_init = true
       end
     end
+
+    Plugin.take_over_box_add!
   end
 end

@@ -3,6 +3,7 @@
 require "json"
 require "optparse"
 require_relative "root"
+require_relative "../text"
 
 module VagrantPlugins
   module Boxsig
@@ -58,8 +59,8 @@ module VagrantPlugins
           if sign_version.nil? && version == "0" && signing
             stated = manifest_version(box)
             if stated && stated != version
-              @env.ui.info("boxsig: #{name} is installed as version 0 (added from a file or URL); " \
-                           "signing it as version #{stated}, the version of its old signed manifest " \
+              @env.ui.info("boxsig: #{Text.clean(name)} is installed as version 0 (added from a file or URL); " \
+                           "signing it as version #{Text.clean(stated)}, the version of its old signed manifest " \
                            "(--sign-version overrides).")
             end
           end
@@ -71,7 +72,7 @@ module VagrantPlugins
           options[:claims].each { |c| args += ["--claim", c] }
           args += ["--expires", options[:expires]] if options[:expires]
           args += ["--sign-version", sign_version] if sign_version
-          run_boxsig(boxsig_command(@env.vagrantfile.config.boxsig), args)
+          run_boxsig(boxsig_command(boxsig_config), args)
         end
 
         private

@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
 require "optparse"
+require_relative "../cli"
+require_relative "../settings"
 
 module VagrantPlugins
   module Boxsig
@@ -52,22 +54,15 @@ module VagrantPlugins
       # Shared helpers of the subcommands.
       module Helpers
         def boxsig_config
-          config = @env.vagrantfile.config.boxsig
-          problems = config.problems
-          raise Errors::InvalidConfig, problems: problems.map { |p| "  - #{p}" }.join("\n") unless problems.empty?
-
-          config
+          Settings.for_environment(@env)
         end
 
         def boxsig_command(config)
-          require_relative "../cli"
-          CLI.command(config.binary)
-        rescue CLI::Missing => e
-          raise Errors::NotInstalled, where: e.message, consequence: ""
+          Settings.command(config)
         end
 
+        # Runs boxsig attached to the terminal; its exit code becomes Vagrant's.
         def run_boxsig(cmd, args)
-          require_relative "../cli"
           @logger.info("running #{cmd.inspect} #{args.inspect}")
           CLI.run_attached(cmd, args, workdir: @env.cwd)
         rescue CLI::Missing => e

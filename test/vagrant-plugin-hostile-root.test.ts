@@ -1,0 +1,7 @@
+/**
+ * The Vagrant plugin against hostile boxes, kills, a hostile user ID and
+ * credentials, with the real vagrant run as root. The tests are in test/vagrant-hostile-suite.ts.
+ */
+import { hostileSuite } from './vagrant-hostile-suite.js';
+
+hostileSuite('root');
