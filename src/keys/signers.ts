@@ -2,66 +2,136 @@
  * The signers of a box: every signature over the manifest checked against the
  * signer's key (carried in the box, merged with the local keyring), and the
  * key lookups the trust decision uses.
+ *
+ * Cheap checks come first, for every file, before any cryptography: each
+ * signature and key is read by boxsig's own packet reader, keys are held to
+ * the limits and the accepted algorithms, a key file must belong to a
+ * signature of the box, and a signature must name a (sub)key of the key it
+ * is filed under. Only then are keys opened and signatures verified, so a
+ * hostile `.boxsig/` costs a bounded amount of work before it is refused.
  */
-import type * as openpgp from 'openpgp';
 import { refuse } from '../errors.js';
-import { readSinglePublicKey, applyRevocations, fingerprintOf } from './keys.js';
-import { checkSignature, readOneSignature } from './verify.js';
-import type { ResolvedPolicy } from '../policy/config.js';
-import type { Signer } from '../policy/decide.js';
-import type { TrustStore } from '../trust/store.js';
-import type { BoxsigPrefix } from '../box/reader.js';
+import { parseManifest } from '../manifest/manifest.js';
+import { mergeCert, type Cert } from './cert.js';
+import { handleOf, openKey } from './handle.js';
+import { readKeyData } from './keys.js';
+import { checkSignature, readOneSignature, type DetachedSignature, type Enforcement, type SignatureCheck } from './verify.js';
+import type { CertLookup } from './revocation.js';
+import type { PublicKey } from './pgp.js';
+
+/** What `.boxsig/` carries (the reader's prefix). */
+export interface BoxKeyMaterial {
+  manifest: Buffer | null;
+  /** primary fingerprint -> armored signature */
+  signatures: Map<string, Buffer>;
+  /** primary fingerprint -> armored public key */
+  keys: Map<string, Buffer>;
+}
+
+/** Where stored keys come from (the keyring of the trust store). */
+export interface KeySource {
+  /** The stored copy of a key, with every stored revocation that may concern it; null when unknown. */
+  cert(fingerprint: string): Promise<Cert | null>;
+  /** Any copy of a key with every stored revocation that may concern it (revocations arrive before their key). */
+  withRevocations(cert: Cert): Promise<Cert>;
+}
+
+export interface CheckedSigner extends SignatureCheck {
+  /** The signer's key (from the box, merged with the keyring), when available. */
+  key: PublicKey | null;
+}
+
+/** Parse every signature file (MALFORMED when one cannot be read). */
+async function readSignatures(prefix: BoxKeyMaterial): Promise<Map<string, DetachedSignature>> {
+  const out = new Map<string, DetachedSignature>();
+  for (const [fpr, bytes] of prefix.signatures) out.set(fpr, await readOneSignature(bytes, `.boxsig/signatures/${fpr}.asc`));
+  return out;
+}
+
+/** Read every key file with the cheap checks only; refuse what is not a public key of the box's signers. */
+async function readBoxKeys(prefix: BoxKeyMaterial): Promise<Map<string, Cert>> {
+  const out = new Map<string, Cert>();
+  for (const [fpr, bytes] of prefix.keys) {
+    const what = `.boxsig/keys/${fpr}.asc`;
+    if (!prefix.signatures.has(fpr)) throw refuse('MALFORMED', `${what}: no signature in the box is filed under this key`);
+    const d = await readKeyData(bytes, what);
+    if (d.certs.length !== 1 || d.bare.length !== 0) throw refuse('MALFORMED', `${what}: must hold exactly one public key`);
+    const cert = d.certs[0];
+    if (cert.hadSecret) throw refuse('MALFORMED', `${what}: holds secret key material`);
+    if (cert.info.fingerprint !== fpr) throw refuse('MALFORMED', `${what} holds key ${cert.info.fingerprint}, not ${fpr}`);
+    out.set(fpr, cert);
+  }
+  return out;
+}
+
+/** Keys by fingerprint: the keyring's copy merged with the box's. */
+function certLookup(store: { keyring: KeySource } | null, boxCerts: (fpr: string) => Promise<Cert | null>): CertLookup {
+  return async (fpr) => {
+    const inRing = store ? await store.keyring.cert(fpr) : null;
+    const inBox = await boxCerts(fpr);
+    if (inRing && inBox) return mergeCert(inRing, inBox).cert;
+    if (inBox && store) return store.keyring.withRevocations(inBox);
+    return inRing ?? inBox;
+  };
+}
+
+function unknownSigner(fpr: string, sig: DetachedSignature): CheckedSigner {
+  return {
+    fingerprint: fpr,
+    signingKey: fpr,
+    userIds: [],
+    algorithm: '?',
+    created: sig.info.created?.toISOString() ?? '',
+    valid: false,
+    code: 'UNTRUSTED_KEY',
+    reason: `the key ${fpr} is neither in the box nor in the keyring, so its signature cannot be checked`,
+    warnings: [],
+    key: null,
+  };
+}
+
+function manifestCreated(manifest: Buffer | null): Date | null {
+  if (!manifest) return null;
+  try {
+    const t = Date.parse(parseManifest(manifest).created);
+    return Number.isNaN(t) ? null : new Date(t);
+  } catch {
+    return null; // an unreadable manifest is refused by whoever reads it
+  }
+}
 
 /** Parse every signer's key and check every signature over the manifest bytes. */
 export async function checkSigners(
-  prefix: Pick<BoxsigPrefix, 'manifest' | 'signatures' | 'keys'>,
-  store: TrustStore | null,
-  policy: Pick<ResolvedPolicy, 'revocation' | 'expiry'>,
+  prefix: BoxKeyMaterial,
+  store: { keyring: KeySource } | null,
+  policy: { revocation: Enforcement; expiry: Enforcement },
   now: Date,
-): Promise<{ signers: Signer[]; boxKeys: Map<string, openpgp.PublicKey> }> {
-  const boxKeys = new Map<string, openpgp.PublicKey>();
-  for (const [fpr, bytes] of prefix.keys) {
-    const key = await readSinglePublicKey(bytes, `.boxsig/keys/${fpr}.asc`);
-    if (fingerprintOf(key) !== fpr) {
-      throw refuse('MALFORMED', `.boxsig/keys/${fpr}.asc holds key ${fingerprintOf(key)}, not ${fpr}`);
-    }
-    boxKeys.set(fpr, key);
-  }
-  const revocations = store ? store.keyring.revocations() : [];
-  const signers: Signer[] = [];
-  for (const [fpr, bytes] of [...prefix.signatures].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const sig = await readOneSignature(bytes, `.boxsig/signatures/${fpr}.asc`);
-    let key: openpgp.PublicKey | null = boxKeys.get(fpr) ?? null;
-    const fromRing = store ? await store.keyring.get(fpr) : null;
-    if (key && fromRing) {
-      try {
-        key = (await fromRing.update(key)) as openpgp.PublicKey;
-      } catch {
-        /* keep the box's copy */
-      }
-    } else if (!key) key = fromRing;
-    if (!key) {
-      signers.push({
-        fingerprint: fpr,
-        signingKey: fpr,
-        userIds: [],
-        algorithm: '?',
-        created: sig.created?.toISOString() ?? '',
-        valid: false,
-        code: 'UNTRUSTED_KEY',
-        reason: `the key ${fpr} is neither in the box nor in the keyring, so its signature cannot be checked`,
-        warnings: [],
-        key: null,
-      });
+): Promise<{ signers: CheckedSigner[]; boxKeys: Map<string, PublicKey> }> {
+  // 1. cheap: packets, limits, algorithms, relevance — no cryptography yet
+  const sigs = await readSignatures(prefix);
+  const boxCerts = await readBoxKeys(prefix);
+  // 2. the keys, merged with the keyring, and the signatures
+  const lookup = certLookup(store, async (f) => boxCerts.get(f) ?? null);
+  const created = manifestCreated(prefix.manifest);
+  const signers: CheckedSigner[] = [];
+  const boxKeys = new Map<string, PublicKey>();
+  for (const [fpr, sig] of [...sigs].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const cert = await lookup(fpr);
+    if (!cert) {
+      signers.push(unknownSigner(fpr, sig));
       continue;
     }
-    key = await applyRevocations(key, revocations);
-    const check = await checkSignature({ sig, key, data: prefix.manifest!, now, revocation: policy.revocation, expiry: policy.expiry });
-    if (check.valid && check.fingerprint !== fpr) {
-      check.valid = false;
-      check.code = 'BAD_SIGNATURE';
-      check.reason = `signature file ${fpr}.asc was made by ${check.fingerprint}`;
-    }
+    const key = await openKey(cert, lookup, `the key of ${fpr}`);
+    if (boxCerts.has(fpr)) boxKeys.set(fpr, key);
+    const check = await checkSignature({
+      sig,
+      key,
+      data: prefix.manifest!,
+      now,
+      manifestCreated: created,
+      revocation: policy.revocation,
+      expiry: policy.expiry,
+    });
     signers.push({ ...check, key });
   }
   return { signers, boxKeys };
@@ -72,13 +142,19 @@ export async function checkSigners(
  * the keyring (merged with a copy carried in the box), with every stored
  * revocation applied.
  */
-export function keyLookups(store: TrustStore, boxKeys: Map<string, openpgp.PublicKey>) {
-  const lookup = async (fpr: string): Promise<openpgp.PublicKey | null> => {
-    const inBox = boxKeys.get(fpr) ?? null;
-    const inRing = await store.keyring.get(fpr);
-    if (inBox && inRing) return (await inRing.update(inBox).catch(() => inRing)) as openpgp.PublicKey;
-    const k = inRing ?? inBox;
-    return k ? applyRevocations(k, store.keyring.revocations()) : null;
+export function keyLookups(store: { keyring: KeySource }, boxKeys: Map<string, PublicKey>) {
+  const opened = new Map<string, Promise<PublicKey | null>>();
+  const certs = certLookup(store, async (fpr) => {
+    const k = boxKeys.get(fpr);
+    return k ? (await handleOf(k)).cert : null;
+  });
+  const lookup = (fpr: string): Promise<PublicKey | null> => {
+    if (!opened.has(fpr))
+      opened.set(
+        fpr,
+        certs(fpr).then((c) => (c ? openKey(c, certs) : null)),
+      );
+    return opened.get(fpr)!;
   };
   return { orgKey: lookup, recordedKey: lookup };
 }
