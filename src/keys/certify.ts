@@ -17,7 +17,7 @@ import { globMatches, globProblem, globWithin } from '../policy/glob.js';
 import { mergeCert, userIdText, type Cert, type Component, type Sig } from './cert.js';
 import { handleOf, openKey } from './handle.js';
 import { CERTIFICATION_TYPES, SIGTYPE, TAG, parseSignaturePacket, writePackets } from './packets.js';
-import { describeRevocation, revocationAt } from './revocation.js';
+import { claimsIssuer, describeRevocation, revocationAt } from './revocation.js';
 import * as pgp from './pgp.js';
 import type { Enforcement } from './verify.js';
 
@@ -43,21 +43,24 @@ interface Certifier {
   body: Uint8Array;
 }
 
-function mayBeBy(s: Sig, c: Certifier): boolean {
-  if (s.info.hashedIssuerFingerprint) return s.info.hashedIssuerFingerprint === c.fingerprint;
-  return s.info.issuerKeyIds.includes(c.keyId) || s.info.issuerFingerprints.includes(c.fingerprint);
+/**
+ * When the certifier revoked its certifications of this user ID (0x30
+ * signatures that verify, filed with the user ID or arriving bare): their
+ * creation times, each revocation verified once.
+ */
+async function certifierRevocations(cert: Cert, user: Component, c: Certifier): Promise<Array<Date | null>> {
+  const out: Array<Date | null> = [];
+  for (const s of [...user.sigs, ...cert.direct]) {
+    if (s.info.type !== SIGTYPE.certRevocation || !claimsIssuer(s, c.fingerprint, false)) continue;
+    if (await pgp.verifiesCryptographically(s.packet.body, c.body, SIGTYPE.certRevocation, { key: cert.primary.body, userId: user.packet.body })) {
+      out.push(s.info.created);
+    }
+  }
+  return out;
 }
 
-/** Whether the certifier revoked its certifications of this user ID at or after `since` (revocations may sit with the user ID or arrive bare). */
-async function revokedByCertifier(cert: Cert, user: Component, c: Certifier, since: Date): Promise<boolean> {
-  const candidates = [...user.sigs, ...cert.direct].filter((s) => s.info.type === SIGTYPE.certRevocation);
-  for (const s of candidates) {
-    if (s.info.hashedIssuerFingerprint && s.info.hashedIssuerFingerprint !== c.fingerprint) continue;
-    if (s.info.created && s.info.created.getTime() < since.getTime()) continue;
-    if (await pgp.verifiesCryptographically(s.packet.body, c.body, SIGTYPE.certRevocation, { key: cert.primary.body, userId: user.packet.body })) return true;
-  }
-  return false;
-}
+/** A revocation revokes the certifications made before it (or at the same second); an undated one, all. */
+const revokes = (revocations: Array<Date | null>, certified: Date) => revocations.some((r) => r === null || r.getTime() >= certified.getTime());
 
 /**
  * Check the certifications `certifier` made on the user IDs of `key` that
@@ -78,7 +81,7 @@ export async function checkCertifications(
   for (const user of h.cert.users) {
     const uid = userIdText(user);
     if (uid === null) continue;
-    const certs = user.sigs.filter((s) => CERTIFICATION_TYPES.has(s.info.type) && mayBeBy(s, c));
+    const certs = user.sigs.filter((s) => CERTIFICATION_TYPES.has(s.info.type) && claimsIssuer(s, c.fingerprint, false));
     if (certs.length === 0) continue;
     const filtered = uidFilter(uid);
     if (filtered) {
@@ -90,7 +93,8 @@ export async function checkCertifications(
       results.push({ ok: false, userId: uid, reason: `user ID has no valid self-signature (${bound.reason})` });
       continue;
     }
-    for (const s of certs) results.push(await checkOne(h.cert, user, uid, s, c, ch, now, revocation));
+    const revoked = await certifierRevocations(h.cert, user, c);
+    for (const s of certs) results.push(await checkOne(h.cert, user, uid, s, c, ch, now, revocation, revoked));
   }
   results.sort((a, b) => Number(b.ok) - Number(a.ok));
   return results;
@@ -105,6 +109,7 @@ async function checkOne(
   ch: Awaited<ReturnType<typeof handleOf>>,
   now: Date,
   revocation: Enforcement,
+  revokedAt: Array<Date | null>,
 ): Promise<CertificationCheck> {
   const created = s.info.created;
   const r: CertificationCheck = { ok: false, userId: uid, created: created?.toISOString() };
@@ -115,7 +120,7 @@ async function checkOne(
   }
   if (created.getTime() > now.getTime()) return { ...r, reason: 'certification is dated in the future' };
   if (s.info.expiresAfter && now.getTime() >= created.getTime() + s.info.expiresAfter * 1000) return { ...r, reason: 'the certification has expired' };
-  if (await revokedByCertifier(cert, user, c, created)) return { ...r, reason: 'the certification was revoked' };
+  if (revokes(revokedAt, created)) return { ...r, reason: 'the certification was revoked' };
   const rev = revocationAt(ch.revocations, null, created);
   if (rev) {
     const why = `certifying key ${c.fingerprint} is revoked (${describeRevocation(rev)})`;

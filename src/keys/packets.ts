@@ -336,7 +336,11 @@ export interface SignatureInfo {
   unknownCritical: number[];
   /** the same in the unhashed area: anyone can add those, so they only matter for detached signatures */
   unknownCriticalUnhashed: number[];
-  /** The bytes that identify the signature: everything but the unsigned (unhashed) area. */
+  /**
+   * What identifies the signature when copies are merged: everything but the
+   * unsigned (unhashed) area, plus the issuer it claims there — so that a
+   * copy whose unsigned issuer was mangled never shadows the real one.
+   */
   identity: string;
 }
 
@@ -382,6 +386,7 @@ export function parseSignaturePacket(body: Uint8Array): SignatureInfo {
     identity: Buffer.concat([body.subarray(0, hashedEnd), body.subarray(unhashedEnd)]).toString('base64'),
   };
   for (const s of subpackets) readSubpacketInto(info, s);
+  info.identity += `/${[...new Set([...info.issuerFingerprints, ...info.issuerKeyIds])].sort().join(',')}`;
   return info;
 }
 

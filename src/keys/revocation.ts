@@ -83,9 +83,18 @@ function describe(s: Sig, target: Revocation['target'], issuer: string, designat
   };
 }
 
-/** A signed issuer fingerprint narrows the candidates; the unsigned issuer fields decide nothing. */
-function mayBeFrom(s: Sig, fpr: string): boolean {
-  return !s.info.hashedIssuerFingerprint || s.info.hashedIssuerFingerprint === fpr;
+/**
+ * Which key a revocation is tried against: the one it names (a signed
+ * issuer fingerprint, else the unsigned issuer fields — used only to choose
+ * whom to ask, the cryptography decides); one naming nobody is tried
+ * against the key itself only (as GnuPG does). This bounds the work to one
+ * verification per revocation.
+ */
+export function claimsIssuer(s: Sig, fpr: string, own: boolean): boolean {
+  const i = s.info;
+  if (i.hashedIssuerFingerprint) return i.hashedIssuerFingerprint === fpr;
+  if (!i.issuerFingerprints.length && !i.issuerKeyIds.length) return own;
+  return i.issuerFingerprints.includes(fpr) || i.issuerKeyIds.includes(fpr.slice(-16));
 }
 
 /** Every revocation of the key and its subkeys that verifies. */
@@ -102,7 +111,7 @@ export async function verifiedRevocations(cert: Cert, lookup: CertLookup): Promi
     }
     for (const s of keyRevocations) {
       for (const r of revokers) {
-        if (!mayBeFrom(s, r.fpr)) continue;
+        if (!claimsIssuer(s, r.fpr, r.fpr === own)) continue;
         if (await verifiesCryptographically(s.packet.body, r.body, SIGTYPE.keyRevocation, { key: primary })) {
           out.push(describe(s, 'key', r.fpr, r.fpr !== own));
           break;
@@ -113,7 +122,7 @@ export async function verifiedRevocations(cert: Cert, lookup: CertLookup): Promi
   const strays = cert.direct.filter((s) => s.info.type === SIGTYPE.subkeyRevocation);
   for (const k of cert.subkeys) {
     for (const s of [...k.sigs.filter((x) => x.info.type === SIGTYPE.subkeyRevocation), ...strays]) {
-      if (!mayBeFrom(s, own)) continue;
+      if (!claimsIssuer(s, own, true)) continue;
       if (await verifiesCryptographically(s.packet.body, primary, SIGTYPE.subkeyRevocation, { key: primary, bind: k.packet.body })) {
         out.push(describe(s, k.info.fingerprint, own, false));
       }
