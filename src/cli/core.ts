@@ -40,7 +40,7 @@ export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], p
     if (stored) copies.push({ data: stored, what: `the keyring's copy of ${s.fingerprint}` });
   }
   for (const c of certFiles) copies.push({ data: readFileArg(c, '--cert file'), what: c, explicit: true });
-  return withCertifications(signers, copies);
+  return withCertifications(signers, copies, (f) => keyring.cert(f));
 }
 
 function readFileArg(file: string, what: string): Buffer {
@@ -147,7 +147,11 @@ export function registerCoreCommands(program: Command): void {
     .option('--key <secret.asc>', 'secret key file (repeatable: co-signers)', collect)
     .option('--gpg-key <fpr>', 'sign through the local GnuPG with this key (repeatable)', collect)
     .option('--passphrase-file <file>', 'passphrase for protected keys')
-    .option('--cert <file>', "a copy of a signing key carrying certifications to embed (repeatable; the keyring's copy is used too)", collect)
+    .option(
+      '--cert <file>',
+      'a copy of a signing key carrying certifications, or the certifying (organisation) public key, to embed (repeatable; the keyring copies are used too)',
+      collect,
+    )
     .option('--name <name>', 'box name, e.g. acme/ubuntu-24.04')
     .option('--version <version>', 'box version, e.g. 1.2.3')
     .option('--provider <provider>', 'provider (default: from metadata.json)')

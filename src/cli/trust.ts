@@ -11,7 +11,7 @@ import { writeCert } from '../keys/cert.js';
 import { certifyScope } from '../keys/certify.js';
 import { writeKeyFile } from '../keys/files.js';
 import { addUserIdToKeyFile } from '../keys/generate.js';
-import { armorPublicKey } from '../keys/pgp.js';
+import { armorPublicKey, publicBytes } from '../keys/pgp.js';
 import { makeRevocationCertificate, reasonCode } from '../keys/revoke.js';
 import { nameProblem } from '../manifest/manifest.js';
 import { globProblem } from '../policy/glob.js';
@@ -42,7 +42,7 @@ function readLocalFile(file: string): Buffer {
 
 async function readOneKey(src: string) {
   const { certs } = await readKeyData(await readKeySource(src), src);
-  if (certs.length !== 1) throw usage(`${src} must hold exactly one key`);
+  if (certs.length === 0) throw usage(`${src} holds no public key`);
   return certs[0];
 }
 
@@ -131,16 +131,16 @@ export function registerTrustCommands(program: Command): void {
     .requiredOption('--org-key <secret.asc>', 'the organisation secret key')
     .requiredOption('--scope <glob>', 'box-name glob the repository key may sign, e.g. acme/ubuntu-*')
     .option('--passphrase-file <file>', 'passphrase of the organisation key')
-    .option('-o, --output <file>', 'write the certified public key here (default: stdout)')
+    .option('-o, --output <file>', 'write the certified public key, followed by the organisation public key, here (default: stdout)')
     .argument('<repo-public.asc>')
     .addOption(jsonOption())
     .action(
       action(async (repo: string, opts: { orgKey: string; scope: string; passphraseFile?: string; output?: string; json?: boolean }) => {
         const org = await loadSecretKey(readLocalFile(opts.orgKey), opts.orgKey, passphraseSource(opts.passphraseFile, opts.orgKey));
         const { certs } = await readKeyData(await readKeySource(repo), repo);
-        if (certs.length !== 1) throw usage(`${repo} must hold exactly one key`);
+        if (certs.length === 0) throw usage(`${repo} holds no public key`);
         const certified = await certifyScope(certs[0], org, opts.scope);
-        const armored = armorPublicKey(writeCert({ ...certified, hadSecret: false }));
+        const armored = armorPublicKey(Buffer.concat([writeCert({ ...certified, hadSecret: false }), publicBytes(org)]));
         if (opts.output) writeKeyFile(opts.output, armored);
         const repoFpr = certified.info.fingerprint;
         if (opts.json)

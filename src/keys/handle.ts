@@ -18,6 +18,8 @@ export interface KeyHandle {
   cert: Cert;
   view: pgp.PublicKey;
   revocations: Revocation[];
+  /** keys of certifiers that travelled with this key in a box (found by fingerprint only) */
+  carried?: Map<string, Cert>;
 }
 
 const handles = new WeakMap<object, KeyHandle>();
@@ -63,6 +65,12 @@ export async function handleOf(key: pgp.AnyKey): Promise<KeyHandle> {
   const h = handles.get(view)!;
   handles.set(key, h);
   return h;
+}
+
+/** Remember the certifying keys a box carried with this key. */
+export function setCarried(key: pgp.PublicKey, carried: Map<string, Cert>): void {
+  const h = handles.get(key);
+  if (h && carried.size) h.carried = carried;
 }
 
 export function certOf(key: pgp.PublicKey): Cert | null {

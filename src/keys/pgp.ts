@@ -43,11 +43,11 @@ export async function dearmor(block: string): Promise<{ kind: ArmorKind; data: U
 }
 
 export function armorPublicKey(data: Uint8Array, comment?: string): string {
-  return openpgp.armor(openpgp.enums.armor.publicKey, data, undefined, undefined, comment, false, fullConfig());
+  return openpgp.armor(openpgp.enums.armor.publicKey, data, undefined, undefined, comment, true, fullConfig());
 }
 
 export function armorSignature(data: Uint8Array): string {
-  return openpgp.armor(openpgp.enums.armor.signature, data, undefined, undefined, undefined, false, fullConfig());
+  return openpgp.armor(openpgp.enums.armor.signature, data, undefined, undefined, undefined, true, fullConfig());
 }
 
 // ------------------------------------------------------------ reading

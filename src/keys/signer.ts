@@ -11,6 +11,7 @@ import { mergeCert, splitCerts, type Cert, type Sig } from './cert.js';
 import { readKeyData, signDetached } from './keys.js';
 import { CERTIFICATION_TYPES, readPackets } from './packets.js';
 import { certProblem } from './shape.js';
+import { CARRIED_CERTIFIERS, certifierClaims } from './signers.js';
 import { readOneSignature } from './verify.js';
 import { BOXSIG_UID_PREFIX } from './certify.js';
 import { userIdText, writeCert, fingerprints } from './cert.js';
@@ -70,33 +71,66 @@ async function certsOf(copy: KeyCopy): Promise<Cert[]> {
   return (await readKeyData(copy.data, copy.what)).certs;
 }
 
+/** Where else a key may be found (the keyring). */
+export type CertSource = (fingerprint: string) => Promise<Cert | null>;
+
 /**
- * The signer with every certification known for its key: the copies given
- * (its own key file, `--cert` files, the keyring's copy) merged into the
- * key it embeds. A `--cert` file that holds no copy of any signer's key is a
- * usage error.
+ * The signers with every certification known for their keys: the copies
+ * given (the key files, `--cert` files, the keyring's copies) merged into
+ * the key each embeds, followed by the public keys of the keys that
+ * certified its `boxsig:` user IDs (an organisation key), when known — so
+ * that a consumer configured with only the organisation's fingerprint checks
+ * the chain on first encounter. A `--cert` file that contributes nothing is
+ * a usage error.
  */
-export async function withCertifications(signers: ManifestSigner[], copies: KeyCopy[]): Promise<ManifestSigner[]> {
+export async function withCertifications(signers: ManifestSigner[], copies: KeyCopy[], lookup: CertSource = async () => null): Promise<ManifestSigner[]> {
   const known = new Map<string, Cert>();
   for (const s of signers) {
     const own = splitCerts(readPackets((await pgp.dearmor(s.publicKey.slice(s.publicKey.indexOf('-----BEGIN PGP')))).data)).certs[0];
     if (own) known.set(s.fingerprint, own);
   }
+  const pool = new Map<string, Cert>();
+  const given: Array<{ copy: KeyCopy; fprs: string[] }> = [];
   for (const copy of copies) {
-    const certs = (await certsOf(copy)).filter((c) => known.has(c.info.fingerprint));
-    if (copy.explicit && certs.length === 0) {
-      throw usage(`${copy.what} holds no copy of the signing key${signers.length === 1 ? '' : 's'} ${signers.map((s) => s.fingerprint).join(', ')}`);
+    const certs = await certsOf(copy);
+    given.push({ copy, fprs: certs.map((c) => c.info.fingerprint) });
+    for (const c of certs) {
+      const into = known.has(c.info.fingerprint) ? known : pool;
+      const before = into.get(c.info.fingerprint);
+      into.set(c.info.fingerprint, before ? mergeCert(before, c).cert : c);
     }
-    for (const c of certs) known.set(c.info.fingerprint, mergeCert(known.get(c.info.fingerprint)!, c).cert);
   }
-  return signers.map((s) => {
+  const used = new Set(known.keys());
+  const out: ManifestSigner[] = [];
+  for (const s of signers) {
     const c = known.get(s.fingerprint);
-    if (!c) return s;
-    const e = embeddable(c);
-    const problem = certProblem(e);
-    if (problem) throw usage(`the key ${s.fingerprint} cannot travel in a box: ${problem}`);
-    return { ...s, publicKey: pgp.armorPublicKey(writeCert(e)) };
-  });
+    if (!c) {
+      out.push(s);
+      continue;
+    }
+    const parts = [checkedForTravel(embeddable(c), s.fingerprint)];
+    for (const f of [...certifierClaims(c)].sort().slice(0, CARRIED_CERTIFIERS.perFile)) {
+      const certifier = pool.get(f) ?? known.get(f) ?? (await lookup(f));
+      if (!certifier) continue;
+      parts.push(checkedForTravel(embeddable(certifier), f));
+      used.add(f);
+    }
+    out.push({ ...s, publicKey: pgp.armorPublicKey(Buffer.concat(parts.map(writeCert))) });
+  }
+  for (const g of given) {
+    if (g.copy.explicit && !g.fprs.some((f) => used.has(f))) {
+      throw usage(
+        `${g.copy.what} holds neither a copy of the signing key${signers.length === 1 ? '' : 's'} ${signers.map((x) => x.fingerprint).join(', ')} nor a key that certified ${signers.length === 1 ? 'it' : 'them'}`,
+      );
+    }
+  }
+  return out;
+}
+
+function checkedForTravel(c: Cert, fpr: string): Cert {
+  const problem = certProblem(c);
+  if (problem) throw usage(`the key ${fpr} cannot travel in a box: ${problem}`);
+  return c;
 }
 
 interface RunResult {

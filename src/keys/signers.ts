@@ -13,7 +13,8 @@
 import { refuse } from '../errors.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { mergeCert, type Cert } from './cert.js';
-import { handleOf, openKey } from './handle.js';
+import { CERTIFICATION_TYPES } from './packets.js';
+import { handleOf, openKey, setCarried } from './handle.js';
 import { readKeyData } from './keys.js';
 import { checkSignature, readOneSignature, type DetachedSignature, type Enforcement, type SignatureCheck } from './verify.js';
 import type { CertLookup } from './revocation.js';
@@ -48,18 +49,51 @@ async function readSignatures(prefix: BoxKeyMaterial): Promise<Map<string, Detac
   return out;
 }
 
-/** Read every key file with the cheap checks only; refuse what is not a public key of the box's signers. */
-async function readBoxKeys(prefix: BoxKeyMaterial): Promise<Map<string, Cert>> {
-  const out = new Map<string, Cert>();
+/** Keys of certifiers a key file may carry after the signer's key, per file and per box. */
+export const CARRIED_CERTIFIERS = Object.freeze({ perFile: 4, perBox: 8 });
+
+/** Fingerprints of the keys that claim to have certified a user ID of `c` (the issuers its certifications name). */
+export function certifierClaims(c: Cert): Set<string> {
+  const out = new Set<string>();
+  for (const u of c.users) {
+    for (const s of u.sigs) {
+      if (!CERTIFICATION_TYPES.has(s.info.type)) continue;
+      const f = s.info.hashedIssuerFingerprint ?? s.info.issuerFingerprints[0];
+      if (f && f !== c.info.fingerprint) out.add(f);
+    }
+  }
+  return out;
+}
+
+interface BoxCerts {
+  /** signer fingerprint -> its key */
+  signers: Map<string, Cert>;
+  /** keys that certified a signer's key, carried so that a verifier configured with only their fingerprint can check the chain */
+  certifiers: Map<string, Cert>;
+}
+
+/** Read every key file with the cheap checks only; refuse what is not a public key of the box's signers (and of their certifiers). */
+async function readBoxKeys(prefix: BoxKeyMaterial): Promise<BoxCerts> {
+  const out: BoxCerts = { signers: new Map(), certifiers: new Map() };
   for (const [fpr, bytes] of prefix.keys) {
     const what = `.boxsig/keys/${fpr}.asc`;
     if (!prefix.signatures.has(fpr)) throw refuse('MALFORMED', `${what}: no signature in the box is filed under this key`);
     const d = await readKeyData(bytes, what);
-    if (d.certs.length !== 1 || d.bare.length !== 0) throw refuse('MALFORMED', `${what}: must hold exactly one public key`);
-    const cert = d.certs[0];
-    if (cert.hadSecret) throw refuse('MALFORMED', `${what}: holds secret key material`);
+    const [cert, ...certifiers] = d.certs;
+    if (!cert || d.bare.length !== 0) throw refuse('MALFORMED', `${what}: must hold the signer's public key (and the keys that certified it), nothing else`);
+    if (d.certs.some((c) => c.hadSecret)) throw refuse('MALFORMED', `${what}: holds secret key material`);
     if (cert.info.fingerprint !== fpr) throw refuse('MALFORMED', `${what} holds key ${cert.info.fingerprint}, not ${fpr}`);
-    out.set(fpr, cert);
+    out.signers.set(fpr, cert);
+    const claimed = certifierClaims(cert);
+    if (certifiers.length > CARRIED_CERTIFIERS.perFile)
+      throw refuse('MALFORMED', `${what}: carries ${certifiers.length} certifying keys (at most ${CARRIED_CERTIFIERS.perFile})`);
+    for (const c of certifiers) {
+      if (!claimed.has(c.info.fingerprint)) throw refuse('MALFORMED', `${what}: carries key ${c.info.fingerprint}, which certified nothing on ${fpr}`);
+      const known = out.certifiers.get(c.info.fingerprint);
+      out.certifiers.set(c.info.fingerprint, known ? mergeCert(known, c).cert : c);
+    }
+    if (out.certifiers.size > CARRIED_CERTIFIERS.perBox)
+      throw refuse('MALFORMED', `.boxsig/keys/ carries more than ${CARRIED_CERTIFIERS.perBox} certifying keys`);
   }
   return out;
 }
@@ -111,7 +145,7 @@ export async function checkSigners(
   const sigs = await readSignatures(prefix);
   const boxCerts = await readBoxKeys(prefix);
   // 2. the keys, merged with the keyring, and the signatures
-  const lookup = certLookup(store, async (f) => boxCerts.get(f) ?? null);
+  const lookup = certLookup(store, async (f) => boxCerts.signers.get(f) ?? boxCerts.certifiers.get(f) ?? null);
   const created = manifestCreated(prefix.manifest);
   const signers: CheckedSigner[] = [];
   const boxKeys = new Map<string, PublicKey>();
@@ -122,7 +156,8 @@ export async function checkSigners(
       continue;
     }
     const key = await openKey(cert, lookup, `the key of ${fpr}`);
-    if (boxCerts.has(fpr)) boxKeys.set(fpr, key);
+    setCarried(key, boxCerts.certifiers);
+    if (boxCerts.signers.has(fpr)) boxKeys.set(fpr, key);
     const check = await checkSignature({
       sig,
       key,
@@ -144,9 +179,15 @@ export async function checkSigners(
  */
 export function keyLookups(store: { keyring: KeySource }, boxKeys: Map<string, PublicKey>) {
   const opened = new Map<string, Promise<PublicKey | null>>();
+  // the box's copies: its signers' keys, and the certifying keys that travelled with them
   const certs = certLookup(store, async (fpr) => {
     const k = boxKeys.get(fpr);
-    return k ? (await handleOf(k)).cert : null;
+    if (k) return (await handleOf(k)).cert;
+    for (const key of boxKeys.values()) {
+      const carried = (await handleOf(key)).carried?.get(fpr);
+      if (carried) return carried;
+    }
+    return null;
   });
   const lookup = (fpr: string): Promise<PublicKey | null> => {
     if (!opened.has(fpr))
