@@ -71,7 +71,8 @@ export function gpgVerdict(dir: string, keyArmored: string, sigArmored: string, 
   fs.chmodSync(home, 0o700);
   try {
     const env = { ...process.env, GNUPGHOME: home };
-    for (const [i, k] of [keyArmored, ...extraKeys].entries()) {
+    // the other keys first: GnuPG checks a designated revocation when the key arrives
+    for (const [i, k] of [...extraKeys, keyArmored].entries()) {
       const f = path.join(dir, `gpg-key-${i}.asc`);
       fs.writeFileSync(f, k);
       spawnSync('gpg', ['--batch', '--quiet', '--import', f], { env });
