@@ -12,7 +12,18 @@
  * so no order of arrival can lose a revocation, an expiry or a
  * certification revocation.
  */
-import { PacketError, TAG, SIGTYPE, parseKeyPacket, parseSignaturePacket, writePackets, type KeyInfo, type Packet, type SignatureInfo } from './packets.js';
+import {
+  CERTIFICATION_TYPES,
+  PacketError,
+  TAG,
+  SIGTYPE,
+  parseKeyPacket,
+  parseSignaturePacket,
+  writePackets,
+  type KeyInfo,
+  type Packet,
+  type SignatureInfo,
+} from './packets.js';
 
 export interface Sig {
   packet: Packet;
@@ -59,17 +70,28 @@ function sigOf(p: Packet): Sig {
   }
 }
 
+/** Signature types allowed after each kind of packet (RFC 4880 11.1, as GnuPG and Sequoia read it). */
+const ALLOWED_AFTER: Record<'primary' | 'user' | 'subkey', ReadonlySet<number>> = {
+  primary: new Set([SIGTYPE.direct, SIGTYPE.keyRevocation]),
+  user: new Set([...CERTIFICATION_TYPES, SIGTYPE.certRevocation, SIGTYPE.direct, SIGTYPE.keyRevocation]),
+  subkey: new Set([SIGTYPE.subkeyBinding, SIGTYPE.subkeyRevocation, SIGTYPE.keyRevocation]),
+};
+
 /**
- * Group packets into keys. Signatures are filed by type where they apply:
- * key revocations and direct-key signatures with the primary wherever they
- * appear, subkey bindings and revocations with the subkey before them,
- * certifications with the user ID before them.
+ * Group packets into keys, following the grammar of a transferable public
+ * key strictly: a signature must be of a type that belongs where it stands
+ * (key revocations are accepted anywhere in a key: they are filed with the
+ * primary), and packets that are no part of a key (markers, padding, other
+ * tags below 40) are refused — Sequoia refuses such keys, and what both
+ * GnuPG and Sequoia refuse boxsig must not read its own way. Trust packets
+ * are ignored.
  */
 export function splitCerts(packets: Packet[]): SplitResult {
   const certs: Cert[] = [];
   const bare: Sig[] = [];
   let cert: Cert | null = null;
   let component: Component | null = null;
+  let place: 'primary' | 'user' | 'subkey' = 'primary';
   for (const p of packets) {
     switch (p.tag) {
       case TAG.publicKey:
@@ -78,13 +100,16 @@ export function splitCerts(packets: Packet[]): SplitResult {
         cert = { primary: publicPacket(p, info), info, hadSecret: p.tag === TAG.secretKey, direct: [], users: [], subkeys: [] };
         certs.push(cert);
         component = null;
+        place = 'primary';
         break;
       }
       case TAG.userId:
       case TAG.userAttribute:
         if (!cert) throw new PacketError('a user ID before any key');
+        if (place === 'subkey') throw new PacketError('a user ID after the subkeys');
         component = { packet: p, sigs: [] };
         cert.users.push(component);
+        place = 'user';
         break;
       case TAG.publicSubkey:
       case TAG.secretSubkey: {
@@ -94,28 +119,32 @@ export function splitCerts(packets: Packet[]): SplitResult {
         const sub: SubkeyComponent = { packet: publicPacket(p, info), info, sigs: [] };
         cert.subkeys.push(sub);
         component = sub;
+        place = 'subkey';
         break;
       }
       case TAG.signature: {
         const sig = sigOf(p);
         if (!cert) bare.push(sig);
-        else fileSignature(cert, component, sig);
+        else fileSignature(cert, component, sig, place);
         break;
       }
-      case TAG.marker:
       case TAG.trust:
-      case TAG.padding:
-        break; // ignored by every implementation
+        break; // keyring bookkeeping, ignored by every implementation
       default:
-        if (p.tag < 40) throw new PacketError(`unexpected packet (tag ${p.tag}) in key data`);
-      // tags 40-63 are non-critical: ignored
+        if (p.tag < 40 || cert) throw new PacketError(`unexpected packet (tag ${p.tag}) in key data`);
+      // tags 40-63 before any key are non-critical: ignored
     }
   }
   return { certs, bare };
 }
 
-function fileSignature(cert: Cert, component: Component | null, sig: Sig): void {
+function fileSignature(cert: Cert, component: Component | null, sig: Sig, place: 'primary' | 'user' | 'subkey'): void {
   const t = sig.info.type;
+  if (!ALLOWED_AFTER[place].has(t)) {
+    throw new PacketError(
+      `a signature of type 0x${t.toString(16).padStart(2, '0')} where it does not belong (after the ${place === 'primary' ? 'primary key' : place === 'user' ? 'user ID' : 'subkey'})`,
+    );
+  }
   if (t === SIGTYPE.keyRevocation || t === SIGTYPE.direct || !component) cert.direct.push(sig);
   else component.sigs.push(sig);
 }

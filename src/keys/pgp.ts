@@ -186,7 +186,12 @@ export async function verifiesCryptographically(sigBody: Uint8Array, issuerBody:
 export async function verifyDocument(sigBody: Uint8Array, signingKeyBody: Uint8Array, data: Uint8Array): Promise<{ ok: true } | { ok: false; reason: string }> {
   const ok = await verifiesCryptographically(sigBody, signingKeyBody, 0x00, { data });
   if (ok) return { ok: true };
-  const sig = signaturePacketOf(sigBody);
+  let sig: SignaturePacket;
+  try {
+    sig = signaturePacketOf(sigBody);
+  } catch (e) {
+    return { ok: false, reason: `OpenPGP.js cannot read the signature (${(e as Error).message})` };
+  }
   const hash = sig.hashAlgorithm as openpgp.enums.hash;
   if (fullConfig().rejectMessageHashAlgorithms.has(hash)) {
     return { ok: false, reason: `it uses the weak hash algorithm ${hashName(hash)}` };
