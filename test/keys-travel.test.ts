@@ -112,6 +112,12 @@ t.test('GnuPG-made keys: a certify-only org key, gpg --quick-sign-key and boxsig
   t.equal(a1.code, 0, `a GnuPG chain, on first encounter: ${a1.stdout}`);
   t.equal(a1.json?.signers?.[0]?.via, 'org');
 
+  // the org withdraws its certification (gpg --quick-revoke-sig): once the consumer has it, the chain is gone
+  gpg('--quick-revoke-sig', web, org, 'boxsig:acme/*');
+  const withdrawn = file('web.withdrawn.asc', gpg('--armor', '--export', web));
+  t.equal(boxsig(['key', 'import', withdrawn], { env: p.con }).code, 0);
+  t.equal(p.verify(s1.out).json?.code, 'UNTRUSTED_KEY', "GnuPG's certification revocation applies to the box that carries the certification");
+
   // boxsig key certify with the certify-only GnuPG org key
   const dbCertified = path.join(p.dir, 'db.certified.asc');
   const c = boxsig(['key', 'certify', '--org-key', orgSecret, '--scope', 'acme/*', dbPublic, '-o', dbCertified, '--json'], { env: p.pub });
