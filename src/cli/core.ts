@@ -2,9 +2,8 @@
  * Commands over boxes and own keys: key generate, sign, verify, inspect, strip.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { BoxsigError, EXIT_REFUSED, usage } from '../errors.js';
+import { EXIT_REFUSED, usage } from '../errors.js';
 import { loadSecretKey, parseFingerprintArg, readKeyData } from '../keys/keys.js';
 import { assertKeyFilesFree, generateKeyFiles } from '../keys/generate.js';
 import { signerFromGpg, signerFromKey, withCertifications, type KeyCopy, type ManifestSigner } from '../keys/signer.js';
