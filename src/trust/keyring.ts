@@ -192,15 +192,17 @@ export class Keyring implements KeySource {
   }
 
   fingerprints(): string[] {
+    let names: string[];
     try {
-      return fs
-        .readdirSync(this.keyDir)
-        .filter((n) => /^[0-9A-F]{40,64}\.asc$/.test(n))
-        .map((n) => n.slice(0, -4))
-        .sort();
-    } catch {
-      return [];
+      names = fs.readdirSync(this.keyDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw damaged(this.keyDir, `cannot be read (${describeCause(e)})`, 'fix its permissions');
     }
+    return names
+      .filter((n) => /^[0-9A-F]{40,64}\.asc$/.test(n))
+      .map((n) => n.slice(0, -4))
+      .sort();
   }
 
   /** Merge keys and revocation certificates into the keyring (takes the lock). */
