@@ -149,9 +149,12 @@ export async function loadSecretKey(data: Uint8Array, what: string, passphrase: 
   }
 }
 
-/** The one secret key of a file, still locked. */
+/** The one secret key of a file, still locked. A key boxsig would not accept is a usage error here (the user's own file). */
 export async function readSecretKey(data: Uint8Array, what: string): Promise<pgp.PrivateKey> {
-  const d = await readKeyData(data, what);
+  const d = await readKeyData(data, what).catch((e: unknown) => {
+    if (e instanceof BoxsigError && e.code === 'MALFORMED') throw usage(e.message, e.details, e.hint);
+    throw e;
+  });
   const priv = await pgp.readSecretKeys(d.binary).catch((e: Error) => {
     throw refuse('MALFORMED', `${what}: ${e.message}`);
   });

@@ -145,7 +145,10 @@ export function keyRevocation(revocations: Revocation[]): Revocation | null {
   return revocations.filter((r) => r.target === 'key').sort((a, b) => Number(b.hard) - Number(a.hard))[0] ?? null;
 }
 
+/** The revocation's own text is the issuer's: control characters are shown escaped, never sent to a terminal. */
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 200);
+
 export function describeRevocation(r: Revocation): string {
   const by = r.designated ? `, by designated revoker ${r.issuer}` : '';
-  return `${r.reason}${r.text ? `: ${r.text}` : ''}, ${r.created?.toISOString() ?? 'undated'}${by}`;
+  return `${r.reason}${r.text ? `: ${printable(r.text)}` : ''}, ${r.created?.toISOString() ?? 'undated'}${by}`;
 }

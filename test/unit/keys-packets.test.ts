@@ -7,7 +7,7 @@ import t from 'tap';
 import { readPackets, writePacket, parseKeyPacket, parseSignaturePacket, PacketError, TAG } from '../../src/keys/packets.js';
 import { mergeCert, splitCerts, writeCert, allSignatures, attachSignatures } from '../../src/keys/cert.js';
 import { certProblem, keyPacketProblem, KEY_LIMITS } from '../../src/keys/shape.js';
-import { isHardReason, revocationAt, type Revocation } from '../../src/keys/revocation.js';
+import { describeRevocation, isHardReason, revocationAt, type Revocation } from '../../src/keys/revocation.js';
 import {
   FLAGS,
   certification,
@@ -200,4 +200,7 @@ t.test('revocations: hard ones apply to every signature, soft ones from their da
     ['this subkey', rev(2, '2026-01-01T00:00:00Z', 'SUB1'), true],
   ];
   for (const [name, r, applies] of rows) t.equal(revocationAt([r], 'SUB1', at) !== null, applies, name);
+  const hostile = { ...rev(2, '2026-01-01T00:00:00Z'), text: 'stolen\u001b[2J\nVERIFIED' };
+  t.notMatch(describeRevocation(hostile), /[\u0000-\u001f]/, "the issuer's text never reaches a terminal raw");
+  t.match(describeRevocation(hostile), /stolen\\x1b\[2J\\x0aVERIFIED/);
 });
