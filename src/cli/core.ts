@@ -2,11 +2,12 @@
  * Commands over boxes and own keys: key generate, sign, verify, inspect, strip.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { BoxsigError, EXIT_REFUSED, usage } from '../errors.js';
-import { generateKey, loadSecretKey, parseFingerprintArg } from '../keys/keys.js';
-import { signerFromGpg, signerFromKey, type ManifestSigner } from '../keys/signer.js';
+import { EXIT_REFUSED, usage } from '../errors.js';
+import { loadSecretKey, parseFingerprintArg, readKeyData } from '../keys/keys.js';
+import { assertKeyFilesFree, generateKeyFiles } from '../keys/generate.js';
+import { signerFromGpg, signerFromKey, withCertifications, type KeyCopy, type ManifestSigner } from '../keys/signer.js';
+import { TrustStore } from '../trust/store.js';
 import { parseDuration } from '../manifest/duration.js';
 import { formatTime } from '../manifest/manifest.js';
 import { signBox } from '../box/sign.js';
@@ -15,23 +16,45 @@ import { stripBox } from '../box/strip.js';
 import { action, collect, jsonOption, parseClaims } from './common.js';
 import { err, humanBytes, out, passphraseSource, printJson, Progress, warn } from './io.js';
 
-export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], passphraseFile?: string): Promise<ManifestSigner[]> {
+/**
+ * The signers of `sign` and `repackage`, each embedding its key with every
+ * certification known for it: its key file, the keyring's copy and the
+ * `--cert` files.
+ */
+export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], passphraseFile?: string, certFiles: string[] = []): Promise<ManifestSigner[]> {
   const signers: ManifestSigner[] = [];
+  const copies: KeyCopy[] = [];
   for (const k of keys) {
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(k);
-    } catch (e) {
-      throw usage(`cannot read key file ${k}: ${(e as Error).message}`);
-    }
+    const data = readFileArg(k, 'key file');
     const key = await loadSecretKey(data, k, passphraseSource(passphraseFile, k));
     signers.push(signerFromKey(key, k));
+    copies.push({ data, what: k });
   }
   for (const g of gpgKeys) {
     const pass = passphraseFile ? fs.readFileSync(passphraseFile, 'utf8').replace(/\r?\n$/, '') : process.env.BOXSIG_PASSPHRASE;
     signers.push(await signerFromGpg(g, pass !== undefined ? { passphrase: pass } : {}));
   }
-  return signers;
+  const keyring = new TrustStore().keyring;
+  for (const s of signers) {
+    const stored = await keyring.cert(s.fingerprint);
+    if (stored) copies.push({ data: stored, what: `the keyring's copy of ${s.fingerprint}` });
+  }
+  for (const c of certFiles) copies.push({ data: readFileArg(c, '--cert file'), what: c, explicit: true });
+  return withCertifications(signers, copies, (f) => keyring.cert(f));
+}
+
+function readFileArg(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw usage(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+async function readRevokerKey(file: string) {
+  const { certs } = await readKeyData(readFileArg(file, '--revoker key'), file);
+  if (certs.length !== 1) throw usage(`--revoker ${file} must hold exactly one public key`);
+  return certs[0];
 }
 
 export function printVerify(r: VerifyResult, label: string): void {
@@ -66,6 +89,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--passphrase-file <file>', 'protect the secret key with the passphrase in this file')
     .option('--no-passphrase', 'do not ask for a passphrase on a terminal')
     .option('--expires <duration>', 'key expiry: a number and a unit (2y, 18mo, 365d; s, min, h, d, w, mo, y) or a date (2028-01-31)')
+    .option('--revoker <public.asc>', "name this key (e.g. the organisation's security officer) as a designated revoker (repeatable)", collect)
     .addOption(new Option('--type <type>', 'key type').choices(['ed25519', 'rsa4096']).default('ed25519'))
     .addOption(jsonOption())
     .action(
@@ -77,11 +101,13 @@ export function registerCoreCommands(program: Command): void {
           passphrase: boolean;
           expires?: string;
           type: 'ed25519' | 'rsa4096';
+          revoker?: string[];
           json?: boolean;
         }) => {
-          const secretPath = `${opts.out}.secret.asc`;
-          const publicPath = `${opts.out}.public.asc`;
-          for (const p of [secretPath, publicPath]) if (fs.existsSync(p)) throw new BoxsigError('EXISTS', `${p} already exists; choose another --out`);
+          assertKeyFilesFree(opts.out);
+          const revokers = await Promise.all((opts.revoker ?? []).map((f) => readRevokerKey(f)));
+          const now = new Date();
+          const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now, '--expires') : undefined;
           let passphrase: string | undefined;
           if (opts.passphraseFile) passphrase = fs.readFileSync(opts.passphraseFile, 'utf8').replace(/\r?\n$/, '');
           else if (process.env.BOXSIG_PASSPHRASE !== undefined) passphrase = process.env.BOXSIG_PASSPHRASE;
@@ -94,29 +120,23 @@ export function registerCoreCommands(program: Command): void {
               passphrase = a;
             }
           }
-          const now = new Date();
-          const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now, '--expires') : undefined;
-          const k = await generateKey({ userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn, date: now });
+          const k = await generateKeyFiles(opts.out, { userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn, revokers, date: now });
           const expires = expiresIn !== undefined ? formatTime(new Date(now.getTime() + expiresIn * 1000)) : null;
-          fs.writeFileSync(secretPath, k.privateKey, { mode: 0o600, flag: 'wx' });
-          fs.chmodSync(secretPath, 0o600);
-          fs.writeFileSync(publicPath, k.publicKey, { mode: 0o644, flag: 'wx' });
-          const revPath = `${opts.out}.revocation.asc`;
-          if (!fs.existsSync(revPath)) fs.writeFileSync(revPath, k.revocationCertificate, { mode: 0o600, flag: 'wx' });
           if (opts.json) {
             printJson({
               ok: true,
               fingerprint: k.fingerprint,
-              secretKey: path.resolve(secretPath),
-              publicKey: path.resolve(publicPath),
-              revocationCertificate: path.resolve(revPath),
-              protected: Boolean(passphrase),
+              secretKey: k.secretKey,
+              publicKey: k.publicKey,
+              revocationCertificate: k.revocationCertificate,
+              protected: k.protected,
+              revokers: k.revokers,
               expires,
             });
           } else {
             out(k.fingerprint);
             err(
-              `boxsig: wrote ${secretPath} (secret, mode 0600${passphrase ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${publicPath} and ${revPath} (keep it offline: it revokes the key)`,
+              `boxsig: wrote ${k.secretKey} (secret, mode 0600${k.protected ? ', passphrase-protected' : ', NOT protected by a passphrase'}), ${k.publicKey} and ${k.revocationCertificate} (keep it offline: it revokes the key)${k.revokers.length ? `; designated revoker: ${k.revokers.join(', ')}` : ''}`,
             );
             err(`boxsig: the key ${expires ? `expires ${expires}` : 'does not expire (no --expires)'}`);
           }
@@ -131,6 +151,11 @@ export function registerCoreCommands(program: Command): void {
     .option('--key <secret.asc>', 'secret key file (repeatable: co-signers)', collect)
     .option('--gpg-key <fpr>', 'sign through the local GnuPG with this key (repeatable)', collect)
     .option('--passphrase-file <file>', 'passphrase for protected keys')
+    .option(
+      '--cert <file>',
+      'a copy of a signing key carrying certifications, or the certifying (organisation) public key, to embed (repeatable; the keyring copies are used too)',
+      collect,
+    )
     .option('--name <name>', 'box name, e.g. acme/ubuntu-24.04')
     .option('--version <version>', 'box version, e.g. 1.2.3')
     .option('--provider <provider>', 'provider (default: from metadata.json)')
@@ -147,6 +172,7 @@ export function registerCoreCommands(program: Command): void {
             key?: string[];
             gpgKey?: string[];
             passphraseFile?: string;
+            cert?: string[];
             name?: string;
             version?: string;
             provider?: string;
@@ -160,7 +186,7 @@ export function registerCoreCommands(program: Command): void {
           // cheap checks first: a bad claim or duration is refused before any key is unlocked
           const claims = parseClaims(opts.claim);
           if (opts.expires !== undefined) parseDuration(opts.expires);
-          const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile);
+          const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile, opts.cert);
           const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
           const progress = new Progress('signing', size, !opts.json);
           const r = await signBox(box, {

@@ -4,22 +4,15 @@
  */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import * as openpgp from 'openpgp';
 import { BoxsigError, usage } from '../errors.js';
-import { TrustStore } from '../trust/store.js';
-import {
-  fingerprintOf,
-  loadSecretKey,
-  normalizeFingerprint,
-  parseFingerprintArg,
-  publicArmored,
-  readKeyMaterial,
-  userIdsOf,
-  describeAlgorithm,
-  PGP_CONFIG,
-} from '../keys/keys.js';
-import { revocationState } from '../keys/verify.js';
-import { certifyScope, addUserId } from '../keys/certify.js';
+import { TrustStore, type ImportResult } from '../trust/store.js';
+import { fingerprintOf, loadSecretKey, normalizeFingerprint, parseFingerprintArg, readKeyData, type KeyData } from '../keys/keys.js';
+import { writeCert } from '../keys/cert.js';
+import { certifyScope } from '../keys/certify.js';
+import { writeKeyFile } from '../keys/files.js';
+import { addUserIdToKeyFile } from '../keys/generate.js';
+import { armorPublicKey, publicBytes } from '../keys/pgp.js';
+import { makeRevocationCertificate, reasonCode } from '../keys/revoke.js';
 import { nameProblem } from '../manifest/manifest.js';
 import { globProblem } from '../policy/glob.js';
 import { formatTime } from '../manifest/manifest.js';
@@ -45,12 +38,46 @@ function parseSeconds(v: string): number {
   return n;
 }
 
-const REASONS: Record<string, openpgp.enums.reasonForRevocation> = {
-  compromised: openpgp.enums.reasonForRevocation.keyCompromised,
-  superseded: openpgp.enums.reasonForRevocation.keySuperseded,
-  retired: openpgp.enums.reasonForRevocation.keyRetired,
-  unspecified: openpgp.enums.reasonForRevocation.noReason,
-};
+function readLocalFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw usage(`cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+async function readOneKey(src: string) {
+  const { certs } = await readKeyData(await readKeySource(src), src);
+  if (certs.length === 0) throw usage(`${src} holds no public key`);
+  return certs[0];
+}
+
+function holdsRevocation(d: KeyData): boolean {
+  return d.bare.length > 0 || d.certs.some((c) => c.direct.some((s) => s.info.type === 0x20));
+}
+
+interface RevokeOptions {
+  key?: string;
+  target?: string;
+  reason: string;
+  message: string;
+  passphraseFile?: string;
+  output?: string;
+  import?: string;
+  apply?: boolean;
+  json?: boolean;
+}
+
+function printImport(r: ImportResult & { source: string }): void {
+  for (const k of r.keys) {
+    out(`${k.status.padEnd(9)} ${k.fingerprint}  ${k.userIds.join(', ')}${k.revoked ? `  REVOKED (${k.revoked})` : ''}`);
+    if (k.secretIgnored) warn(`${r.source} holds a secret key; only its public part was imported`);
+  }
+  for (const v of r.revocations) {
+    if (v.applied) out(`revocation (${v.kind}) by ${v.issuer}: applied to ${v.target}`);
+    else warn(`revocation (${v.kind}) by ${v.issuer} stored but NOT applied: ${v.note}`);
+  }
+}
 
 export function registerTrustCommands(program: Command): void {
   const key = program.commands.find((c) => c.name() === 'key')!;
@@ -64,37 +91,23 @@ export function registerTrustCommands(program: Command): void {
       action(async (sources: string[], opts: { json?: boolean }) => {
         const store = new TrustStore();
         const results = [];
-        for (const s of sources) {
-          const material = await readKeyMaterial(await readKeySource(s), scrubUrl(s));
-          const r = await store.keyring.import(material);
-          results.push({ source: scrubUrl(s), ...r });
-        }
+        for (const s of sources) results.push({ source: scrubUrl(s), ...(await store.keyring.import(await readKeyData(await readKeySource(s), scrubUrl(s)))) });
         if (opts.json) printJson({ ok: true, imported: results });
-        else {
-          for (const r of results) {
-            for (const k of r.keys) {
-              out(`${k.status.padEnd(9)} ${k.fingerprint}  ${k.userIds.join(', ')}`);
-              if (k.secretIgnored) warn(`${r.source} holds a secret key; only its public part was imported`);
-            }
-            for (const v of r.revocations) {
-              out(`revocation for ${v.issuer}${v.applied ? ' (applied: the key is now revoked)' : ' (stored; applied when the key is seen)'}`);
-            }
-          }
-        }
+        else for (const r of results) printImport(r);
       }),
     );
 
   key
     .command('export')
-    .description('print a public key from the keyring')
+    .description('print a public key from the keyring, with every certification and revocation known for it')
     .argument('<fpr>')
     .action(
       action(async (fpr: string) => {
         const store = new TrustStore();
         const f = parseFingerprintArg(fpr);
-        const k = await store.keyring.get(f);
-        if (!k) throw new BoxsigError('USAGE', `no key ${f} in the keyring ${store.keyring.keyDir}`);
-        process.stdout.write(publicArmored(k));
+        const armored = await store.keyring.exportArmored(f);
+        if (!armored) throw new BoxsigError('USAGE', `no key ${f} in the keyring ${store.keyring.keyDir}`);
+        process.stdout.write(armored);
       }),
     );
 
@@ -105,28 +118,13 @@ export function registerTrustCommands(program: Command): void {
     .action(
       action(async (opts: { json?: boolean }) => {
         const store = new TrustStore();
-        const keys = [];
-        for (const f of store.keyring.fingerprints()) {
-          const k = await store.keyring.get(f);
-          if (!k) continue;
-          const exp = await k.getExpirationTime().catch(() => null);
-          const rev = await revocationState(k);
-          keys.push({
-            fingerprint: f,
-            userIds: userIdsOf(k),
-            algorithm: describeAlgorithm(k),
-            created: formatTime(k.getCreationTime()),
-            expires: exp instanceof Date ? formatTime(exp) : null,
-            revoked: rev,
-          });
-        }
+        const keys = await store.keyring.list();
         if (opts.json) printJson({ ok: true, keyring: store.keyring.keyDir, keys });
         else {
           if (!keys.length) out(`(no keys in ${store.keyring.keyDir})`);
           for (const k of keys) {
-            out(
-              `${k.fingerprint}  ${k.algorithm}  created ${k.created.slice(0, 10)}${k.expires ? `  expires ${k.expires.slice(0, 10)}` : ''}${k.revoked ? `  REVOKED (${k.revoked.reason})` : ''}`,
-            );
+            const rev = k.revoked ? `  REVOKED (${k.revoked.reason}${k.revoked.by ? ` by ${k.revoked.by}` : ''})` : '';
+            out(`${k.fingerprint}  ${k.algorithm}  created ${k.created.slice(0, 10)}${k.expires ? `  expires ${k.expires.slice(0, 10)}` : ''}${rev}`);
             for (const u of k.userIds) out(`    ${u}`);
           }
         }
@@ -135,33 +133,33 @@ export function registerTrustCommands(program: Command): void {
 
   key
     .command('certify')
-    .description('certify a repository key for a scope with an organisation key (user ID "boxsig:<glob>")')
+    .description('certify a repository key for a scope with an organisation key (user ID "boxsig:<glob>"); a certify-only key works')
     .requiredOption('--org-key <secret.asc>', 'the organisation secret key')
     .requiredOption('--scope <glob>', 'box-name glob the repository key may sign, e.g. acme/ubuntu-*')
     .option('--passphrase-file <file>', 'passphrase of the organisation key')
-    .option('-o, --output <file>', 'write the certified public key here (default: stdout)')
+    .option('-o, --output <file>', 'write the certified public key, followed by the organisation public key, here (default: stdout)')
     .argument('<repo-public.asc>')
     .addOption(jsonOption())
     .action(
       action(async (repo: string, opts: { orgKey: string; scope: string; passphraseFile?: string; output?: string; json?: boolean }) => {
-        const org = await loadSecretKey(fs.readFileSync(opts.orgKey), opts.orgKey, passphraseSource(opts.passphraseFile, opts.orgKey));
-        const m = await readKeyMaterial(await readKeySource(repo), scrubUrl(repo));
-        if (m.keys.length !== 1) throw usage(`${repo} must hold exactly one key`);
-        const repoKey = (m.keys[0].isPrivate() ? m.keys[0].toPublic() : m.keys[0]) as openpgp.PublicKey;
-        const certified = await certifyScope(repoKey, org, opts.scope);
-        const armored = publicArmored(certified);
-        if (opts.output) fs.writeFileSync(opts.output, armored);
+        const org = await loadSecretKey(readLocalFile(opts.orgKey), opts.orgKey, passphraseSource(opts.passphraseFile, opts.orgKey));
+        const { certs } = await readKeyData(await readKeySource(repo), scrubUrl(repo));
+        if (certs.length === 0) throw usage(`${repo} holds no public key`);
+        const certified = await certifyScope(certs[0], org, opts.scope);
+        const armored = armorPublicKey(Buffer.concat([writeCert({ ...certified, hadSecret: false }), publicBytes(org)]));
+        if (opts.output) writeKeyFile(opts.output, armored);
+        const repoFpr = certified.info.fingerprint;
         if (opts.json)
           printJson({
             ok: true,
-            repository: fingerprintOf(certified),
+            repository: repoFpr,
             org: fingerprintOf(org),
             scope: opts.scope,
             userId: `boxsig:${opts.scope}`,
             output: opts.output ?? null,
             ...(opts.output ? {} : { key: armored }),
           });
-        else if (opts.output) err(`boxsig: ${fingerprintOf(org)} certified "boxsig:${opts.scope}" on ${fingerprintOf(certified)} -> ${opts.output}`);
+        else if (opts.output) err(`boxsig: ${fingerprintOf(org)} certified "boxsig:${opts.scope}" on ${repoFpr} -> ${opts.output}`);
         else process.stdout.write(armored);
       }),
     );
@@ -169,36 +167,24 @@ export function registerTrustCommands(program: Command): void {
   key
     .command('add-uid')
     .description('add a self-signed user ID (e.g. boxsig:acme/ubuntu-*) to your own key')
-    .requiredOption('--key <secret.asc>', 'your secret key (rewritten in place unless -o)')
+    .requiredOption('--key <secret.asc>', 'your secret key (rewritten in place, atomically, unless -o)')
     .requiredOption('--uid <uid>', 'the user ID to add')
     .option('--passphrase-file <file>')
     .option('-o, --output <prefix>', 'write PREFIX.secret.asc and PREFIX.public.asc instead of rewriting --key')
     .addOption(jsonOption())
     .action(
       action(async (opts: { key: string; uid: string; passphraseFile?: string; output?: string; json?: boolean }) => {
-        const data = fs.readFileSync(opts.key);
-        const original = (await readKeyMaterial(data, opts.key)).keys.find((k) => k.isPrivate()) as openpgp.PrivateKey | undefined;
-        if (!original) throw usage(`${opts.key} holds no secret key`);
-        const unlocked = await loadSecretKey(data, opts.key, passphraseSource(opts.passphraseFile, opts.key));
-        const updated = await addUserId(unlocked, opts.uid);
-        let toWrite: openpgp.PrivateKey = updated;
-        if (!original.isDecrypted()) {
-          const pass = await passphraseSource(opts.passphraseFile, opts.key)();
-          toWrite = await openpgp.encryptKey({ privateKey: updated, passphrase: pass!, config: PGP_CONFIG });
-        }
-        const secretOut = opts.output ? `${opts.output}.secret.asc` : opts.key;
-        const publicOut = opts.output ? `${opts.output}.public.asc` : opts.key.replace(/(\.secret)?\.asc$/, '') + '.public.asc';
-        fs.writeFileSync(secretOut, toWrite.armor(), { mode: 0o600 });
-        fs.writeFileSync(publicOut, publicArmored(updated));
-        if (opts.json) printJson({ ok: true, fingerprint: fingerprintOf(updated), userIds: userIdsOf(updated), secretKey: secretOut, publicKey: publicOut });
-        else out(`boxsig: added "${opts.uid}" to ${fingerprintOf(updated)}; wrote ${secretOut} and ${publicOut}`);
+        const r = await addUserIdToKeyFile(opts.key, readLocalFile(opts.key), opts.uid, passphraseSource(opts.passphraseFile, opts.key), opts.output);
+        if (opts.json) printJson({ ok: true, ...r });
+        else out(`boxsig: added "${opts.uid}" to ${r.fingerprint}; wrote ${r.secretKey} and ${r.publicKey}`);
       }),
     );
 
   key
     .command('revoke')
-    .description('make a revocation certificate for your key, or apply one received (file or URL)')
+    .description('make a revocation certificate for your key (or, as its designated revoker, for another key), or apply one received')
     .option('--key <secret.asc>', 'your secret key: make a revocation certificate for it')
+    .option('--target <public.asc>', 'with --key: revoke this key instead, as the designated revoker it names')
     .option('--reason <reason>', 'compromised, superseded, retired or unspecified', 'unspecified')
     .option('--message <text>', 'a human explanation', '')
     .option('--passphrase-file <file>')
@@ -207,63 +193,40 @@ export function registerTrustCommands(program: Command): void {
     .option('--apply', 'with --key: also apply the new certificate to the local keyring')
     .addOption(jsonOption())
     .action(
-      action(
-        async (opts: {
-          key?: string;
-          reason: string;
-          message: string;
-          passphraseFile?: string;
-          output?: string;
-          import?: string;
-          apply?: boolean;
-          json?: boolean;
-        }) => {
-          if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
-          const store = new TrustStore();
-          if (opts.import) {
-            const m = await readKeyMaterial(await readKeySource(opts.import), scrubUrl(opts.import));
-            if (m.revocations.length === 0 && !(await anyRevoked(m.keys))) throw usage(`${opts.import} holds no revocation certificate`);
-            const r = await store.keyring.import(m);
-            if (opts.json) printJson({ ok: true, ...r });
-            else
-              for (const v of r.revocations)
-                out(`revocation for ${v.issuer}${v.applied ? ' applied: the key is now revoked' : ' stored; applied when the key is seen'}`);
-            for (const k of r.keys) if (!opts.json) out(`${k.status} ${k.fingerprint}`);
-            return;
-          }
-          const flag = REASONS[opts.reason];
-          if (flag === undefined) throw usage(`--reason must be one of ${Object.keys(REASONS).join(', ')}`);
-          const priv = await loadSecretKey(fs.readFileSync(opts.key!), opts.key!, passphraseSource(opts.passphraseFile, opts.key!));
-          const revoked = await openpgp.revokeKey({ key: priv, reasonForRevocation: { flag, string: opts.message }, format: 'object', config: PGP_CONFIG });
-          const pub = revoked.publicKey as openpgp.PublicKey;
-          const sig = pub.revocationSignatures[pub.revocationSignatures.length - 1];
-          const pl = new openpgp.PacketList<openpgp.SignaturePacket>();
-          pl.push(sig);
-          const cert = openpgp.armor(
-            openpgp.enums.armor.publicKey,
-            pl.write(),
-            undefined,
-            undefined,
-            `revocation certificate for ${fingerprintOf(priv)} (${opts.reason})`,
+      action(async (opts: RevokeOptions) => {
+        if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
+        const store = new TrustStore();
+        if (opts.import) {
+          const d = await readKeyData(await readKeySource(opts.import), scrubUrl(opts.import));
+          if (!holdsRevocation(d)) throw usage(`${opts.import} holds no revocation certificate`);
+          const r = await store.keyring.import(d);
+          if (opts.json) printJson({ ok: true, ...r });
+          else printImport({ source: scrubUrl(opts.import), ...r });
+          return;
+        }
+        reasonCode(opts.reason);
+        const signer = await loadSecretKey(readLocalFile(opts.key!), opts.key!, passphraseSource(opts.passphraseFile, opts.key!));
+        const target = opts.target ? await readOneKey(opts.target) : undefined;
+        const cert = await makeRevocationCertificate({ signer, target, reason: opts.reason, message: opts.message });
+        if (opts.output) writeKeyFile(opts.output, cert.armored, { secret: true });
+        if (opts.apply) await store.keyring.import(await readKeyData(Buffer.from(cert.armored), 'the new revocation certificate'));
+        const by = cert.by !== cert.fingerprint ? `, by designated revoker ${cert.by}` : '';
+        if (opts.json)
+          printJson({
+            ok: true,
+            fingerprint: cert.fingerprint,
+            by: cert.by,
+            reason: opts.reason,
+            output: opts.output ?? null,
+            applied: Boolean(opts.apply),
+            ...(opts.output ? {} : { certificate: cert.armored }),
+          });
+        else if (opts.output)
+          err(
+            `boxsig: wrote the revocation certificate for ${cert.fingerprint} (${opts.reason}${by}) to ${opts.output}; publish it and import it with: boxsig key revoke --import ${opts.output}`,
           );
-          if (opts.output) fs.writeFileSync(opts.output, cert);
-          if (opts.apply) await store.keyring.import({ keys: [pub], revocations: [cert] });
-          if (opts.json)
-            printJson({
-              ok: true,
-              fingerprint: fingerprintOf(priv),
-              reason: opts.reason,
-              output: opts.output ?? null,
-              applied: Boolean(opts.apply),
-              ...(opts.output ? {} : { certificate: cert }),
-            });
-          else if (opts.output)
-            err(
-              `boxsig: wrote the revocation certificate for ${fingerprintOf(priv)} (${opts.reason}) to ${opts.output}; publish it and import it with: boxsig key revoke --import ${opts.output}`,
-            );
-          else process.stdout.write(cert);
-        },
-      ),
+        else process.stdout.write(cert.armored);
+      }),
     );
 
   const trust = program.command('trust').description('the trust store: pins and trust-on-first-use records');
@@ -485,11 +448,6 @@ export function registerTrustCommands(program: Command): void {
         },
       ),
     );
-}
-
-async function anyRevoked(keys: Array<openpgp.PublicKey | openpgp.PrivateKey>): Promise<boolean> {
-  for (const k of keys) if (k.revocationSignatures.length) return true;
-  return false;
 }
 
 export { normalizeFingerprint };

@@ -1,23 +1,25 @@
 /**
  * Certifications: an organisation key vouches for a repository key by
  * certifying a user ID of the exact form `boxsig:<glob>` on it (what
- * `gpg --quick-sign-key` does); a recorded key can vouch for its successor
- * by certifying any of its user IDs.
+ * `gpg --quick-sign-key` does); a recorded key vouches for its successor the
+ * same way. Only `boxsig:<glob>` user IDs whose glob covers the box name
+ * count: an ordinary web-of-trust signature on "Bob <bob@example.org>" says
+ * nothing about which boxes Bob may sign.
+ *
+ * A certification stops counting when the certifier revokes it (0x30, made
+ * at or after the certification, wherever it arrived from: inside the key,
+ * inside a box, or imported bare), when the certifier is revoked (by the
+ * reason rule of src/keys/revocation.ts), or when the owner revokes the
+ * user ID.
  */
-import * as openpgp from 'openpgp';
 import { BoxsigError, usage } from '../errors.js';
 import { globMatches, globProblem, globWithin } from '../policy/glob.js';
-import { fingerprintOf, PGP_CONFIG, userIdsOf } from './keys.js';
+import { mergeCert, userIdText, type Cert, type Component, type Sig } from './cert.js';
+import { handleOf, openKey } from './handle.js';
+import { CERTIFICATION_TYPES, SIGTYPE, TAG, parseSignaturePacket, writePackets } from './packets.js';
+import { claimsIssuer, describeRevocation, revocationAt } from './revocation.js';
+import * as pgp from './pgp.js';
 import type { Enforcement } from './verify.js';
-
-const cfg = (): openpgp.Config => ({ ...openpgp.config, ...PGP_CONFIG }) as openpgp.Config;
-
-const CERT_TYPES = new Set([
-  openpgp.enums.signature.certGeneric,
-  openpgp.enums.signature.certPersona,
-  openpgp.enums.signature.certCasual,
-  openpgp.enums.signature.certPositive,
-]);
 
 export const BOXSIG_UID_PREFIX = 'boxsig:';
 
@@ -32,160 +34,179 @@ export interface CertificationCheck {
   revoked?: boolean;
 }
 
+/** Why a user ID does not qualify (null: it does). */
+export type UidFilter = (uid: string) => string | null;
+
+interface Certifier {
+  fingerprint: string;
+  keyId: string;
+  body: Uint8Array;
+}
+
 /**
- * Check the certifications `certifier` made on the user IDs of `key`
- * (optionally only those accepted by `uidFilter`). Returns one result per
- * certification found, valid ones first.
+ * When the certifier revoked its certifications of this user ID (0x30
+ * signatures that verify, filed with the user ID or arriving bare): their
+ * creation times, each revocation verified once.
+ */
+async function certifierRevocations(cert: Cert, user: Component, c: Certifier): Promise<Array<Date | null>> {
+  const out: Array<Date | null> = [];
+  for (const s of [...user.sigs, ...cert.direct]) {
+    if (s.info.type !== SIGTYPE.certRevocation || !claimsIssuer(s, c.fingerprint, false)) continue;
+    if (await pgp.verifiesCryptographically(s.packet.body, c.body, SIGTYPE.certRevocation, { key: cert.primary.body, userId: user.packet.body })) {
+      out.push(s.info.created);
+    }
+  }
+  return out;
+}
+
+/** A revocation revokes the certifications made before it (or at the same second); an undated one, all. */
+const revokes = (revocations: Array<Date | null>, certified: Date) => revocations.some((r) => r === null || r.getTime() >= certified.getTime());
+
+/**
+ * Check the certifications `certifier` made on the user IDs of `key` that
+ * `uidFilter` accepts (`nameFilter(name)` or `scopeFilter(scope, name)`).
+ * Returns one result per certification found, valid ones first.
  */
 export async function checkCertifications(
-  key: openpgp.PublicKey,
-  certifier: openpgp.PublicKey,
+  key: pgp.PublicKey,
+  certifier: pgp.PublicKey,
   now: Date,
   revocation: Enforcement,
-  uidFilter: (uid: string) => string | null = () => null,
+  uidFilter: UidFilter,
 ): Promise<CertificationCheck[]> {
+  const h = await handleOf(key);
+  const ch = await handleOf(certifier);
+  const c: Certifier = { fingerprint: ch.cert.info.fingerprint, keyId: ch.cert.info.keyId, body: ch.cert.primary.body };
   const results: CertificationCheck[] = [];
-  const certifierId = certifier.getKeyID();
-  for (const user of key.users) {
-    if (!user.userID) continue;
-    const uid = user.userID.userID;
-    const certs = user.otherCertifications.filter((c) => c.issuerKeyID.equals(certifierId));
+  for (const user of h.cert.users) {
+    const uid = userIdText(user);
+    if (uid === null) continue;
+    const certs = user.sigs.filter((s) => CERTIFICATION_TYPES.has(s.info.type) && claimsIssuer(s, c.fingerprint, false));
     if (certs.length === 0) continue;
     const filtered = uidFilter(uid);
     if (filtered) {
       results.push({ ok: false, userId: uid, reason: filtered });
       continue;
     }
-    // the user ID must be bound to the key by its owner (as GnuPG requires)
-    try {
-      await user.verify(now, cfg());
-    } catch (e) {
-      results.push({ ok: false, userId: uid, reason: `user ID has no valid self-signature (${(e as Error).message})` });
+    const bound = await pgp.userIdValidAt(h.view, user.packet.body, now);
+    if (!bound.ok) {
+      results.push({ ok: false, userId: uid, reason: `user ID has no valid self-signature (${bound.reason})` });
       continue;
     }
-    for (const cert of certs) {
-      const r: CertificationCheck = { ok: false, userId: uid, created: cert.created?.toISOString() };
-      if (!CERT_TYPES.has(cert.signatureType!)) {
-        results.push({ ...r, reason: 'not a certification signature' });
-        continue;
-      }
-      try {
-        await cert.verify(certifier.keyPacket, openpgp.enums.signature.certGeneric, { userID: user.userID, key: key.keyPacket }, now, undefined, cfg());
-      } catch (e) {
-        results.push({ ...r, reason: `certification does not verify (${(e as Error).message})` });
-        continue;
-      }
-      if (await user.isRevoked(cert, certifier.keyPacket, now, cfg())) {
-        results.push({ ...r, reason: 'the certification was revoked' });
-        continue;
-      }
-      // the certifier must have been valid when it certified (expiry, revocation by reason and date)
-      try {
-        await certifier.verifyPrimaryKey(cert.created!, undefined, cfg());
-        results.push({ ...r, ok: true });
-      } catch (e) {
-        const msg = (e as Error).message;
-        const revoked = /revoked/i.test(msg);
-        if (revoked && revocation === 'warn') {
-          results.push({
-            ...r,
-            ok: true,
-            revoked: true,
-            warning: `certifying key ${fingerprintOf(certifier)} is revoked; accepted because the policy says revocation: warn`,
-          });
-        } else {
-          results.push({ ...r, revoked, reason: `certifying key ${fingerprintOf(certifier)} was not valid when it certified (${msg})` });
-        }
-      }
-    }
+    const revoked = await certifierRevocations(h.cert, user, c);
+    for (const s of certs) results.push(await checkOne(h.cert, user, uid, s, c, ch, now, revocation, revoked));
   }
   results.sort((a, b) => Number(b.ok) - Number(a.ok));
   return results;
 }
 
-/** Why a `boxsig:<glob>` user ID does not authorise `name` under `scope` (null: it does). */
-export function scopeFilter(scope: string, name: string): (uid: string) => string | null {
+async function checkOne(
+  cert: Cert,
+  user: Component,
+  uid: string,
+  s: Sig,
+  c: Certifier,
+  ch: Awaited<ReturnType<typeof handleOf>>,
+  now: Date,
+  revocation: Enforcement,
+  revokedAt: Array<Date | null>,
+): Promise<CertificationCheck> {
+  const created = s.info.created;
+  const r: CertificationCheck = { ok: false, userId: uid, created: created?.toISOString() };
+  if (!created) return { ...r, reason: 'certification has no creation time' };
+  if (s.info.unknownCritical.length) return { ...r, reason: 'certification carries a critical subpacket boxsig does not understand' };
+  if (!(await pgp.verifiesCryptographically(s.packet.body, c.body, s.info.type, { key: cert.primary.body, userId: user.packet.body }))) {
+    return { ...r, reason: 'certification does not verify' };
+  }
+  if (created.getTime() > now.getTime()) return { ...r, reason: 'certification is dated in the future' };
+  if (s.info.expiresAfter && now.getTime() >= created.getTime() + s.info.expiresAfter * 1000) return { ...r, reason: 'the certification has expired' };
+  if (revokes(revokedAt, created)) return { ...r, reason: 'the certification was revoked' };
+  const rev = revocationAt(ch.revocations, null, created);
+  if (rev) {
+    const why = `certifying key ${c.fingerprint} is revoked (${describeRevocation(rev)})`;
+    if (revocation !== 'warn') return { ...r, revoked: true, reason: `${why}; it was not valid when it certified` };
+    r.warning = `${why}; accepted because the policy says revocation: warn`;
+    r.revoked = true;
+  }
+  const valid = await pgp.primaryValidAt(ch.view, created);
+  if (!valid.ok) return { ...r, ok: false, reason: `certifying key ${c.fingerprint} was not valid when it certified (${valid.reason})` };
+  return { ...r, ok: true };
+}
+
+function globOfUid(uid: string): { glob: string } | { problem: string } {
+  if (!uid.startsWith(BOXSIG_UID_PREFIX)) return { problem: `user ID ${JSON.stringify(uid)} is not of the form boxsig:<glob>` };
+  const glob = uid.slice(BOXSIG_UID_PREFIX.length);
+  if (globProblem(glob)) return { problem: `user ID ${JSON.stringify(uid)} holds an invalid glob` };
+  return { glob };
+}
+
+/** Only `boxsig:<glob>` user IDs whose glob covers `name` (rotation by certification). */
+export function nameFilter(name: string): UidFilter {
   return (uid) => {
-    if (!uid.startsWith(BOXSIG_UID_PREFIX)) return `user ID ${JSON.stringify(uid)} is not of the form boxsig:<glob>`;
-    const glob = uid.slice(BOXSIG_UID_PREFIX.length);
-    if (globProblem(glob)) return `user ID ${JSON.stringify(uid)} holds an invalid glob`;
-    if (!globWithin(glob, scope)) return `certified glob "${glob}" is not inside the organisation scope "${scope}"`;
-    if (!globMatches(glob, name)) return `certified glob "${glob}" does not cover box "${name}"`;
+    const g = globOfUid(uid);
+    if ('problem' in g) return g.problem;
+    if (!globMatches(g.glob, name)) return `certified glob "${g.glob}" does not cover box "${name}"`;
     return null;
   };
 }
 
-/** Certify the `boxsig:<glob>` user ID of `repoKey` with `orgKey` (a generic certification, type 0x10). */
-export async function certifyScope(repoKey: openpgp.PublicKey, orgKey: openpgp.PrivateKey, glob: string, date = new Date()): Promise<openpgp.PublicKey> {
+/** Only `boxsig:<glob>` user IDs whose glob lies inside the organisation's `scope` and covers `name`. */
+export function scopeFilter(scope: string, name: string): UidFilter {
+  const byName = nameFilter(name);
+  return (uid) => {
+    const g = globOfUid(uid);
+    if ('problem' in g) return g.problem;
+    if (!globWithin(g.glob, scope)) return `certified glob "${g.glob}" is not inside the organisation scope "${scope}"`;
+    return byName(uid);
+  };
+}
+
+/**
+ * Certify the `boxsig:<glob>` user ID of `repo` with the primary key of
+ * `org` (a generic certification, type 0x10, as `gpg --quick-sign-key`
+ * makes). The org key needs the certify capability only: a GnuPG
+ * certify-only (`[C]`) key works. Returns the repository key with every
+ * packet it had plus the certification.
+ */
+export async function certifyScope(repo: Cert, org: pgp.PrivateKey, glob: string, date = new Date()): Promise<Cert> {
   const gp = globProblem(glob);
   if (gp) throw usage(`--scope ${JSON.stringify(glob)} ${gp}`);
   const uid = BOXSIG_UID_PREFIX + glob;
-  const index = repoKey.users.findIndex((u) => u.userID?.userID === uid);
-  if (index < 0) {
+  const user = repo.users.find((u) => userIdText(u) === uid);
+  if (!user) {
+    const have = repo.users.map(userIdText).filter((u): u is string => u !== null);
     throw usage(
-      `the repository key ${fingerprintOf(repoKey)} has no user ID "${uid}" (it has: ${
-        userIdsOf(repoKey)
-          .map((u) => JSON.stringify(u))
-          .join(', ') || 'none'
-      })`,
+      `the repository key ${repo.info.fingerprint} has no user ID "${uid}" (it has: ${have.map((u) => JSON.stringify(u)).join(', ') || 'none'})`,
       {},
       `its owner adds it first: boxsig key add-uid --key REPO.secret.asc --uid "${uid}" (or gpg --quick-add-uid FPR "${uid}")`,
     );
   }
-  const user = repoKey.users[index];
+  const view = await openKey(repo);
+  const bound = await pgp.userIdValidAt(view, user.packet.body, date);
+  if (!bound.ok) throw usage(`the user ID "${uid}" has no valid self-signature: ${bound.reason}`);
+  let body: Uint8Array;
   try {
-    await user.verify(date, cfg());
+    body = await pgp.makeCertification(org, repo.primary.body, user.packet.body, date);
   } catch (e) {
-    throw usage(`the user ID "${uid}" has no valid self-signature: ${(e as Error).message}`);
+    throw new BoxsigError('USAGE', `cannot certify with ${pgp.fingerprintOf(org)}: ${(e as Error).message}`);
   }
-  try {
-    const certified = await (user as unknown as { certify(k: openpgp.PrivateKey[], d: Date, c: openpgp.Config): Promise<typeof user> }).certify(
-      [orgKey],
-      date,
-      cfg(),
-    );
-    const key = (repoKey as unknown as { clone(): openpgp.PublicKey }).clone();
-    key.users[index] = certified;
-    return key;
-  } catch (e) {
-    throw new BoxsigError('USAGE', `cannot certify with ${fingerprintOf(orgKey)}: ${(e as Error).message}`);
-  }
+  const certified: Cert = {
+    ...repo,
+    users: repo.users.map((u) => (u === user ? { ...u, sigs: [...u.sigs, { packet: { tag: TAG.signature, body }, info: parseSignaturePacket(body) }] } : u)),
+  };
+  return mergeCert(repo, certified).cert;
 }
 
 /** Add a self-signed user ID to one's own key. */
-export async function addUserId(key: openpgp.PrivateKey, uid: string): Promise<openpgp.PrivateKey> {
-  if (key.users.some((u) => u.userID?.userID === uid)) throw usage(`the key already has the user ID ${JSON.stringify(uid)}`);
-  // A new user ID packet with a self-certification modelled on the primary user's (expiry, flags, preferences).
-  const packet = openpgp.UserIDPacket.fromObject({ name: uid });
-  const list = new openpgp.PacketList();
-  list.push(...key.toPacketList());
-  const bound = await selfCertify(key, packet);
-  list.push(packet, bound);
-  return (await openpgp.readPrivateKey({ binaryKey: list.write(), config: PGP_CONFIG })) as openpgp.PrivateKey;
-}
-
-async function selfCertify(key: openpgp.PrivateKey, packet: openpgp.UserIDPacket): Promise<openpgp.SignaturePacket> {
-  // Reuse the primary user's self-signature settings (expiry, preferences) for the new user ID.
-  const { selfCertification } = await key.getPrimaryUser(undefined, undefined, cfg());
-  const sig = new openpgp.SignaturePacket();
-  const s = sig as unknown as Record<string, unknown>;
-  s.signatureType = openpgp.enums.signature.certPositive;
-  s.publicKeyAlgorithm = key.keyPacket.algorithm;
-  s.hashAlgorithm = selfCertification.hashAlgorithm;
-  s.keyFlags = selfCertification.keyFlags;
-  s.keyExpirationTime = selfCertification.keyExpirationTime;
-  s.keyNeverExpires = selfCertification.keyNeverExpires;
-  s.preferredSymmetricAlgorithms = selfCertification.preferredSymmetricAlgorithms;
-  s.preferredHashAlgorithms = selfCertification.preferredHashAlgorithms;
-  s.preferredCompressionAlgorithms = selfCertification.preferredCompressionAlgorithms;
-  s.features = selfCertification.features;
-  const data = { userID: packet, key: key.keyPacket };
-  await (sig as unknown as { sign(k: unknown, d: unknown, date?: Date, detached?: boolean, config?: openpgp.Config): Promise<void> }).sign(
-    key.keyPacket,
-    data,
-    new Date(),
-    undefined,
-    cfg(),
+export async function addUserId(key: pgp.PrivateKey, uid: string, date = new Date()): Promise<pgp.PrivateKey> {
+  if (pgp.userIdsOf(key).includes(uid)) throw usage(`the key already has the user ID ${JSON.stringify(uid)}`);
+  const uidBytes = Buffer.from(uid, 'utf8');
+  const sig = await pgp.makeSelfCertification(key, uidBytes, date);
+  return pgp.secretKeyWith(
+    key,
+    writePackets([
+      { tag: TAG.userId, body: uidBytes },
+      { tag: TAG.signature, body: sig },
+    ]),
   );
-  return sig;
 }

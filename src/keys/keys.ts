@@ -1,31 +1,21 @@
 /**
  * OpenPGP key material: reading (armored or binary, several blocks, GnuPG
- * exports and revocation certificates), generating, fingerprints.
+ * exports and revocation certificates), fingerprints, own secret keys.
+ *
+ * Untrusted key data is read by boxsig's own packet reader first
+ * (packets.ts, cert.ts) and checked against the limits and the allowed
+ * algorithms (shape.ts) before OpenPGP.js sees any of it.
  */
-import * as openpgp from 'openpgp';
 import { BoxsigError, refuse, usage } from '../errors.js';
+import { splitCerts, type Cert, type Sig } from './cert.js';
+import { PacketError, REVOCATION_TYPES, readPackets } from './packets.js';
+import { checkCert } from './shape.js';
+import * as pgp from './pgp.js';
+import { openKey } from './handle.js';
 
-export type Key = openpgp.PublicKey | openpgp.PrivateKey;
-
-/** OpenPGP.js configuration used for every operation. */
-export const PGP_CONFIG: Partial<openpgp.Config> = {
-  v6Keys: false,
-  ignoreUnsupportedPackets: true,
-  ignoreMalformedPackets: false,
-  enforceGrammar: true,
-};
-
-export function fingerprintOf(key: Key): string {
-  return key.getFingerprint().toUpperCase();
-}
-
-export function keyIdOf(key: Key): string {
-  return key.getKeyID().toHex().toUpperCase();
-}
-
-export function userIdsOf(key: Key): string[] {
-  return key.users.filter((u) => u.userID).map((u) => u.userID!.userID);
-}
+export type Key = pgp.AnyKey;
+export type { PublicKey, PrivateKey } from './pgp.js';
+export { fingerprintOf, keyIdOf, userIdsOf, describeAlgorithm, PGP_CONFIG } from './pgp.js';
 
 export const FPR_RE = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
 
@@ -41,95 +31,80 @@ export function parseFingerprintArg(s: string, what = 'fingerprint'): string {
   return f;
 }
 
+/** What a key file holds, read by boxsig's packet reader. */
+export interface KeyData {
+  certs: Cert[];
+  /** signatures outside any key: revocation certificates (key 0x20, subkey 0x28, certification 0x30) */
+  bare: Sig[];
+  /** the binary packets, as read */
+  binary: Uint8Array;
+}
+
+const ARMOR_RE = /^:?-----BEGIN PGP ([A-Z ]+?)-----\r?$[\s\S]*?^-----END PGP \1-----\r?$/gm;
+
+async function binaryOf(data: Uint8Array, what: string): Promise<Uint8Array> {
+  const text = Buffer.from(data).toString('latin1');
+  const blocks = [...text.matchAll(ARMOR_RE)].map((m) => m[0].replace(/^:/, ''));
+  if (blocks.length === 0) return data;
+  const parts: Uint8Array[] = [];
+  for (const block of blocks) {
+    let d: { kind: pgp.ArmorKind; data: Uint8Array };
+    try {
+      d = await pgp.dearmor(block);
+    } catch (e) {
+      throw refuse('MALFORMED', `${what}: damaged ASCII armor (${(e as Error).message})`);
+    }
+    if (d.kind === 'other') throw refuse('MALFORMED', `${what}: armored block is not a key`);
+    parts.push(d.data);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * Read every key and revocation certificate in a file: armored blocks
+ * (including GnuPG's `openpgp-revocs.d` files, whose armor line starts with
+ * a colon) or binary packets. Every key is checked against the limits and
+ * the accepted algorithms (MALFORMED otherwise).
+ */
+export async function readKeyData(data: Uint8Array, what: string): Promise<KeyData> {
+  const binary = await binaryOf(data, what);
+  let split: { certs: Cert[]; bare: Sig[] };
+  try {
+    split = splitCerts(readPackets(binary));
+  } catch (e) {
+    if (e instanceof PacketError) throw refuse('MALFORMED', `${what}: not valid OpenPGP key data (${e.message})`);
+    throw e;
+  }
+  for (const s of split.bare) {
+    if (!REVOCATION_TYPES.has(s.info.type))
+      throw refuse('MALFORMED', `${what}: a bare signature that is not a revocation (type 0x${s.info.type.toString(16)})`);
+  }
+  if (split.certs.length === 0 && split.bare.length === 0) throw refuse('MALFORMED', `${what}: contains no OpenPGP key`);
+  for (const c of split.certs) checkCert(c, what);
+  return { ...split, binary };
+}
+
 export interface KeyMaterial {
   keys: Key[];
   /** Armored revocation certificates (signature packets without a key). */
   revocations: string[];
 }
 
-const ARMOR_RE = /^:?-----BEGIN PGP ([A-Z ]+?)-----\r?$[\s\S]*?^-----END PGP \1-----\r?$/gm;
-
-/**
- * Read every key and revocation certificate in a file: armored blocks
- * (including GnuPG's `openpgp-revocs.d` files, whose armor line starts with
- * a colon) or binary packets.
- */
+/** The keys of a file as OpenPGP.js objects (library compatibility; boxsig itself works on `readKeyData`). */
 export async function readKeyMaterial(data: Uint8Array, what: string): Promise<KeyMaterial> {
-  const result: KeyMaterial = { keys: [], revocations: [] };
-  const text = Buffer.from(data).toString('latin1');
-  const blocks = [...text.matchAll(ARMOR_RE)].map((m) => m[0].replace(/^:/, ''));
-  try {
-    if (blocks.length > 0) {
-      for (const block of blocks) {
-        const { type, data: bin } = await openpgp.unarmor(block);
-        if (type !== openpgp.enums.armor.publicKey && type !== openpgp.enums.armor.privateKey) {
-          throw refuse('MALFORMED', `${what}: armored block is not a key`);
-        }
-        await readBinaryMaterial(bin as Uint8Array, result, what);
-      }
-    } else {
-      await readBinaryMaterial(data, result, what);
-    }
-  } catch (e) {
-    if (e instanceof BoxsigError) throw e;
-    throw refuse('MALFORMED', `${what}: not valid OpenPGP key data (${(e as Error).message})`);
-  }
-  if (result.keys.length === 0 && result.revocations.length === 0) {
-    throw refuse('MALFORMED', `${what}: contains no OpenPGP key`);
-  }
-  return result;
+  const d = await readKeyData(data, what);
+  const revocations = d.bare.map((s) => pgp.armorPublicKey(Buffer.concat([Buffer.from([0xc2]), lengthOf(s.packet.body.length), s.packet.body])));
+  if (d.certs.length === 0) return { keys: [], revocations };
+  const keys: Key[] = [...(await pgp.readSecretKeys(d.binary))];
+  const secret = new Set(keys.map((k) => pgp.fingerprintOf(k)));
+  for (const c of d.certs) if (!secret.has(c.info.fingerprint)) keys.push(await openKey(c));
+  return { keys, revocations };
 }
 
-async function readBinaryMaterial(bin: Uint8Array, out: KeyMaterial, what: string): Promise<void> {
-  let keys: Key[];
-  try {
-    keys = await openpgp.readKeys({ binaryKeys: bin, config: PGP_CONFIG });
-  } catch (e) {
-    if (!/No key packet found/.test((e as Error).message)) throw e;
-    // A bare revocation certificate: signature packets only.
-    const sig = await openpgp.readSignature({ binarySignature: bin, config: PGP_CONFIG });
-    for (const p of sig.packets) {
-      if (p.signatureType !== openpgp.enums.signature.keyRevocation) {
-        throw refuse('MALFORMED', `${what}: a bare signature that is not a key revocation`);
-      }
-      const pl = new openpgp.PacketList<openpgp.SignaturePacket>();
-      pl.push(p);
-      out.revocations.push(openpgp.armor(openpgp.enums.armor.publicKey, pl.write()));
-    }
-    return;
-  }
-  out.keys.push(...keys);
-}
-
-/** Read exactly one public key (as carried in `.boxsig/keys/<FPR>.asc`). */
-export async function readSinglePublicKey(data: Uint8Array, what: string): Promise<openpgp.PublicKey> {
-  const m = await readKeyMaterial(data, what);
-  if (m.keys.length !== 1 || m.revocations.length !== 0) throw refuse('MALFORMED', `${what}: must hold exactly one public key`);
-  const k = m.keys[0];
-  if (k.isPrivate()) throw refuse('MALFORMED', `${what}: holds secret key material`);
-  return k as openpgp.PublicKey;
-}
-
-/** The issuer of a revocation certificate, as a key ID or fingerprint (upper-case hex). */
-export async function revocationIssuer(armored: string): Promise<{ keyId: string; fingerprint: string | null; sig: openpgp.SignaturePacket }> {
-  const { data } = await openpgp.unarmor(armored);
-  const sig = (await openpgp.readSignature({ binarySignature: data as Uint8Array, config: PGP_CONFIG })).packets[0];
-  const fp = sig.issuerFingerprint ? Buffer.from(sig.issuerFingerprint).toString('hex').toUpperCase() : null;
-  return { keyId: sig.issuerKeyID.toHex().toUpperCase(), fingerprint: fp, sig };
-}
-
-/** Apply every revocation certificate that belongs to `key` (invalid ones are ignored). */
-export async function applyRevocations(key: openpgp.PublicKey, revocations: string[]): Promise<openpgp.PublicKey> {
-  let k = key;
-  for (const r of revocations) {
-    try {
-      const withCert = k as unknown as { applyRevocationCertificate(c: string, d?: Date, cfg?: openpgp.Config): Promise<openpgp.PublicKey> };
-      k = await withCert.applyRevocationCertificate(r, undefined, { ...openpgp.config, ...PGP_CONFIG } as openpgp.Config);
-    } catch {
-      // not for this key, or not valid: ignored
-    }
-  }
-  return k;
+function lengthOf(n: number): Uint8Array {
+  if (n < 192) return Buffer.from([n]);
+  if (n < 8384) return Buffer.from([((n - 192) >> 8) + 192, (n - 192) & 0xff]);
+  return Buffer.from([255, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
 export interface GenerateOptions {
@@ -141,16 +116,11 @@ export interface GenerateOptions {
   date?: Date;
 }
 
-/** Split "Name (comment) <email>" into OpenPGP.js's user ID object (which formats it back identically). */
-export function parseUserId(uid: string): { name?: string; email?: string; comment?: string } {
-  const m = /^(.*?)\s*(?:\((.*)\))?\s*<([^<>]+)>$/.exec(uid.trim());
-  if (m) {
-    const out: { name?: string; email?: string; comment?: string } = { email: m[3] };
-    if (m[1]) out.name = m[1];
-    if (m[2]) out.comment = m[2];
-    return out;
-  }
-  return { name: uid };
+export function userIdProblem(u: string): string | null {
+  if (!u.trim()) return 'is empty';
+  if (u.length > 1024) return 'is longer than 1024 characters';
+  if (/[\u0000-\u001f\u007f]/.test(u)) return 'contains a control character';
+  return null;
 }
 
 export async function generateKey(
@@ -158,61 +128,51 @@ export async function generateKey(
 ): Promise<{ privateKey: string; publicKey: string; fingerprint: string; revocationCertificate: string }> {
   if (opts.userIds.length === 0) throw usage('at least one --uid is required');
   for (const u of opts.userIds) {
-    if (!u.trim() || u.length > 1024 || /[\u0000-\u001f]/.test(u)) throw usage(`invalid user ID ${JSON.stringify(u)}`);
+    const p = userIdProblem(u);
+    if (p) throw usage(`invalid user ID ${JSON.stringify(u)}: it ${p}`);
   }
-  const base = {
-    // the whole string as the "name": OpenPGP.js writes it byte for byte (its e-mail check would refuse valid local addresses)
-    userIDs: opts.userIds.map((u) => ({ name: u })),
-    keyExpirationTime: opts.expiresIn ?? 0,
-    format: 'armored' as const,
-    config: PGP_CONFIG,
-    ...(opts.date ? { date: opts.date } : {}),
-    ...(opts.passphrase ? { passphrase: opts.passphrase } : {}),
-  };
-  const r =
-    opts.type === 'rsa4096'
-      ? await openpgp.generateKey({ ...base, type: 'rsa', rsaBits: 4096 })
-      : await openpgp.generateKey({ ...base, type: 'ecc', curve: 'curve25519Legacy' });
-  const pub = await openpgp.readKey({ armoredKey: r.publicKey });
-  return { privateKey: r.privateKey, publicKey: r.publicKey, fingerprint: fingerprintOf(pub), revocationCertificate: r.revocationCertificate };
+  return pgp.newKey({ userIds: opts.userIds, type: opts.type ?? 'ed25519', passphrase: opts.passphrase, expiresIn: opts.expiresIn ?? 0, date: opts.date });
 }
 
 /** Read a secret key file and unlock it. */
-export async function loadSecretKey(data: Uint8Array, what: string, passphrase: () => Promise<string | undefined>): Promise<openpgp.PrivateKey> {
-  const m = await readKeyMaterial(data, what);
-  const priv = m.keys.filter((k) => k.isPrivate()) as openpgp.PrivateKey[];
-  if (priv.length === 0) throw usage(`${what} holds no secret key (is it the public half?)`);
-  if (priv.length > 1) throw usage(`${what} holds ${priv.length} secret keys; give one key per --key`);
-  const key = priv[0];
+export async function loadSecretKey(data: Uint8Array, what: string, passphrase: () => Promise<string | undefined>): Promise<pgp.PrivateKey> {
+  const key = await readSecretKey(data, what);
   if (key.isDecrypted()) return key;
   const pass = await passphrase();
   if (pass === undefined) {
     throw usage(`${what} is protected by a passphrase: give --passphrase-file FILE or set BOXSIG_PASSPHRASE`);
   }
   try {
-    return await openpgp.decryptKey({ privateKey: key, passphrase: pass, config: PGP_CONFIG });
+    return await pgp.unlock(key, pass);
   } catch (e) {
-    throw usage(`cannot unlock ${what}: ${(e as Error).message.replace(/^Error decrypting private key: /, '')}`);
+    throw usage(`cannot unlock ${what}: ${(e as Error).message}`);
   }
+}
+
+/** The one secret key of a file, still locked. A key boxsig would not accept is a usage error here (the user's own file). */
+export async function readSecretKey(data: Uint8Array, what: string): Promise<pgp.PrivateKey> {
+  const d = await readKeyData(data, what).catch((e: unknown) => {
+    if (e instanceof BoxsigError && e.code === 'MALFORMED') throw usage(e.message, e.details, e.hint);
+    throw e;
+  });
+  const priv = await pgp.readSecretKeys(d.binary).catch((e: Error) => {
+    throw refuse('MALFORMED', `${what}: ${e.message}`);
+  });
+  if (priv.length === 0) throw usage(`${what} holds no secret key (is it the public half?)`);
+  if (priv.length > 1) throw usage(`${what} holds ${priv.length} secret keys; give one key per --key`);
+  return priv[0];
 }
 
 /** A detached, ASCII-armored binary signature over `data`. */
-export async function signDetached(data: Uint8Array, key: openpgp.PrivateKey, date = new Date()): Promise<string> {
-  const message = await openpgp.createMessage({ binary: data });
+export async function signDetached(data: Uint8Array, key: pgp.PrivateKey, date = new Date()): Promise<string> {
   try {
-    return (await openpgp.sign({ message, signingKeys: key, detached: true, format: 'armored', date, config: PGP_CONFIG })) as string;
+    return await pgp.signDocument(data, key, date);
   } catch (e) {
-    throw new BoxsigError('USAGE', `cannot sign with key ${fingerprintOf(key)}: ${(e as Error).message}`);
+    throw new BoxsigError('USAGE', `cannot sign with key ${pgp.fingerprintOf(key)}: ${(e as Error).message}`);
   }
 }
 
+/** The armored public part of a key as OpenPGP.js holds it. */
 export function publicArmored(key: Key): string {
-  return key.toPublic().armor(PGP_CONFIG as openpgp.Config);
-}
-
-export function describeAlgorithm(key: Key): string {
-  const info = key.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
-  if (info.curve) return info.curve === 'ed25519Legacy' || info.curve === 'ed25519' ? 'ed25519' : `${info.algorithm}/${info.curve}`;
-  if (info.bits) return `${info.algorithm.replace(/Encrypt|Sign/g, '')}${info.bits}`;
-  return info.algorithm;
+  return pgp.armorPublicKey(pgp.publicBytes(key));
 }

@@ -1,12 +1,21 @@
 /**
  * Who signs a manifest: a secret key file (OpenPGP.js), or a key held by the
- * local GnuPG (gpg-agent, smartcards, HSMs behind it).
+ * local GnuPG (gpg-agent, smartcards, HSMs behind it) — and the public key
+ * the box carries for it, with every certification boxsig knows for it
+ * (`withCertifications`), so that a consumer checks an organisation chain on
+ * first encounter with nothing to import.
  */
 import { spawn } from 'node:child_process';
-import type * as openpgp from 'openpgp';
 import { BoxsigError, usage } from '../errors.js';
-import { fingerprintOf, publicArmored, readKeyMaterial, signDetached } from './keys.js';
+import { mergeCert, splitCerts, type Cert, type Sig } from './cert.js';
+import { readKeyData, signDetached } from './keys.js';
+import { CERTIFICATION_TYPES, readPackets } from './packets.js';
+import { certProblem } from './shape.js';
+import { CARRIED_CERTIFIERS, certifierClaims } from './signers.js';
 import { readOneSignature } from './verify.js';
+import { BOXSIG_UID_PREFIX } from './certify.js';
+import { userIdText, writeCert, fingerprints } from './cert.js';
+import * as pgp from './pgp.js';
 
 export interface ManifestSigner {
   /** Primary-key fingerprint. */
@@ -17,13 +26,111 @@ export interface ManifestSigner {
   describe: string;
 }
 
-export function signerFromKey(key: openpgp.PrivateKey, source: string): ManifestSigner {
+export function signerFromKey(key: pgp.PrivateKey, source: string): ManifestSigner {
   return {
-    fingerprint: fingerprintOf(key),
-    publicKey: publicArmored(key),
+    fingerprint: pgp.fingerprintOf(key),
+    publicKey: pgp.armorPublicKey(pgp.publicBytes(key)),
     sign: (data, date) => signDetached(data, key, date),
     describe: source,
   };
+}
+
+/** A copy of a signing key from somewhere: a file (`sign --key`, `sign --cert`), the keyring. */
+export interface KeyCopy {
+  data: Uint8Array | Cert;
+  what: string;
+  /** a copy the user named explicitly (`--cert`): it must hold a signer's key */
+  explicit?: boolean;
+}
+
+function ownSignature(s: Sig, c: Cert): boolean {
+  const own = c.info.fingerprint;
+  if (s.info.hashedIssuerFingerprint) return s.info.hashedIssuerFingerprint === own;
+  return s.info.issuerFingerprints.includes(own) || s.info.issuerKeyIds.includes(c.info.keyId);
+}
+
+/**
+ * What a box carries of a key: everything of the key itself, and of the
+ * third-party signatures the certifications on `boxsig:` user IDs (and every
+ * certification revocation) — the only ones boxsig's trust reads — like
+ * GnuPG's export-minimal does for the rest.
+ */
+export function embeddable(c: Cert): Cert {
+  return {
+    ...c,
+    hadSecret: false,
+    users: c.users.map((u) => {
+      const boxsigUid = (userIdText(u) ?? '').startsWith(BOXSIG_UID_PREFIX);
+      return { ...u, sigs: u.sigs.filter((s) => boxsigUid || !CERTIFICATION_TYPES.has(s.info.type) || ownSignature(s, c)) };
+    }),
+  };
+}
+
+async function certsOf(copy: KeyCopy): Promise<Cert[]> {
+  if (!(copy.data instanceof Uint8Array)) return [copy.data];
+  return (await readKeyData(copy.data, copy.what)).certs;
+}
+
+/** Where else a key may be found (the keyring). */
+export type CertSource = (fingerprint: string) => Promise<Cert | null>;
+
+/**
+ * The signers with every certification known for their keys: the copies
+ * given (the key files, `--cert` files, the keyring's copies) merged into
+ * the key each embeds, followed by the public keys of the keys that
+ * certified its `boxsig:` user IDs (an organisation key), when known — so
+ * that a consumer configured with only the organisation's fingerprint checks
+ * the chain on first encounter. A `--cert` file that contributes nothing is
+ * a usage error.
+ */
+export async function withCertifications(signers: ManifestSigner[], copies: KeyCopy[], lookup: CertSource = async () => null): Promise<ManifestSigner[]> {
+  const known = new Map<string, Cert>();
+  for (const s of signers) {
+    const own = splitCerts(readPackets((await pgp.dearmor(s.publicKey.slice(s.publicKey.indexOf('-----BEGIN PGP')))).data)).certs[0];
+    if (own) known.set(s.fingerprint, own);
+  }
+  const pool = new Map<string, Cert>();
+  const given: Array<{ copy: KeyCopy; fprs: string[] }> = [];
+  for (const copy of copies) {
+    const certs = await certsOf(copy);
+    given.push({ copy, fprs: certs.map((c) => c.info.fingerprint) });
+    for (const c of certs) {
+      const into = known.has(c.info.fingerprint) ? known : pool;
+      const before = into.get(c.info.fingerprint);
+      into.set(c.info.fingerprint, before ? mergeCert(before, c).cert : c);
+    }
+  }
+  const used = new Set(known.keys());
+  const out: ManifestSigner[] = [];
+  for (const s of signers) {
+    const c = known.get(s.fingerprint);
+    if (!c) {
+      out.push(s);
+      continue;
+    }
+    const parts = [checkedForTravel(embeddable(c), s.fingerprint)];
+    for (const f of [...certifierClaims(c)].sort().slice(0, CARRIED_CERTIFIERS.perFile)) {
+      const certifier = pool.get(f) ?? known.get(f) ?? (await lookup(f));
+      if (!certifier) continue;
+      parts.push(checkedForTravel(embeddable(certifier), f));
+      used.add(f);
+    }
+    out.push({ ...s, publicKey: pgp.armorPublicKey(Buffer.concat(parts.map(writeCert))) });
+  }
+  for (const g of given) {
+    if (g.copy.explicit && !g.fprs.some((f) => used.has(f))) {
+      throw usage(
+        `${g.copy.what} holds neither a copy of the signing key${signers.length === 1 ? '' : 's'} ${signers.map((x) => x.fingerprint).join(', ')} nor a key that certified ${signers.length === 1 ? 'it' : 'them'}`,
+      );
+    }
+  }
+  return out;
+}
+
+function checkedForTravel(c: Cert, fpr: string): Cert {
+  const problem = certProblem(c);
+  if (problem) throw usage(`the key ${fpr} cannot travel in a box: ${problem}`);
+  return c;
 }
 
 interface RunResult {
@@ -62,16 +169,23 @@ export async function signerFromGpg(id: string, opts: { gpg?: string; passphrase
   if (exp.code !== 0 || exp.stdout.length === 0) {
     throw usage(`GnuPG has no public key for ${id}${exp.stderr ? `: ${exp.stderr.trim()}` : ''}`);
   }
-  const material = await readKeyMaterial(exp.stdout, `gpg --export ${id}`);
-  if (material.keys.length !== 1) throw usage(`${id} matches ${material.keys.length} keys in GnuPG; give the full fingerprint`);
-  const key = material.keys[0];
-  const fingerprint = fingerprintOf(key);
-  // export the full key (with certifications, for org chains)
+  const { certs } = await readKeyData(exp.stdout, `gpg --export ${id}`);
+  if (certs.length !== 1) throw usage(`${id} matches ${certs.length} keys in GnuPG; give the full fingerprint`);
+  const cert = certs[0];
+  const fingerprint = cert.info.fingerprint;
+  // the full key (with certifications, for org chains), kept to what a box carries
   const full = await run(gpg, ['--batch', '--armor', '--export', fingerprint]);
-  const publicKey = full.code === 0 && full.stdout.length ? full.stdout.toString('latin1') : publicArmored(key);
+  let withCerts = cert;
+  if (full.code === 0 && full.stdout.length) {
+    const more = (await readKeyData(full.stdout, `gpg --export ${fingerprint}`).catch(() => ({ certs: [] as Cert[] }))).certs.find(
+      (c) => c.info.fingerprint === fingerprint,
+    );
+    if (more) withCerts = mergeCert(cert, more).cert;
+  }
+  const own = fingerprints(cert);
   return {
     fingerprint,
-    publicKey,
+    publicKey: pgp.armorPublicKey(writeCert(embeddable(withCerts))),
     describe: `GnuPG key ${fingerprint}`,
     async sign(data: Uint8Array) {
       const args = ['--batch', '--yes', '--armor', '--digest-algo', 'SHA512', '--local-user', fingerprint, '--detach-sign'];
@@ -81,7 +195,9 @@ export async function signerFromGpg(id: string, opts: { gpg?: string; passphrase
         throw new BoxsigError('USAGE', `gpg could not sign with ${fingerprint}: ${r.stderr.trim() || `exit status ${r.code}`}`);
       }
       const sig = await readOneSignature(r.stdout, 'gpg output');
-      if (key.getKeys(sig.issuerKeyID).length === 0) throw new BoxsigError('INTERNAL', `gpg signed with a key outside ${fingerprint}`);
+      const issuer = sig.info.hashedIssuerFingerprint ?? sig.info.issuerFingerprints[0];
+      const ok = issuer ? own.includes(issuer) : own.some((f) => sig.info.issuerKeyIds.includes(f.slice(-16)));
+      if (!ok) throw new BoxsigError('INTERNAL', `gpg signed with a key outside ${fingerprint}`);
       return r.stdout.toString('latin1');
     },
   };

@@ -4,17 +4,27 @@
  * revoked key (KEY_REVOKED). Revocation follows the reason: `compromised` or
  * no reason invalidates every signature; `superseded` and `retired` only the
  * ones made after the revocation.
+ *
+ * The signature is judged at the later of its own creation time and the
+ * manifest's `created`; a signature older than the manifest it signs is
+ * impossible and refused (a backdated signature by an expired key).
  */
-import * as openpgp from 'openpgp';
 import { refuse, type RefusalCode } from '../errors.js';
-import { describeAlgorithm, fingerprintOf, PGP_CONFIG, userIdsOf } from './keys.js';
+import { SIGTYPE, parseSignaturePacket, readPackets, subpacketName, TAG, type SignatureInfo } from './packets.js';
+import { handleOf, type KeyHandle } from './handle.js';
+import { describeRevocation, keyRevocation, revocationAt } from './revocation.js';
+import * as pgp from './pgp.js';
 
 export type Enforcement = 'enforce' | 'warn';
 
 export interface SignatureCheck {
   /** Primary-key fingerprint of the signer. */
   fingerprint: string;
-  /** Fingerprint of the (sub)key that made the signature. */
+  /**
+   * Fingerprint of the (sub)key that made the signature. One signing key
+   * counts once, whichever primaries it is bound to: a threshold counts
+   * distinct values of this field as well as of `fingerprint`.
+   */
   signingKey: string;
   userIds: string[];
   algorithm: string;
@@ -28,195 +38,149 @@ export interface SignatureCheck {
   warnings: string[];
 }
 
-const cfg = (): openpgp.Config => ({ ...openpgp.config, ...PGP_CONFIG }) as openpgp.Config;
+/** A detached signature as read from `.boxsig/signatures/<FPR>.asc`. */
+export interface DetachedSignature {
+  body: Uint8Array;
+  info: SignatureInfo;
+  /** the key IDs / fingerprint it names as its issuer (upper-case hex) */
+  issuer: string;
+}
 
-/** Parse one armored detached signature file; refuses files holding anything but exactly one signature packet. */
-export async function readOneSignature(bytes: Uint8Array, what: string): Promise<openpgp.SignaturePacket> {
+/** Parse one armored detached signature file; refuses files holding anything but exactly one v4 signature packet. */
+export async function readOneSignature(bytes: Uint8Array, what: string): Promise<DetachedSignature> {
   const text = Buffer.from(bytes).toString('latin1');
   const blocks = text.match(/-----BEGIN PGP SIGNATURE-----/g)?.length ?? 0;
   if (blocks !== 1) throw refuse('MALFORMED', `${what}: expected one ASCII-armored signature, found ${blocks}`);
-  let sig: openpgp.Signature;
+  let data: Uint8Array;
   try {
-    sig = await openpgp.readSignature({ armoredSignature: text, config: PGP_CONFIG });
+    const d = await pgp.dearmor(text.slice(text.indexOf('-----BEGIN PGP SIGNATURE-----')));
+    if (d.kind !== 'signature') throw new Error('the armor is not a signature');
+    data = d.data;
   } catch (e) {
     throw refuse('MALFORMED', `${what}: not a valid OpenPGP signature (${(e as Error).message})`);
   }
-  if (sig.packets.length !== 1) {
-    throw refuse('MALFORMED', `${what}: holds ${sig.packets.length} signatures; boxsig expects one signature per file`);
+  let packets;
+  try {
+    packets = readPackets(data);
+  } catch (e) {
+    throw refuse('MALFORMED', `${what}: not a valid OpenPGP signature (${(e as Error).message})`);
   }
-  return sig.packets[0];
-}
-
-function hex(b: Uint8Array | null | undefined): string | null {
-  return b ? Buffer.from(b).toString('hex').toUpperCase() : null;
-}
-
-/** Clone a key without any revocation signature (for policy `revocation: warn`). */
-function withoutRevocations(key: openpgp.PublicKey): openpgp.PublicKey {
-  const k = (key as unknown as { clone(deep: boolean): openpgp.PublicKey }).clone(true);
-  k.revocationSignatures = [];
-  for (const s of k.subkeys) s.revocationSignatures = [];
-  for (const u of k.users) u.revocationSignatures = [];
-  return k;
-}
-
-async function isKeyRevokedAt(key: openpgp.PublicKey, signing: openpgp.PublicKey | openpgp.Subkey, date: Date): Promise<boolean> {
-  if (await key.isRevoked(undefined, undefined, date, cfg())) return true;
-  if (signing !== key) {
-    const sub = signing as openpgp.Subkey;
-    try {
-      await sub.verify(date, cfg());
-    } catch (e) {
-      if (/revoked/i.test((e as Error).message)) return true;
-    }
+  if (packets.length !== 1 || packets[0].tag !== TAG.signature) {
+    throw refuse('MALFORMED', `${what}: holds ${packets.length} packets; boxsig expects one signature packet per file`);
   }
-  return false;
+  let info: SignatureInfo;
+  try {
+    info = parseSignaturePacket(packets[0].body);
+  } catch (e) {
+    throw refuse('MALFORMED', `${what}: the signature packet cannot be parsed (${(e as Error).message})`);
+  }
+  const issuer = info.hashedIssuerFingerprint ?? info.issuerFingerprints[0] ?? info.issuerKeyIds[0] ?? '';
+  return { body: packets[0].body, info, issuer };
 }
 
-/**
- * Check `sig` over `data` by `key` (whose primary fingerprint is `fingerprint`).
- */
-export async function checkSignature(opts: {
-  sig: openpgp.SignaturePacket;
-  key: openpgp.PublicKey;
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** Why a signature fails on its own, before any key is involved (null: it does not). */
+export function signatureProblem(sig: DetachedSignature): string | null {
+  const i = sig.info;
+  const critical = [...i.unknownCritical, ...i.unknownCriticalUnhashed];
+  if (critical.length) {
+    return `it carries critical subpacket ${critical.map(subpacketName).join(', ')}, which boxsig does not understand (RFC 4880: such a signature is invalid; GnuPG and Sequoia refuse it too)`;
+  }
+  if (i.type !== SIGTYPE.binary) return `signature type 0x${i.type.toString(16).padStart(2, '0')} is not a binary-document signature (0x00)`;
+  if (!i.created) return 'signature has no creation time';
+  if (!sig.issuer) return 'signature names no issuer key';
+  return null;
+}
+
+/** The (sub)key of `h` that the signature names; null when none. */
+function issuingKey(h: KeyHandle, sig: DetachedSignature): { fingerprint: string; keyId: string; body: Uint8Array; created: Date } | null {
+  const keys = [
+    { fingerprint: h.cert.info.fingerprint, keyId: h.cert.info.keyId, body: h.cert.primary.body, created: h.cert.info.created },
+    ...h.cert.subkeys.map((k) => ({ fingerprint: k.info.fingerprint, keyId: k.info.keyId, body: k.packet.body, created: k.info.created })),
+  ];
+  const named = sig.info.hashedIssuerFingerprint ?? sig.info.issuerFingerprints[0];
+  if (named) return keys.find((k) => k.fingerprint === named) ?? null;
+  return keys.find((k) => sig.info.issuerKeyIds.includes(k.keyId)) ?? null;
+}
+
+export interface CheckOptions {
+  sig: DetachedSignature;
+  /** the signer's key (as opened by handle.ts) */
+  key: pgp.PublicKey;
   data: Uint8Array;
   now: Date;
+  /** the manifest's own `created` */
+  manifestCreated?: Date | null;
   revocation: Enforcement;
   expiry: Enforcement;
-}): Promise<SignatureCheck> {
+}
+
+/** Check `sig` over `data` by `key`. */
+export async function checkSignature(opts: CheckOptions): Promise<SignatureCheck> {
   const { sig, key, data, now } = opts;
-  const fingerprint = fingerprintOf(key);
+  const h = await handleOf(key);
+  const fingerprint = h.cert.info.fingerprint;
   const result: SignatureCheck = {
     fingerprint,
     signingKey: fingerprint,
-    userIds: userIdsOf(key),
-    algorithm: describeAlgorithm(key),
-    created: sig.created ? sig.created.toISOString().replace(/\.\d{3}Z$/, 'Z') : '',
+    userIds: pgp.userIdsOf(key),
+    algorithm: pgp.describeAlgorithm(key),
+    created: sig.info.created ? iso(sig.info.created) : '',
     valid: false,
     warnings: [],
   };
-  const fail = (code: RefusalCode, reason: string): SignatureCheck => {
-    result.valid = false;
-    result.code = code;
-    result.reason = reason;
-    return result;
-  };
+  const fail = (code: RefusalCode, reason: string): SignatureCheck => ({ ...result, valid: false, code, reason });
 
-  if (sig.signatureType !== openpgp.enums.signature.binary) {
-    return fail('BAD_SIGNATURE', `signature type 0x${(sig.signatureType ?? 0).toString(16).padStart(2, '0')} is not a binary-document signature (0x00)`);
-  }
-  if (!sig.created) return fail('BAD_SIGNATURE', 'signature has no creation time');
-  const issuerKeys = key.getKeys(sig.issuerKeyID);
-  if (issuerKeys.length === 0) {
-    return fail('BAD_SIGNATURE', `signature was made by key ${sig.issuerKeyID.toHex().toUpperCase()}, which is not part of key ${fingerprint}`);
-  }
-  const signing = issuerKeys[0] as openpgp.PublicKey | openpgp.Subkey;
-  result.signingKey = signing.getFingerprint().toUpperCase();
-  const issuerFpr = hex(sig.issuerFingerprint);
-  if (issuerFpr && issuerFpr !== result.signingKey) {
-    return fail('BAD_SIGNATURE', `signature names issuer ${issuerFpr}, which does not match key ${result.signingKey}`);
-  }
+  const problem = signatureProblem(sig);
+  if (problem) return fail('BAD_SIGNATURE', problem);
+  const created = sig.info.created!;
+  const signing = issuingKey(h, sig);
+  if (!signing) return fail('BAD_SIGNATURE', `signature was made by key ${sig.issuer}, which is not part of key ${fingerprint}`);
+  result.signingKey = signing.fingerprint;
 
   // 1. the cryptography: these exact bytes, this key
-  const literal = new openpgp.LiteralDataPacket();
-  (literal as unknown as { setBytes(b: Uint8Array, f: openpgp.enums.literal): void }).setBytes(data, openpgp.enums.literal.binary);
-  try {
-    await sig.verify(signing.keyPacket, openpgp.enums.signature.binary, literal, now, true, cfg());
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (/in the future/.test(msg)) return fail('BAD_SIGNATURE', 'signature creation time is in the future');
-    if (/Signature is expired/.test(msg)) return fail('BAD_SIGNATURE', 'the signature itself has expired');
-    return fail('BAD_SIGNATURE', `signature does not match manifest.json (${msg})`);
-  }
-  if (signing.getCreationTime() > sig.created) return fail('BAD_SIGNATURE', 'signature is older than the key that made it');
-
-  // 2. the key at the time of signing: self-signatures, capability, expiry, revocation
-  const created = sig.created;
-  try {
-    await key.getSigningKey(sig.issuerKeyID, created, undefined, cfg());
-    result.valid = true;
-    return result;
-  } catch (e) {
-    const msg = (e as Error).message;
-    const revoked = await isKeyRevokedAt(key, signing === key ? key : (signing as openpgp.Subkey), created);
-    if (revoked) {
-      if (opts.revocation === 'warn') {
-        const unrevoked = withoutRevocations(key);
-        const ok = await unrevoked.getSigningKey(sig.issuerKeyID, created, undefined, cfg()).then(
-          () => true,
-          () => false,
-        );
-        if (ok) {
-          result.valid = true;
-          result.warnings.push(`key ${fingerprint} is revoked; accepted because the policy says revocation: warn`);
-          return result;
-        }
-      }
-      return fail('KEY_REVOKED', `key ${fingerprint} is revoked${await revocationDetail(key)}`);
-    }
-    if (/expired/i.test(msg)) {
-      if (opts.expiry === 'warn') {
-        const lastValid = lastSelfSignatureBefore(key, created);
-        if (lastValid) {
-          const ok = await key.getSigningKey(sig.issuerKeyID, lastValid, undefined, cfg()).then(
-            () => true,
-            () => false,
-          );
-          if (ok) {
-            result.valid = true;
-            result.warnings.push(`key ${result.signingKey} had expired when it signed; accepted because the policy says expiry: warn`);
-            return result;
-          }
-        }
-      }
-      return fail('KEY_EXPIRED', `key ${result.signingKey} had expired when the signature was made (${created.toISOString()})`);
-    }
+  const crypto = await pgp.verifyDocument(sig.body, signing.body, data);
+  if (!crypto.ok) return fail('BAD_SIGNATURE', crypto.reason);
+  // 2. the dates of the signature itself
+  if (created.getTime() > now.getTime()) return fail('BAD_SIGNATURE', 'signature creation time is in the future');
+  if (sig.info.expiresAfter && now.getTime() >= created.getTime() + sig.info.expiresAfter * 1000)
+    return fail('BAD_SIGNATURE', 'the signature itself has expired');
+  const manifestCreated = opts.manifestCreated ?? null;
+  if (manifestCreated && created.getTime() < manifestCreated.getTime()) {
     return fail(
       'BAD_SIGNATURE',
-      `key ${result.signingKey} is not valid for signing: ${msg.replace(/^Could not find valid signing key packet in key [0-9a-f]+: /, '')}`,
+      `signature was made at ${iso(created)}, before the manifest it signs was created (${iso(manifestCreated)}): a backdated signature is refused`,
     );
   }
-}
-
-/** Latest self-signature or binding-signature time not after `date` (a moment the key was certified). */
-function lastSelfSignatureBefore(key: openpgp.PublicKey, date: Date): Date | null {
-  let best: Date | null = null;
-  const consider = (s: openpgp.SignaturePacket) => {
-    if (s.created && s.created <= date && (!best || s.created > best)) best = s.created;
-  };
-  for (const u of key.users) u.selfCertifications.forEach(consider);
-  (key as unknown as { directSignatures: openpgp.SignaturePacket[] }).directSignatures.forEach(consider);
-  for (const sk of key.subkeys) sk.bindingSignatures.forEach(consider);
-  return best;
-}
-
-const REASONS: Record<number, string> = {
-  0: 'no reason given',
-  1: 'superseded',
-  2: 'compromised',
-  3: 'retired',
-  32: 'user ID no longer valid',
-};
-
-async function revocationDetail(key: openpgp.PublicKey): Promise<string> {
-  const sigs = [...key.revocationSignatures, ...key.subkeys.flatMap((s) => s.revocationSignatures)];
-  const s = sigs[0];
-  if (!s) return '';
-  const reason = REASONS[s.reasonForRevocationFlag ?? 0] ?? `reason ${s.reasonForRevocationFlag}`;
-  const text = s.reasonForRevocationString ? `: ${s.reasonForRevocationString}` : '';
-  return ` (${reason}${text}, ${s.created?.toISOString() ?? 'undated'})`;
-}
-
-/** Describe the revocation state of a key now: null when not revoked. */
-export async function revocationState(key: openpgp.PublicKey): Promise<{ reason: string; hard: boolean; date: string | null } | null> {
-  for (const s of key.revocationSignatures) {
-    try {
-      await s.verify(key.keyPacket, openpgp.enums.signature.keyRevocation, { key: key.keyPacket }, undefined, undefined, cfg());
-    } catch {
-      continue;
-    }
-    const flag = s.reasonForRevocationFlag ?? 0;
-    return { reason: REASONS[flag] ?? `reason ${flag}`, hard: ![1, 3, 32].includes(flag), date: s.created?.toISOString() ?? null };
+  if (signing.created.getTime() > created.getTime()) return fail('BAD_SIGNATURE', 'signature is older than the key that made it');
+  const at = manifestCreated && manifestCreated > created ? manifestCreated : created;
+  // 3. revocation, judged by boxsig
+  const revoked = revocationAt(h.revocations, signing.fingerprint, at);
+  if (revoked) {
+    if (opts.revocation !== 'warn') return fail('KEY_REVOKED', `key ${fingerprint} is revoked (${describeRevocation(revoked)})`);
+    result.warnings.push(`key ${fingerprint} is revoked (${describeRevocation(revoked)}); accepted because the policy says revocation: warn`);
   }
-  return null;
+  // 4. the key at that time: self-signatures, binding, capability, expiry
+  const validity = await pgp.signingKeyValidAt(h.view, signing.keyId, at);
+  if (validity.ok) return { ...result, valid: true };
+  if (!validity.expired) return fail('BAD_SIGNATURE', `key ${signing.fingerprint} is not valid for signing: ${validity.reason}`);
+  if (opts.expiry === 'warn') {
+    const lastValid = pgp.lastSelfSignatureBefore(h.view, at);
+    if (lastValid && (await pgp.signingKeyValidAt(h.view, signing.keyId, lastValid)).ok) {
+      return {
+        ...result,
+        valid: true,
+        warnings: [...result.warnings, `key ${signing.fingerprint} had expired when it signed; accepted because the policy says expiry: warn`],
+      };
+    }
+  }
+  return fail('KEY_EXPIRED', `key ${signing.fingerprint} had expired when the signature was made (${iso(at)})`);
+}
+
+/** Describe the revocation state of a key: null when not revoked. */
+export async function revocationState(key: pgp.PublicKey): Promise<{ reason: string; hard: boolean; date: string | null; by?: string } | null> {
+  const r = keyRevocation((await handleOf(key)).revocations);
+  if (!r) return null;
+  return { reason: r.reason, hard: r.hard, date: r.created?.toISOString() ?? null, ...(r.designated ? { by: r.issuer } : {}) };
 }

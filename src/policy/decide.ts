@@ -8,7 +8,7 @@ import type * as openpgp from 'openpgp';
 import { refuse } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { SignatureCheck } from '../keys/verify.js';
-import { checkCertifications, scopeFilter } from '../keys/certify.js';
+import { checkCertifications, nameFilter, scopeFilter } from '../keys/certify.js';
 import type { ResolvedPolicy } from './config.js';
 import type { TrustRecord } from '../trust/store.js';
 import { compareVersions } from './version.js';
@@ -125,7 +125,8 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
         if (checks.length === 0) chainNotes.push(`key ${s.fingerprint} carries no certification by organisation key ${orgFpr}`);
         else chainNotes.push(...checks.map((c) => `key ${s.fingerprint}: ${c.userId}: ${c.reason}`));
         const revokedCert = checks.find((c) => c.revoked);
-        if (revokedCert && s.valid) revokedChains.push(`${s.fingerprint} is certified only by organisation key ${orgFpr}, which is revoked: ${revokedCert.reason}`);
+        if (revokedCert && s.valid)
+          revokedChains.push(`${s.fingerprint} is certified only by organisation key ${orgFpr}, which is revoked: ${revokedCert.reason}`);
       }
     }
   }
@@ -170,7 +171,7 @@ export async function decideTrust(input: DecideInput): Promise<Decision> {
           for (const r of recorded) {
             const rk = await input.recordedKey(r);
             if (!rk) continue;
-            const checks = await checkCertifications(s.key, rk, now, policy.revocation);
+            const checks = await checkCertifications(s.key, rk, now, policy.revocation, nameFilter(name));
             const ok = checks.find((c) => c.ok);
             if (ok) {
               if (ok.warning) warnings.push(ok.warning);

@@ -4,15 +4,11 @@
  * lock and re-decides trust against the current record, so that two
  * concurrent adds of the same name cannot both "first-use" different keys.
  */
-import * as openpgp from 'openpgp';
-import fs from 'node:fs';
-import path from 'node:path';
+import type * as openpgp from 'openpgp';
 import { keyLookups, type Verdict } from '../box/judge.js';
 import { decideTrust, type Decision, type Signer } from '../policy/decide.js';
 import { compareVersions } from '../policy/version.js';
 import { formatTime } from '../manifest/manifest.js';
-import { fingerprintOf, publicArmored, readKeyMaterial } from '../keys/keys.js';
-import { writeFileAtomic } from './lock.js';
 import type { TrustState, TrustStore, HistoryEvent } from './store.js';
 
 const MAX_HISTORY = 50;
@@ -120,17 +116,7 @@ export async function commitTrust(input: CommitInput): Promise<CommitResult> {
   );
 }
 
-/** Add a key to the keyring while the store lock is held. */
+/** Add a key to the keyring while the store lock is held (merged with the stored copy: nothing is dropped). */
 export async function importKeyLocked(store: TrustStore, key: openpgp.PublicKey): Promise<void> {
-  const dir = store.keyring.keyDir;
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const fpr = fingerprintOf(key);
-  const file = path.join(dir, `${fpr}.asc`);
-  let merged = key;
-  if (fs.existsSync(file)) {
-    const m = await readKeyMaterial(fs.readFileSync(file), file);
-    const existing = m.keys[0] as openpgp.PublicKey | undefined;
-    if (existing) merged = (await existing.update(key).catch(() => existing)) as openpgp.PublicKey;
-  }
-  writeFileAtomic(file, publicArmored(merged), 0o644);
+  await store.keyring.mergeKeyLocked(key);
 }
