@@ -10,9 +10,10 @@
  * once (the cleanups then roll the section back, as the recovery of a killed
  * process would).
  *
- * Handlers are installed only while a cleanup is registered or a section is
- * deferred. When the embedding program has its own listeners for the signal,
- * boxsig cleans up and leaves the decision to end the process to them.
+ * The handlers are installed with the first cleanup or deferred section and
+ * stay (with nothing to clean up, a signal ends the process as it would
+ * without them). A program that embeds the library and listens for the
+ * signal itself receives it a second time, after boxsig's cleanup, and decides.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,7 +44,9 @@ function act(sig: Sig): void {
   uninstall();
   deferred = 0;
   pending = null;
-  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  // raised again even when other listeners remain: a host that handles the signal gets it once more and
+  // decides; one that only ends the process when it is the last listener (signal-exit) now is the last
+  process.kill(process.pid, sig);
 }
 
 function onSignal(sig: Sig): void {
@@ -66,23 +69,33 @@ function uninstall(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
 }
 
-function maybeUninstall(): void {
-  if (cleanups.size === 0 && deferred === 0) uninstall();
-}
-
 /** Run `cleanup` (synchronously) if the process is interrupted; call the returned function when it is no longer needed. */
 export function onInterrupt(cleanup: Cleanup): () => void {
   cleanups.add(cleanup);
   install();
   return () => {
     cleanups.delete(cleanup);
-    maybeUninstall();
   };
 }
 
 /** Remove a temporary file or directory if the process is interrupted. */
 export function removeOnInterrupt(p: string): () => void {
-  return onInterrupt(() => fs.rmSync(p, { recursive: true, force: true }));
+  return onInterrupt(() => removeTree(p));
+}
+
+/**
+ * Remove a file or directory tree, again if an operation that was already
+ * under way on the thread pool adds an entry meanwhile (ENOTEMPTY).
+ */
+export function removeTree(p: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.rmSync(p, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      if (attempt >= 20 || (e as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw e;
+    }
+  }
 }
 
 /** Run `fn` with interrupts held back until it has finished (see the module comment). */
@@ -92,10 +105,16 @@ export async function deferInterrupts<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } finally {
+    // a signal that arrived while the section ran synchronously is read by the event loop's next turn
+    await nextTurn();
     deferred--;
     if (deferred === 0 && pending !== null) act(pending);
-    else maybeUninstall();
   }
+}
+
+/** One turn of the event loop, in which pending signals are delivered to their listeners. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Whether a process with this pid exists (on this host). */

@@ -9,6 +9,8 @@ import { EXIT_OK, EXIT_USAGE } from '../errors.js';
 import { reportError } from './io.js';
 import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
+import { recoverBeforeMutation } from './recovery.js';
+import { nextTurn } from '../interrupt.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -24,6 +26,7 @@ export function buildProgram(): Command {
     .configureOutput({
       writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s),
     });
+  program.hook('preAction', recoverBeforeMutation);
   registerCoreCommands(program);
   registerTrustCommands(program);
   registerRepackage(program);
@@ -34,6 +37,7 @@ async function main(): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
+    await nextTurn(); // an interrupt that arrived during the last synchronous step still ends the process by its signal
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {

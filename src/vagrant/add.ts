@@ -278,8 +278,20 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       bytes: read.rawBytes,
     };
   } finally {
-    settle(staging);
     forget();
+    settleQuietly(staging);
+  }
+}
+
+/** Settle the staging directory; if even that fails, a later command's recovery step removes it. */
+function settleQuietly(staging: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      settle(staging);
+      return;
+    } catch {
+      // once more, then leave it to the recovery step
+    }
   }
 }
 

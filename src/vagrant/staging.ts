@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, ioError } from '../errors.js';
-import { processAlive } from '../interrupt.js';
+import { processAlive, removeTree } from '../interrupt.js';
 import { boxDirName } from '../manifest/names.js';
 import { boxesDir, checkLocation, type BoxLocation } from './home.js';
 
@@ -160,7 +160,7 @@ export function settle(staging: string): 'none' | 'completed' | 'rolled back' {
     outcome = finished ? 'completed' : 'rolled back';
     if (!finished) undo(staging, j);
   }
-  fs.rmSync(staging, { recursive: true, force: true });
+  removeTree(staging);
   return outcome;
 }
 
