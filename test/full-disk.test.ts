@@ -7,8 +7,8 @@
  * directory, the installed box of a replace untouched, the trust store
  * parsing. Once space is back, the same add works.
  *
- * Mounting needs root (or CAP_SYS_ADMIN): without it the test is skipped
- * locally with a message and fails on CI.
+ * Mounting needs root (or password-less sudo): without it the test is
+ * skipped locally with a message and fails on CI.
  */
 import t from 'tap';
 import fs from 'node:fs';
@@ -21,9 +21,14 @@ import { runPlain } from './fault/harness.js';
 
 const PAGE = 4096;
 
+/** mount and umount as root: directly, or through password-less sudo (as .ci/run uses it). */
+const asRoot = (cmd: string, args: string[]) =>
+  process.getuid?.() === 0 ? spawnSync(cmd, args, { encoding: 'utf8' }) : spawnSync('sudo', ['-n', cmd, ...args], { encoding: 'utf8' });
+
 function tryMount(dir: string, size: string): string | null {
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
+  const owner = `uid=${process.getuid?.() ?? 0},gid=${process.getgid?.() ?? 0},mode=0700`;
+  const r = asRoot('mount', ['-t', 'tmpfs', '-o', `size=${size},${owner}`, 'tmpfs', dir]);
   return r.status === 0 ? null : (r.stderr || r.error?.message || `mount exited ${r.status}`).trim();
 }
 
@@ -74,7 +79,7 @@ t.test('an add on a file system that fills up at each of its writes', async (t) 
     return;
   }
   t.teardown(() => {
-    spawnSync('umount', ['-l', disk]);
+    asRoot('umount', ['-l', disk]);
     fs.rmSync(disk, { recursive: true, force: true });
   });
   const inputs = path.join(dir, 'inputs');
