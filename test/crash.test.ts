@@ -152,6 +152,12 @@ function freshCopy(lab: Lab, template: keyof Lab['templates']): { dir: string; e
   return { dir, env, vagrantHome: env.VAGRANT_HOME!, boxsigHome: env.BOXSIG_HOME! };
 }
 
+/** The fault landed on the call the counting run saw at that place (the command is deterministic). */
+function sameCall(t: any, counted: string[], r: FaultRun, n: number, label: string): void {
+  const op = (line: string | undefined) => line?.split(' ')[1];
+  t.equal(op(r.calls[n - 1]), op(counted[n - 1]), `${label}: the same call as in the counting run`);
+}
+
 function describeFault(r: FaultRun, n: number): string {
   return `fault at call ${n} (${r.calls[n - 1] ?? 'not reached'})`;
 }
@@ -161,7 +167,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
 
   t.test('add: SIGKILL before every call', async (t) => {
     const args = ['add', lab.newBox, '--json'];
-    const { count, run } = await countCalls(args, freshCopy(lab, 'fresh').env);
+    const { count, run, calls } = await countCalls(args, freshCopy(lab, 'fresh').env);
     t.equal(run.code, 0, 'the unfaulted run succeeds');
     t.ok(count > 20, `${count} calls to fault`);
     await pool(
@@ -171,6 +177,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
         const w = freshCopy(lab, 'fresh');
         const r = await runWithFault(args, w.env, n, 'kill');
         const label = describeFault(r, n);
+        sameCall(t, calls, r, n, label);
         t.equal(r.signal, 'SIGKILL', `${label}: killed`);
         const target = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(target === null || same(target, lab.newTree), `${label}: the box is absent or complete`);
@@ -187,7 +194,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
 
   t.test('add --force: SIGKILL before every call; the next command restores or completes the replace', async (t) => {
     const args = ['add', lab.newBox, '--force', '--json'];
-    const { count, run } = await countCalls(args, freshCopy(lab, 'installed').env);
+    const { count, run, calls } = await countCalls(args, freshCopy(lab, 'installed').env);
     t.equal(run.code, 0, run.stderr);
     t.equal(JSON.parse(run.stdout).replaced, true);
     await pool(
@@ -197,6 +204,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
         const w = freshCopy(lab, 'installed');
         const r = await runWithFault(args, w.env, n, 'kill');
         const label = describeFault(r, n);
+        sameCall(t, calls, r, n, label);
         t.equal(r.signal, 'SIGKILL', `${label}: killed`);
         const after = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(after === null || same(after, lab.oldTree) || same(after, lab.newTree), `${label}: never a half box`);
@@ -215,14 +223,15 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
   });
 
   for (const mode of ['SIGTERM', 'SIGINT', 'SIGHUP'] as FaultMode[]) {
-    t.test(`add --force: ${mode} before ${mode === 'SIGTERM' ? 'every' : 'every third'} call is cleaned up by the process itself`, async (t) => {
+    t.test(`add --force: ${mode} before every call is cleaned up by the process itself`, async (t) => {
       const args = ['add', lab.newBox, '--force', '--json'];
-      const { count } = await countCalls(args, freshCopy(lab, 'installed').env);
-      const points = Array.from({ length: count }, (_, i) => i + 1).filter((n) => mode === 'SIGTERM' || n % 3 === 0);
+      const { count, calls } = await countCalls(args, freshCopy(lab, 'installed').env);
+      const points = Array.from({ length: count }, (_, i) => i + 1);
       await pool(points, 2, async (n) => {
         const w = freshCopy(lab, 'installed');
         const r = await runWithFault(args, w.env, n, mode);
         const label = describeFault(r, n);
+        sameCall(t, calls, r, n, label);
         t.equal(r.signal, mode, `${label}: ends by the signal (the conventional status)`);
         const after = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(same(after, lab.oldTree) || same(after, lab.newTree), `${label}: the old box or the new one, without any recovery`);
@@ -234,7 +243,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
 
   t.test('add --force: ENOSPC at every call fails cleanly or succeeds', async (t) => {
     const args = ['add', lab.newBox, '--force', '--json'];
-    const { count } = await countCalls(args, freshCopy(lab, 'installed').env);
+    const { count, calls } = await countCalls(args, freshCopy(lab, 'installed').env);
     await pool(
       Array.from({ length: count }, (_, i) => i + 1),
       2,
@@ -242,6 +251,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
         const w = freshCopy(lab, 'installed');
         const r = await runWithFault(args, w.env, n, 'enospc');
         const label = describeFault(r, n);
+        sameCall(t, calls, r, n, label);
         const after = treeOf(path.join(w.vagrantHome, ...TARGET));
         let json: any = null;
         try {
@@ -277,7 +287,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
     t.test(`${args.slice(0, 2).join(' ')}: SIGKILL before every call`, async (t) => {
       const w0 = freshCopy(lab, 'installed');
       const before = normalized(path.join(w0.boxsigHome, 'trust.json'));
-      const { count, run } = await countCalls(args, w0.env);
+      const { count, run, calls } = await countCalls(args, w0.env);
       t.equal(run.code, 0, run.stderr);
       const after = normalized(path.join(w0.boxsigHome, 'trust.json'));
       t.not(after, before, 'the unfaulted run changes the store');
@@ -288,6 +298,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
           const w = freshCopy(lab, 'installed');
           const r = await runWithFault(args, w.env, n, 'kill');
           const label = describeFault(r, n);
+          sameCall(t, calls, r, n, label);
           t.equal(r.signal, 'SIGKILL', `${label}: killed`);
           const storeFile = path.join(w.boxsigHome, 'trust.json');
           t.ok(parses(storeFile), `${label}: the trust store parses`);
@@ -305,7 +316,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
   t.test('key import: SIGKILL before every call', async (t) => {
     const other = makeKey(path.join(lab.root, 'inputs'), 'Imported <imp@acme.example>', [], envFor(path.join(lab.root, 'inputs')));
     const args = ['key', 'import', other.public, '--json'];
-    const { count, run } = await countCalls(args, freshCopy(lab, 'installed').env);
+    const { count, run, calls } = await countCalls(args, freshCopy(lab, 'installed').env);
     t.equal(run.code, 0, run.stderr);
     await pool(
       Array.from({ length: count }, (_, i) => i + 1),
@@ -314,6 +325,7 @@ t.test('add, add --force, trust and key import survive a crash at every file-sys
         const w = freshCopy(lab, 'installed');
         const r = await runWithFault(args, w.env, n, 'kill');
         const label = describeFault(r, n);
+        sameCall(t, calls, r, n, label);
         t.equal(r.signal, 'SIGKILL', `${label}: killed`);
         const keyFile = path.join(w.boxsigHome, 'keyring', `${other.fingerprint}.asc`);
         t.ok(!fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8').includes('END PGP PUBLIC KEY BLOCK'), `${label}: the key file is absent or whole`);
