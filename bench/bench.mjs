@@ -18,6 +18,8 @@
 //   --quick             smoke mode: 16MiB, 1 run, no warm-up, 3 start-up runs
 //   --work DIR          cache and scratch directory (default bench/.work)
 //   --keep              keep the scratch directory (signed boxes, homes) afterwards
+//   --scale             measure scale instead (add vs. store size, verify --installed vs.
+//                       box count): see bench/scale.mjs for its options
 //
 // Generates a realistic box deterministically (no network), times boxsig against
 // the floor of the work it must do and against the tools people use instead, on
@@ -39,6 +41,11 @@ const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const NODE = process.execPath;
 
 // ---------------------------------------------------------------- options
+// `npm run bench -- --scale`: costs that grow with the trust store and the installed boxes (bench/scale.mjs)
+if (process.argv.includes('--scale')) {
+  await import('./scale.mjs');
+  process.exit(0);
+}
 const { values: opts } = parseArgs({
   options: {
     size: { type: 'string' },

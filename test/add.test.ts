@@ -247,16 +247,22 @@ t.test('SIGKILL in the middle of an add leaves no box and no debris a later add 
   const srv = await serve({ '/big.box': { file: big, rate: 128 * 1024 } }); // ~2.5 MiB/s: the last kill still lands mid-transfer
   t.teardown(() => srv.close());
   const home = w.env.VAGRANT_HOME!;
-  for (const delay of [100, 250, 400, 600, 800, 1000, 1300, 1600]) {
+  const staging = (pid: number) => {
+    const tmp = path.join(home, 'tmp');
+    return fs.existsSync(tmp) && fs.readdirSync(tmp).some((n) => n.startsWith(`boxsig-add-${pid}-`));
+  };
+  for (const delay of [0, 100, 250, 400, 600, 800, 1000, 1300]) {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), 'add', `${srv.url}/big.box`, '--quiet'], {
       env: w.env,
       stdio: 'ignore',
     });
+    // counted from the moment the add has its staging directory, whatever its start-up time on a busy machine
+    while (!staging(child.pid!) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
-    t.notOk(fs.existsSync(path.join(home, 'boxes', 'acme-VAGRANTSLASH-big')), `killed after ${delay} ms: no partial box`);
+    t.notOk(fs.existsSync(path.join(home, 'boxes', 'acme-VAGRANTSLASH-big')), `killed ${delay} ms into the transfer: no partial box`);
     const trustFile = path.join(w.env.BOXSIG_HOME!, 'trust.json');
     if (fs.existsSync(trustFile)) t.doesNotThrow(() => JSON.parse(fs.readFileSync(trustFile, 'utf8')), 'the trust store parses');
   }

@@ -24,6 +24,7 @@ import { readMetadata } from './judge.js';
 import { readBox, type BoxsigPrefix } from './reader.js';
 import { openBox } from './verify.js';
 import { fsyncDir } from '../trust/lock.js';
+import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
 
 export interface SignOptions {
   signers: ManifestSigner[];
@@ -56,7 +57,28 @@ export interface SignResult {
 }
 
 function tempPath(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.boxsig-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  return tempSibling(target, randomBytes(4).toString('hex'));
+}
+
+/** Entries the .boxsig/ prefix adds: its files and the directories .boxsig/, signatures/, keys/. */
+const PREFIX_DIRS = 3;
+
+/** The signed box must pass the verifier's limits; anything else is refused before a byte is written in place. */
+function checkSignedLimits(entries: number, signers: number): void {
+  if (signers > LIMITS.maxSigners) throw usage(`a box carries at most ${LIMITS.maxSigners} signatures; ${signers} were asked for`);
+  if (entries > LIMITS.maxEntries) {
+    throw usage(
+      `the signed box would hold ${entries} entries (files and directories, .boxsig/ included), more than the ${LIMITS.maxEntries} that boxsig verifies (docs/SECURITY.md, resource limits)`,
+    );
+  }
+}
+
+/** The reader's entry limit, met while reading the box to sign, is the signer's usage error, not a refusal. */
+function tooManyEntries(e: unknown): unknown {
+  if (e instanceof BoxsigError && e.code === 'MALFORMED' && /^more than \d+ entries in the archive$/.test(e.message)) {
+    return usage(`the box holds more than ${LIMITS.maxEntries} entries (files and directories), more than boxsig verifies (docs/SECURITY.md, resource limits)`);
+  }
+  return e;
 }
 
 async function writeAll(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
@@ -90,11 +112,18 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
   const plainCap = Math.floor((LIMITS.maxMetaHeaderBytes - 4 * BLOCK) / BLOCK) * BLOCK;
 
   fs.mkdirSync(path.dirname(output), { recursive: true });
+  removeStaleSiblings(output);
   const tmp = tempPath(output);
-  const fh = await fs.promises.open(tmp, 'wx', 0o644).catch((e) => {
+  const forgetTmp = removeOnInterrupt(tmp);
+  // read back when the .boxsig/ entries outgrow the gap: opened for reading and writing
+  const fh = await fs.promises.open(tmp, 'wx+', 0o644).catch((e) => {
+    forgetTmp();
     throw ioError(`cannot write next to ${output}`, e);
   });
   let done = false;
+  let bodyDirs = 0;
+  let finalTmp = tmp;
+  let forgetFinal = () => {};
   try {
     let compressed: boolean | null = null;
     let skip: number | null = null; // raw bytes of the input to leave out (old .boxsig/ entries)
@@ -121,6 +150,9 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
           if (!compressed) skip = prefix.present ? prefix.endOffset : 0;
           return null;
         },
+        makeDir: async () => {
+          bodyDirs++;
+        },
       },
       {
         tap: {
@@ -137,7 +169,9 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
           },
         },
       },
-    );
+    ).catch((e) => {
+      throw tooManyEntries(e);
+    });
     // Check that what was left out is exactly the old .boxsig/ entries.
     const old = oldPrefix as BoxsigPrefix | null;
     if (read.compressed) {
@@ -235,12 +269,13 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
       sigs.set(s.fingerprint, Buffer.from(await s.sign(manifestBytes, now), 'latin1'));
       keys.set(s.fingerprint, Buffer.from(s.publicKey, 'latin1'));
     }
+    // a root entry ("./") may lead the original archive: counted, to stay on the safe side of the limit
+    checkSignedLimits(read.files.length + bodyDirs + 1 + 1 + 2 * sigs.size + PREFIX_DIRS, sigs.size);
     for (const f of [...sigs.keys()].sort()) files.push({ path: `.boxsig/signatures/${f}.asc`, data: sigs.get(f)! });
     for (const f of [...keys.keys()].sort()) files.push({ path: `.boxsig/keys/${f}.asc`, data: keys.get(f)! });
     const mtime = new Date(Date.parse(manifest.created));
 
     let prefixBytes = read.compressed ? buildGzipPrefix(files, mtime, reserve) : buildPlainPrefix(files, mtime, reserve);
-    let finalTmp = tmp;
     if (prefixBytes) {
       await writeAll(fh, prefixBytes, 0);
       await fh.sync();
@@ -249,6 +284,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
       // did not fit in the gap: write the prefix unpadded and copy the tail once more
       prefixBytes = read.compressed ? buildGzipPrefix(files, mtime)! : buildPlainPrefix(files, mtime)!;
       finalTmp = tempPath(output);
+      forgetFinal = removeOnInterrupt(finalTmp);
       const out = await fs.promises.open(finalTmp, 'wx', 0o644);
       try {
         await writeAll(out, prefixBytes, 0);
@@ -260,6 +296,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
           await writeAll(out, buf.subarray(0, bytesRead), prefixBytes.length + pos);
           pos += bytesRead;
         }
+        if (pos !== tailLength) throw new BoxsigError('INTERNAL', `internal error: copied ${pos} of ${tailLength} bytes`);
         await out.sync();
       } finally {
         await out.close();
@@ -271,6 +308,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     fs.renameSync(finalTmp, output);
     fsyncDir(output);
     done = true;
+    forgetFinal();
     return {
       output,
       box: manifest.box,
@@ -287,7 +325,10 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     if (!done) {
       await fh.close().catch(() => undefined);
       fs.rmSync(tmp, { force: true });
+      fs.rmSync(finalTmp, { force: true });
     }
+    forgetTmp();
+    forgetFinal();
   }
 }
 

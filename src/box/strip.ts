@@ -13,6 +13,7 @@ import { TarParser } from '../archive/tar.js';
 import { readBox } from './reader.js';
 import { openBox } from './verify.js';
 import { fsyncDir } from '../trust/lock.js';
+import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
 
 export interface StripResult {
   output: string;
@@ -79,7 +80,9 @@ export async function stripBox(input: string, output: string): Promise<StripResu
       had = true;
     }
   }
-  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.boxsig-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  removeStaleSiblings(out);
+  const tmp = tempSibling(out, randomBytes(4).toString('hex'));
+  const forget = removeOnInterrupt(tmp);
   try {
     await pipeline(fs.createReadStream(input, { start, highWaterMark: CHUNK_SIZE }), fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: CHUNK_SIZE }));
     const fd = fs.openSync(tmp, 'r');
@@ -90,6 +93,8 @@ export async function stripBox(input: string, output: string): Promise<StripResu
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    forget();
   }
   return { output: out, removed: start, hadSignature: had };
 }

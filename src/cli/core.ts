@@ -293,6 +293,10 @@ export function registerCoreCommands(program: Command): void {
             else {
               if (!r.boxes.length) out('boxsig: no installed boxes to verify');
               for (const b of r.boxes) {
+                if (b.entry !== undefined) {
+                  out(`REFUSED  ${b.code}: ${b.message}`);
+                  continue;
+                }
                 out(
                   `${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`,
                 );
@@ -396,6 +400,7 @@ export function registerRepackage(program: Command): void {
     .option('--claim <key=value>', 'signed claim (repeatable)', collect)
     .option('--expires <duration>', 'the signed manifest expires after this (90d, 6mo, 1y, or a date)')
     .option('--sign-version <version>', 'version to sign (default: the installed one; for version 0, the one its old manifest states)')
+    .option('--accept-changes', 'repackage a box whose files changed since it was installed (the changes are listed)')
     .option('--vagrant-home <dir>')
     .addOption(jsonOption())
     .action(
@@ -412,6 +417,7 @@ export function registerRepackage(program: Command): void {
             claim?: string[];
             expires?: string;
             signVersion?: string;
+            acceptChanges?: boolean;
             vagrantHome?: string;
             json?: boolean;
           },
@@ -424,11 +430,24 @@ export function registerRepackage(program: Command): void {
             vagrantHome: opts.vagrantHome,
             output: opts.output,
             signVersion: opts.signVersion,
+            acceptChanges: opts.acceptChanges,
             ...(signers.length ? { sign: { signers, claims, expires: opts.expires } } : {}),
           });
-          if (opts.json) printJson({ ok: true, output: r.output, files: r.files, signed: Boolean(r.signed), signers: r.signed?.signers ?? [] });
-          else
+          if (opts.json)
+            printJson({
+              ok: true,
+              output: r.output,
+              files: r.files,
+              signed: Boolean(r.signed),
+              signers: r.signed?.signers ?? [],
+              checked: r.checked,
+              changes: r.changes,
+            });
+          else {
+            for (const c of r.changes) warn(`accepted a change since install: ${c.detail}`);
+            if (r.checked === 'none') warn(`${name} ${version} (${provider}) carries no manifest: its files could not be checked for changes since install`);
             out(`boxsig: repackaged ${name} ${version} (${provider}) -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
+          }
         },
       ),
     );

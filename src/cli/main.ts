@@ -11,6 +11,8 @@ import { abortRequests } from '../vagrant/http.js';
 import { escapeLine } from '../shared/terminal.js';
 import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
+import { recoverBeforeMutation } from './recovery.js';
+import { nextTurn } from '../interrupt.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -34,6 +36,7 @@ export function buildProgram(): Command {
     .configureOutput({
       writeErr: (s) => process.stderr.write(safeLines(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s)),
     });
+  program.hook('preAction', recoverBeforeMutation);
   registerCoreCommands(program);
   registerTrustCommands(program);
   registerRepackage(program);
@@ -44,6 +47,7 @@ async function main(): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
+    await nextTurn(); // an interrupt that arrived during the last synchronous step still ends the process by its signal
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {

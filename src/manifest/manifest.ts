@@ -7,6 +7,9 @@ import { LIMITS } from '../archive/limits.js';
 import { normalizeEntryPath, PathRegistry, showPath } from '../archive/paths.js';
 import { canonicalJson, isPlainObject, parseUntrustedJson } from './json.js';
 import { firstUnsafe } from '../shared/terminal.js';
+import { architectureProblem, nameProblem, providerProblem, versionProblem } from './names.js';
+
+export { architectureProblem, nameProblem, providerProblem, versionProblem } from './names.js';
 
 export const MANIFEST_FORMAT = 1;
 export const BOXSIG_DIR = '.boxsig';
@@ -35,34 +38,10 @@ export interface Manifest {
   files: ManifestFile[];
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*(\/[A-Za-z0-9][A-Za-z0-9._+-]*)?$/;
-// RubyGems-style versions as Vagrant reads them: 1.2.3, 2024.01.05, 1.0.rc1, 1.0.0-rc.1
-const VERSION_RE = /^[0-9]+(\.[0-9A-Za-z]+)*(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$/;
-const PROVIDER_RE = /^[a-z0-9][a-z0-9_-]*$/;
-const ARCH_RE = /^[a-z0-9][a-z0-9_]*$/;
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const CLAIM_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\/-]{0,63}$/;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
-export function nameProblem(name: string): string | null {
-  if (name.length > 200) return 'is longer than 200 characters';
-  if (!NAME_RE.test(name)) return 'must look like "org/box" (letters, digits, ".", "_", "+", "-"; one "/")';
-  return null;
-}
-export function versionProblem(v: string): string | null {
-  if (v.length > 64) return 'is longer than 64 characters';
-  if (!VERSION_RE.test(v)) return 'must look like "1.2.3" (dot-separated digits and letters, optionally "-rc.1")';
-  return null;
-}
-export function providerProblem(p: string): string | null {
-  if (p.length > 64) return 'is longer than 64 characters';
-  if (!PROVIDER_RE.test(p)) return 'must be lower-case letters, digits, "_" and "-"';
-  return null;
-}
-export function architectureProblem(a: string): string | null {
-  if (a.length > 32 || !ARCH_RE.test(a)) return 'must be lower-case letters, digits and "_"';
-  return null;
-}
 export const MAX_CLAIM_VALUE = 4096;
 
 /**
@@ -154,9 +133,15 @@ export function parseManifest(bytes: Uint8Array): Manifest {
   const box = v.box;
   if (!isPlainObject(box)) bad('"box" must be an object');
   for (const k of Object.keys(box)) if (!['name', 'version', 'provider', 'architecture'].includes(k)) bad(`unknown box field ${JSON.stringify(k)}`);
-  if (typeof box.name !== 'string' || nameProblem(box.name)) bad(`box name ${JSON.stringify(box.name)} is invalid`);
-  if (typeof box.version !== 'string' || versionProblem(box.version)) bad(`box version ${JSON.stringify(box.version)} is invalid`);
-  if (typeof box.provider !== 'string' || providerProblem(box.provider)) bad(`box provider ${JSON.stringify(box.provider)} is invalid`);
+  for (const [field, check] of [
+    ['name', nameProblem],
+    ['version', versionProblem],
+    ['provider', providerProblem],
+  ] as const) {
+    const value = box[field];
+    const problem = typeof value === 'string' ? check(value) : 'is not a string';
+    if (problem) bad(`box ${field} ${JSON.stringify(value)} is invalid: it ${problem}`);
+  }
   if (box.architecture !== undefined && (typeof box.architecture !== 'string' || architectureProblem(box.architecture))) {
     bad(`box architecture ${JSON.stringify(box.architecture)} is invalid`);
   }

@@ -15,11 +15,13 @@ import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
 import { commitTrust } from '../trust/commit.js';
-import { nameProblem, providerProblem, versionProblem, type BoxIdentity } from '../manifest/manifest.js';
-import { fsyncDir, writeFileAtomic } from '../trust/lock.js';
+import type { BoxIdentity } from '../manifest/manifest.js';
+import { nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
+import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
 import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
-import { boxDirName, boxesDir, cleanStaleStaging, installedBoxPath, stagingName, stagingRoot, vagrantHome } from './home.js';
+import { boxLocation, checkLocation, vagrantHome } from './home.js';
+import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
@@ -140,8 +142,14 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
 
   // 1. what is SOURCE?
   let src: Source;
+  // `boxsig add org/name` installs only a box of that name, whatever the server says
+  let askedName: string | undefined = opts.name;
   if (isUrl(sourceArg) || fs.existsSync(sourceArg)) src = toSource(sourceArg);
   else if (/^[^/\s]+\/[^/\s]+$/.test(sourceArg)) {
+    const p = nameProblem(sourceArg);
+    if (p) throw usage(`box name ${JSON.stringify(sourceArg)} ${p}`);
+    if (opts.name !== undefined && opts.name !== sourceArg) throw usage(`--name ${opts.name} contradicts the box ${sourceArg} asked for`);
+    askedName = sourceArg;
     const server = (process.env.VAGRANT_SERVER_URL ?? 'https://vagrantcloud.com').replace(/\/+$/, '');
     src = { kind: 'http', location: `${server}/${sourceArg}` };
   } else throw usage(`${sourceArg}: no such file, and not a URL or an org/name box`);
@@ -152,7 +160,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const { stream, url } = await openSource(src, http, 'application/json');
     const bytes = await readLimited(stream, LIMITS.maxCatalogBytes, `catalog ${sourceArg}`);
     const catalog = parseCatalog(bytes, scrubUrl(url));
-    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: opts.name, cwd, source: scrubUrl(sourceArg) });
+    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: askedName, cwd, source: scrubUrl(sourceArg) });
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
     opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${choice.name} ${choice.version} (${choice.provider}) from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);
@@ -167,19 +175,15 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     if (versionProblem(opts.boxVersion)) throw usage('--box-version for a direct box (not a catalog) must be an exact version');
     exactVersion = opts.boxVersion;
   }
-  const expect = { name: choice?.name ?? opts.name, version: exactVersion, provider: choice?.provider ?? opts.provider };
+  const expect = { name: choice?.name ?? askedName, version: exactVersion, provider: choice?.provider ?? opts.provider };
 
-  // 2. the Vagrant home and the staging directory
+  // 2. the Vagrant home (after the recovery step) and the staging directory
   const home = vagrantHome(opts.vagrantHome);
-  if (expect.name && expect.version && expect.provider) {
-    const target = installedBoxPath(home, expect.name, expect.version, expect.provider);
-    if (fs.existsSync(target) && !opts.force) throw existsError(expect.name, expect.version, expect.provider, target);
-  }
-  const root = stagingRoot(home);
-  cleanStaleStaging(root);
-  const staging = path.join(root, stagingName());
+  recoverVagrantHome(home);
+  if (expect.name && expect.version && expect.provider) refuseInstalled(home, expect as BoxIdentity, opts.force);
+  const staging = newStagingDir(stagingRoot(home));
   const boxRoot = path.join(staging, 'box');
-  fs.mkdirSync(boxRoot, { recursive: true, mode: 0o700 });
+  const forget = onInterrupt(() => settle(staging));
 
   const { store, layers } = await defaultTrust(opts);
   const now = opts.now ?? new Date();
@@ -205,10 +209,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
             mode: 'add',
             allowDowngrade: opts.allowDowngrade,
           });
-          if (verdict.box) {
-            const target = installedBoxPath(home, verdict.box.name, verdict.box.version, verdict.box.provider);
-            if (fs.existsSync(target) && !opts.force) throw existsError(verdict.box.name, verdict.box.version, verdict.box.provider, target);
-          }
+          if (verdict.box) refuseInstalled(home, verdict.box, opts.force);
           return verdict.expectation;
         },
         openFile,
@@ -249,29 +250,29 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       }
       box = { name: expect.name!, version: expect.version ?? '0', provider };
     }
-    const target = installedBoxPath(home, box.name, box.version, box.provider);
-    const nameDir = path.join(boxesDir(home), boxDirName(box.name));
+    const loc = boxLocation(home, box);
     let replaced = false;
 
-    // 4. record trust and move the box into place, under the trust-store lock
-    const c = await commitTrust({
-      store,
-      verdict: v,
-      identity: { name: box.name, version: box.version },
-      source: metadataUrl ?? scrubUrl(opened.url),
-      now,
-      allowDowngrade: opts.allowDowngrade,
-      install: async () => {
-        replaced = install(staging, boxRoot, target, box, opts.force ?? false);
-        if (metadataUrl) writeFileAtomic(path.join(nameDir, 'metadata_url'), metadataUrl);
-      },
-    });
+    // 4. record trust and move the box into place, under the trust-store lock; an interrupt waits for both
+    const c = await deferInterrupts(() =>
+      commitTrust({
+        store,
+        verdict: v,
+        identity: { name: box.name, version: box.version },
+        source: metadataUrl ?? scrubUrl(opened.url),
+        now,
+        allowDowngrade: opts.allowDowngrade,
+        install: async () => {
+          replaced = installBox(staging, loc, { force: opts.force ?? false, metadataUrl });
+        },
+      }),
+    );
     const recorded = c.recorded.map((e) => `${e.event}: ${(e.keys ?? []).join(', ')}`);
     const warnings = [...new Set([...v.warnings, ...(c.decision?.warnings ?? [])])];
     return {
       ok: true,
       box,
-      directory: target,
+      directory: loc.directory,
       source: scrubUrl(opened.url),
       metadataUrl,
       signed: v.signed,
@@ -284,7 +285,20 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       bytes: read.rawBytes,
     };
   } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
+    forget();
+    settleQuietly(staging);
+  }
+}
+
+/** Settle the staging directory; if even that fails, a later command's recovery step removes it. */
+function settleQuietly(staging: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      settle(staging);
+      return;
+    } catch {
+      // once more, then leave it to the recovery step
+    }
   }
 }
 
@@ -337,36 +351,9 @@ function existsError(name: string, version: string, provider: string, target: st
   );
 }
 
-/**
- * Move the verified box from staging into Vagrant's layout with single
- * renames (whole name or version directories when they are new), so that no
- * partial box is ever visible. Returns whether an existing box was replaced.
- */
-function install(staging: string, boxRoot: string, target: string, box: BoxIdentity, force: boolean): boolean {
-  const versionDir = path.dirname(target);
-  const nameDir = path.dirname(versionDir);
-  // build <name>/<version>/<provider> inside staging, then rename the highest missing level
-  const sName = path.join(staging, 'tree', boxDirName(box.name));
-  const sVersion = path.join(sName, box.version);
-  const sProvider = path.join(sVersion, box.provider);
-  fs.mkdirSync(sVersion, { recursive: true });
-  fs.renameSync(boxRoot, sProvider);
-  fs.mkdirSync(path.dirname(nameDir), { recursive: true });
-  let replaced = false;
-  if (fs.existsSync(target)) {
-    if (!force) throw existsError(box.name, box.version, box.provider, target);
-    const trash = path.join(staging, 'replaced');
-    fs.renameSync(target, trash);
-    replaced = true;
-  }
-  try {
-    if (!fs.existsSync(nameDir)) fs.renameSync(sName, nameDir);
-    else if (!fs.existsSync(versionDir)) fs.renameSync(sVersion, versionDir);
-    else fs.renameSync(sProvider, target);
-  } catch (e) {
-    if (replaced) fs.renameSync(path.join(staging, 'replaced'), target);
-    throw ioError(`cannot move the box into ${target}`, e);
-  }
-  fsyncDir(target);
-  return replaced;
+/** The box's location is usable, and (without --force) not taken. Every identity passes boxLocation first. */
+function refuseInstalled(home: string, box: BoxIdentity, force?: boolean): void {
+  const loc = boxLocation(home, box);
+  checkLocation(loc);
+  if (!force && fs.existsSync(loc.directory)) throw existsError(box.name, box.version, box.provider, loc.directory);
 }

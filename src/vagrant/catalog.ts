@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { BoxsigError, refuse, usage } from '../errors.js';
 import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
+import { identityProblems } from '../manifest/names.js';
 import { compareVersions, parseConstraints, satisfies } from '../policy/version.js';
 
 export interface CatalogProvider {
@@ -40,15 +41,23 @@ export function parseCatalog(bytes: Uint8Array, source: string): Catalog {
   if (!isPlainObject(v)) bad('not a JSON object');
   const o = v as Record<string, unknown>;
   if (typeof o.name !== 'string' || !o.name) bad('no "name"');
+  // the server controls every string here: the box name, each version and provider pass the names check first
+  const unsafe = (id: Parameters<typeof identityProblems>[0]) => {
+    const problems = identityProblems(id);
+    if (problems.length) throw refuse('UNSAFE_ENTRY', `catalog ${source}: box ${problems.join('; ')}`);
+  };
+  unsafe({ name: o.name });
   if (!Array.isArray(o.versions)) bad('no "versions" list');
   const versions: CatalogVersion[] = [];
   for (const ver of o.versions as unknown[]) {
     if (!isPlainObject(ver) || typeof ver.version !== 'string') bad('a version entry has no "version" string');
     const vv = ver as Record<string, unknown>;
+    unsafe({ version: vv.version });
     const providers: CatalogProvider[] = [];
     for (const p of (Array.isArray(vv.providers) ? vv.providers : []) as unknown[]) {
       if (!isPlainObject(p) || typeof p.name !== 'string' || typeof p.url !== 'string') bad(`version ${vv.version}: a provider has no "name" or "url"`);
       const pp = p as Record<string, unknown>;
+      unsafe({ provider: pp.name, ...(typeof pp.architecture === 'string' ? { architecture: pp.architecture } : {}) });
       const prov: CatalogProvider = { name: pp.name as string, url: pp.url as string };
       if (typeof pp.checksum === 'string' && pp.checksum) {
         const t = typeof pp.checksum_type === 'string' ? pp.checksum_type.toLowerCase() : 'sha256';
@@ -97,7 +106,10 @@ export function chooseFromCatalog(
   opts: { constraint?: string; provider?: string; name?: string; cwd: string; source: string },
 ): CatalogChoice {
   if (opts.name && opts.name !== catalog.name) {
-    throw usage(`the catalog ${opts.source} is for box ${catalog.name}, not ${opts.name}`);
+    throw refuse('WRONG_BOX', `the catalog ${opts.source} is for box ${JSON.stringify(catalog.name)}, not ${opts.name}`, {
+      expected: opts.name,
+      catalog: catalog.name,
+    });
   }
   const constraints = parseConstraints(opts.constraint ?? '>= 0');
   const sorted = [...catalog.versions].sort((a, b) => -compareVersions(a.version, b.version));

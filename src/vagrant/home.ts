@@ -2,11 +2,21 @@
  * Vagrant's own layout of installed boxes:
  * `$VAGRANT_HOME/boxes/<name with / as -VAGRANTSLASH->/<version>/<provider>/`
  * (Vagrant 2.4 adds an architecture level: `<version>/<arch>/<provider>/`).
+ *
+ * `boxLocation` is the only way a box identity becomes a path: it validates
+ * the strings (src/manifest/names.ts) and proves that the result lies exactly
+ * three levels under `boxes/`; `checkLocation` refuses links and names that
+ * another spelling already occupies. `scanInstalled` reads the layout back and
+ * reports every entry that is not a box Vagrant would list the same way.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { processAlive } from '../trust/lock.js';
+import { BoxsigError, refuse } from '../errors.js';
+import { architectureProblem, boxDirName, boxNameFromDir, identityProblems, nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
+import { compareVersions } from '../policy/version.js';
+
+export { boxDirName, boxNameFromDir } from '../manifest/names.js';
 
 export function vagrantHome(explicit?: string): string {
   if (explicit) return path.resolve(explicit);
@@ -14,20 +24,114 @@ export function vagrantHome(explicit?: string): string {
   return path.join(os.homedir(), '.vagrant.d');
 }
 
-export function boxDirName(name: string): string {
-  return name.replaceAll('/', '-VAGRANTSLASH-');
-}
-
-export function boxNameFromDir(dir: string): string {
-  return dir.replaceAll('-VAGRANTSLASH-', '/');
-}
-
 export function boxesDir(home: string): string {
   return path.join(home, 'boxes');
 }
 
-export function installedBoxPath(home: string, name: string, version: string, provider: string): string {
-  return path.join(boxesDir(home), boxDirName(name), version, provider);
+export interface BoxLocation {
+  name: string;
+  version: string;
+  provider: string;
+  /** `$VAGRANT_HOME/boxes`, resolved */
+  root: string;
+  /** `boxes/<name dir>` */
+  nameDir: string;
+  /** `boxes/<name dir>/<version>` */
+  versionDir: string;
+  /** `boxes/<name dir>/<version>/<provider>`: where the box's files live */
+  directory: string;
+}
+
+/**
+ * THE choke point between a box identity and the file system: every name,
+ * version and provider is validated here, whatever its source, and the path
+ * is proven to lie exactly three levels under `boxes/`.
+ */
+export function boxLocation(home: string, box: { name: string; version: string; provider: string }): BoxLocation {
+  const problems = identityProblems({ name: box.name, version: box.version, provider: box.provider });
+  if (problems.length) {
+    throw refuse('UNSAFE_ENTRY', `refusing to use the box ${problems.join('; ')} in a path`, { box: { ...box } });
+  }
+  const root = path.resolve(boxesDir(home));
+  const directory = path.resolve(root, boxDirName(box.name), box.version, box.provider);
+  const rel = path.relative(root, directory);
+  const parts = rel.split(path.sep);
+  if (path.isAbsolute(rel) || parts.length !== 3 || parts.some((p) => p === '' || p === '.' || p === '..')) {
+    throw refuse('UNSAFE_ENTRY', `the box directory ${JSON.stringify(directory)} does not lie under ${root}`);
+  }
+  const versionDir = path.dirname(directory);
+  return { ...box, root, nameDir: path.dirname(versionDir), versionDir, directory };
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+function entries(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+}
+
+/** Refuse when a level of the location exists but is not a plain directory (a link is never followed). */
+export function checkNoLinks(loc: BoxLocation): void {
+  for (const p of [loc.nameDir, loc.versionDir, loc.directory]) {
+    const st = lstatOrNull(p);
+    if (!st) return;
+    if (st.isSymbolicLink()) throw refuse('UNSAFE_ENTRY', `${p} is a symbolic link; boxsig never installs through or over a link`, { path: p });
+    if (!st.isDirectory()) throw refuse('UNSAFE_ENTRY', `${p} exists and is not a directory`, { path: p });
+  }
+}
+
+/** Another spelling of `want` among `names`: same letters in another case, or (versions) the same Gem::Version. */
+function otherSpelling(names: string[], want: string, sameVersion: boolean): string | undefined {
+  const folded = want.toLowerCase();
+  return names.find((n) => {
+    if (n === want) return false;
+    if (n.toLowerCase() === folded) return true;
+    return sameVersion && versionProblem(n) === null && compareVersions(n, want) === 0;
+  });
+}
+
+/**
+ * Check that the location is usable: no link or file on the way, and no
+ * other spelling of the same name (case-insensitive file systems share the
+ * directory), version (Vagrant cannot tell 1.0 from 1.0.0) or provider.
+ */
+export function checkLocation(loc: BoxLocation): void {
+  checkNoLinks(loc);
+  const nameEntry = path.basename(loc.nameDir);
+  const otherName = otherSpelling(entries(loc.root), nameEntry, false);
+  if (otherName) {
+    throw refuse(
+      'UNSAFE_ENTRY',
+      `box ${loc.name} would share a directory with the installed ${boxNameFromDir(otherName)} (${otherName}) on a case-insensitive file system`,
+      { path: path.join(loc.root, otherName) },
+    );
+  }
+  const otherVersion = otherSpelling(entries(loc.nameDir), loc.version, true);
+  if (otherVersion) {
+    throw new BoxsigError(
+      'EXISTS',
+      `${loc.name} ${loc.version} is already installed as version ${otherVersion}, which Vagrant does not tell apart from ${loc.version}`,
+      { directory: path.join(loc.nameDir, otherVersion) },
+      `remove it first: vagrant box remove ${loc.name} --box-version ${otherVersion}`,
+    );
+  }
+  const otherProvider = otherSpelling(entries(loc.versionDir), loc.provider, false);
+  if (otherProvider) {
+    throw refuse('UNSAFE_ENTRY', `provider ${loc.provider} of ${loc.name} ${loc.version} would share a directory with ${otherProvider}`, {
+      path: path.join(loc.versionDir, otherProvider),
+    });
+  }
 }
 
 export interface InstalledBox {
@@ -38,71 +142,119 @@ export interface InstalledBox {
   directory: string;
 }
 
-function subdirs(p: string): string[] {
-  try {
-    return fs
-      .readdirSync(p, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name)
-      .sort();
-  } catch {
-    return [];
-  }
+/** Something in `boxes/` that is not a box Vagrant would list the way its path says. */
+export interface UnexpectedEntry {
+  /** Path relative to `boxes/`. */
+  entry: string;
+  /** The box name Vagrant would list for the entry's top-level directory. */
+  name: string;
+  problem: string;
 }
 
-export function listInstalled(home: string): InstalledBox[] {
-  const out: InstalledBox[] = [];
+export interface InstalledScan {
+  boxes: InstalledBox[];
+  unexpected: UnexpectedEntry[];
+}
+
+function kindProblem(st: fs.Stats): string | null {
+  if (st.isSymbolicLink()) return 'is a symbolic link (Vagrant follows it; boxsig never does)';
+  if (!st.isDirectory()) return 'is not a directory';
+  return null;
+}
+
+function sortedDir(p: string): fs.Dirent[] {
+  return fs.readdirSync(p, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function hasMetadata(dir: string): boolean {
+  const st = lstatOrNull(path.join(dir, 'metadata.json'));
+  return st !== null && !st.isDirectory();
+}
+
+/**
+ * Every box in the Vagrant home, and every entry that does not belong there:
+ * links (never followed), files where directories belong, directories whose
+ * names are not a valid name, version, architecture or provider. Empty
+ * version and architecture directories (what `vagrant box remove` leaves) are
+ * not boxes and not problems.
+ */
+export function scanInstalled(home: string): InstalledScan {
   const root = boxesDir(home);
-  for (const nameDir of subdirs(root)) {
-    if (nameDir.startsWith('.')) continue;
-    for (const version of subdirs(path.join(root, nameDir))) {
-      for (const level of subdirs(path.join(root, nameDir, version))) {
-        const dir = path.join(root, nameDir, version, level);
-        if (fs.existsSync(path.join(dir, 'metadata.json'))) {
-          out.push({ name: boxNameFromDir(nameDir), version, provider: level, directory: dir });
-        } else {
-          for (const provider of subdirs(dir)) {
-            const d = path.join(dir, provider);
-            if (fs.existsSync(path.join(d, 'metadata.json'))) {
-              out.push({ name: boxNameFromDir(nameDir), version, provider, architecture: level, directory: d });
-            }
-          }
-        }
-      }
-    }
+  const out: InstalledScan = { boxes: [], unexpected: [] };
+  let top: fs.Dirent[];
+  try {
+    top = sortedDir(root);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const d of top) {
+    const name = boxNameFromDir(d.name);
+    const report = (rel: string, problem: string) => out.unexpected.push({ entry: rel, name, problem });
+    const st = fs.lstatSync(path.join(root, d.name));
+    const kind = kindProblem(st);
+    if (kind) report(d.name, kind);
+    else if (nameProblem(name) || boxDirName(name) !== d.name)
+      report(d.name, `is not the directory of a valid box name (${nameProblem(name) ?? 'not its own spelling'})`);
+    else scanName(root, d.name, name, out, report);
   }
   return out;
 }
 
-/** Where boxsig stages an add: Vagrant's tmp directory, on the same filesystem as boxes/. */
-export function stagingRoot(home: string): string {
-  const tmp = path.join(home, 'tmp');
-  fs.mkdirSync(tmp, { recursive: true });
-  fs.mkdirSync(boxesDir(home), { recursive: true });
-  if (fs.statSync(tmp).dev !== fs.statSync(boxesDir(home)).dev) {
-    // a tmp on another filesystem cannot be renamed into boxes/: stage beside boxes/
-    const alt = path.join(home, '.boxsig-staging');
-    fs.mkdirSync(alt, { recursive: true });
-    return alt;
+function scanName(root: string, nameDir: string, name: string, out: InstalledScan, report: (rel: string, problem: string) => void): void {
+  for (const v of sortedDir(path.join(root, nameDir))) {
+    const rel = `${nameDir}/${v.name}`;
+    const st = fs.lstatSync(path.join(root, rel));
+    if (v.name === 'metadata_url' && st.isFile()) continue;
+    const kind = kindProblem(st);
+    if (kind) report(rel, kind);
+    else if (versionProblem(v.name)) report(rel, `is not a valid version directory (${versionProblem(v.name)})`);
+    else scanVersion(root, rel, name, v.name, out, report);
   }
-  return tmp;
 }
 
-const STAGING_RE = /^boxsig-add-(\d+)-[0-9a-f]+$/;
-
-/** Remove staging directories left by adds that were killed. */
-export function cleanStaleStaging(root: string): string[] {
-  const removed: string[] = [];
-  for (const name of subdirs(root)) {
-    const m = STAGING_RE.exec(name);
-    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) {
-      fs.rmSync(path.join(root, name), { recursive: true, force: true });
-      removed.push(name);
-    }
+function scanVersion(
+  root: string,
+  versionRel: string,
+  name: string,
+  version: string,
+  out: InstalledScan,
+  report: (rel: string, problem: string) => void,
+): void {
+  for (const level of sortedDir(path.join(root, versionRel))) {
+    const rel = `${versionRel}/${level.name}`;
+    const abs = path.join(root, rel);
+    const kind = kindProblem(fs.lstatSync(abs));
+    if (kind) report(rel, kind);
+    else if (hasMetadata(abs)) {
+      if (providerProblem(level.name)) report(rel, `is not a valid provider directory (${providerProblem(level.name)})`);
+      else out.boxes.push({ name, version, provider: level.name, directory: abs });
+    } else if (architectureProblem(level.name)) report(rel, 'holds no metadata.json and is not a valid architecture directory');
+    else scanArchitecture(root, rel, name, version, level.name, out, report);
   }
-  return removed;
 }
 
-export function stagingName(): string {
-  return `boxsig-add-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+function scanArchitecture(
+  root: string,
+  archRel: string,
+  name: string,
+  version: string,
+  architecture: string,
+  out: InstalledScan,
+  report: (rel: string, problem: string) => void,
+): void {
+  for (const p of sortedDir(path.join(root, archRel))) {
+    const rel = `${archRel}/${p.name}`;
+    const abs = path.join(root, rel);
+    const kind = kindProblem(fs.lstatSync(abs));
+    if (kind) report(rel, kind);
+    else if (!hasMetadata(abs)) report(rel, 'is neither a box (no metadata.json) nor an architecture directory');
+    else if (providerProblem(p.name)) report(rel, `is not a valid provider directory (${providerProblem(p.name)})`);
+    else out.boxes.push({ name, version, provider: p.name, architecture, directory: abs });
+  }
+}
+
+/** The installed boxes (without the entries that are not boxes). */
+export function listInstalled(home: string): InstalledBox[] {
+  return scanInstalled(home).boxes;
 }

@@ -2,15 +2,28 @@
  * `boxsig repackage NAME PROVIDER VERSION`: pack an installed box again, as
  * `vagrant box repackage` does (top-level dot-files such as `.boxsig/` are
  * left out, so no stale signature travels), and optionally sign the result.
+ *
+ * An installed box that carries a manifest is first checked against it (and
+ * its signatures against the manifest), so that a box changed after install
+ * is not laundered under a new signature: any change is refused as TAMPERED,
+ * naming every changed, added or missing file, unless `acceptChanges` is set;
+ * the accepted changes are then part of the result.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { create } from 'tar';
-import { BoxsigError, usage } from '../errors.js';
-import { walkBoxDir } from '../box/dir.js';
+import { BoxsigError, refuse, usage } from '../errors.js';
+import { CHUNK_SIZE } from '../archive/limits.js';
+import { showPath } from '../archive/paths.js';
+import { readDirPrefix, walkBoxDir, type DirFile } from '../box/dir.js';
+import { checkSigners } from '../box/judge.js';
 import { signBox, type SignOptions, type SignResult } from '../box/sign.js';
-import { installedBoxPath, vagrantHome } from './home.js';
+import { parseManifest, type Manifest } from '../manifest/manifest.js';
+import { identityProblems } from '../manifest/names.js';
+import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
+import { boxLocation, checkNoLinks, vagrantHome } from './home.js';
+import { recoverVagrantHome } from './staging.js';
 
 export interface RepackageOptions {
   vagrantHome?: string;
@@ -19,12 +32,89 @@ export interface RepackageOptions {
   signVersion?: string;
   /** Sign the repackaged box with these signers. */
   sign?: Omit<SignOptions, 'output' | 'name' | 'version' | 'provider'>;
+  /** Repackage a box whose files changed since it was installed (the changes are reported in the result). */
+  acceptChanges?: boolean;
+  now?: Date;
+}
+
+/** One difference between an installed box and its own manifest. */
+export interface BoxChange {
+  kind: 'changed' | 'added' | 'missing' | 'identity' | 'signature';
+  path?: string;
+  detail: string;
 }
 
 export interface RepackageResult {
   output: string;
   files: string[];
   signed: SignResult | null;
+  /** 'manifest': checked against the box's own signed manifest; 'none': the box carries no manifest to check against. */
+  checked: 'manifest' | 'none';
+  /** Changes since install, accepted with `acceptChanges` (empty otherwise). */
+  changes: BoxChange[];
+}
+
+async function sha256(file: string): Promise<string> {
+  const h = createHash('sha256');
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK_SIZE);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK_SIZE, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+/** Signatures in `.boxsig/` that no longer match the manifest bytes: the manifest itself was edited. */
+async function signatureChanges(prefix: ReturnType<typeof readDirPrefix>, now: Date): Promise<BoxChange[]> {
+  if (!prefix.signatures.size) return [];
+  const { signers } = await checkSigners(prefix, null, { revocation: 'warn', expiry: 'warn' }, now);
+  return signers
+    .filter((s) => s.code === 'BAD_SIGNATURE')
+    .map((s) => ({ kind: 'signature' as const, detail: `the signature of ${s.fingerprint} does not match .boxsig/manifest.json: ${s.reason}` }));
+}
+
+function identityChanges(m: Manifest, box: { name: string; version: string; provider: string }): BoxChange[] {
+  const out: BoxChange[] = [];
+  if (m.box.name !== box.name) out.push({ kind: 'identity', detail: `the manifest names the box ${JSON.stringify(m.box.name)}` });
+  if (box.version !== '0' && m.box.version !== box.version)
+    out.push({ kind: 'identity', detail: `the manifest says version ${JSON.stringify(m.box.version)}` });
+  if (m.box.provider !== box.provider) out.push({ kind: 'identity', detail: `the manifest says provider ${JSON.stringify(m.box.provider)}` });
+  return out;
+}
+
+async function fileChanges(found: DirFile[], m: Manifest): Promise<BoxChange[]> {
+  const listed = new Map(m.files.map((f) => [f.path, f]));
+  const out: BoxChange[] = [];
+  for (const f of found) {
+    const e = listed.get(f.path);
+    listed.delete(f.path);
+    if (!e) out.push({ kind: 'added', path: f.path, detail: `${showPath(f.path)} is not in the manifest` });
+    else if (e.size !== f.size) out.push({ kind: 'changed', path: f.path, detail: `${showPath(f.path)} is ${f.size} bytes; the manifest says ${e.size}` });
+    else if ((await sha256(f.abs)) !== e.sha256)
+      out.push({ kind: 'changed', path: f.path, detail: `${showPath(f.path)} does not match its SHA-256 in the manifest` });
+  }
+  for (const p of listed.keys()) out.push({ kind: 'missing', path: p, detail: `${showPath(p)} is listed in the manifest but missing` });
+  return out;
+}
+
+/** Every difference between the installed box and its own manifest; null when it carries none. */
+export async function changesSinceInstall(
+  dir: string,
+  box: { name: string; version: string; provider: string },
+  now = new Date(),
+): Promise<BoxChange[] | null> {
+  const prefix = readDirPrefix(dir);
+  const found = walkBoxDir(dir); // refuses links and special files, like verification does
+  if (!prefix.present) return null;
+  if (!prefix.manifest) return [{ kind: 'signature', detail: '.boxsig/ holds no manifest.json' }];
+  const m = parseManifest(prefix.manifest);
+  return [...(await signatureChanges(prefix, now)), ...identityChanges(m, box), ...(await fileChanges(found, m))];
 }
 
 /** The version the installed box's own (old) manifest states, if it has one that parses. */
@@ -37,17 +127,38 @@ function manifestVersion(dir: string): string | undefined {
   }
 }
 
+/** The installed box directory: validated names, no link on the way (a symlinked box is never followed). */
+function installedDir(home: string, box: { name: string; version: string; provider: string }): string {
+  const problems = identityProblems(box);
+  if (problems.length) throw usage(`box ${problems.join('; ')}`);
+  const loc = boxLocation(home, box);
+  checkNoLinks(loc);
+  if (!fs.existsSync(loc.directory)) throw usage(`box ${box.name} ${box.version} (${box.provider}) is not installed in ${home}`);
+  return loc.directory;
+}
+
 export async function repackageBox(name: string, provider: string, version: string, opts: RepackageOptions = {}): Promise<RepackageResult> {
   const home = vagrantHome(opts.vagrantHome);
-  const dir = installedBoxPath(home, name, version, provider);
-  if (!fs.existsSync(dir)) throw usage(`box ${name} ${version} (${provider}) is not installed in ${home}`);
-  // refuses links and special files, like verification does
+  recoverVagrantHome(home);
+  const box = { name, version, provider };
+  const dir = installedDir(home, box);
+  const changes = await changesSinceInstall(dir, box, opts.now);
+  if (changes?.length && !opts.acceptChanges) {
+    throw refuse(
+      'TAMPERED',
+      `${name} ${version} (${provider}) changed since it was installed:\n${changes.map((c) => `  ${c.detail}`).join('\n')}`,
+      { changes },
+      'repackage it anyway with --accept-changes (the changes are then named in the output)',
+    );
+  }
   const files = walkBoxDir(dir)
     .map((f) => f.path)
     .filter((p) => !p.split('/')[0].startsWith('.'));
   if (!files.includes('metadata.json')) throw new BoxsigError('USAGE', `${dir} has no metadata.json`);
   const output = path.resolve(opts.output ?? 'package.box');
-  const tmp = path.join(path.dirname(output), `.${path.basename(output)}.boxsig-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  removeStaleSiblings(output);
+  const tmp = tempSibling(output, randomBytes(4).toString('hex'));
+  const forget = removeOnInterrupt(tmp);
   try {
     // metadata.json first, then the rest in a stable order
     const ordered = ['metadata.json', ...files.filter((f) => f !== 'metadata.json').sort()];
@@ -60,9 +171,11 @@ export async function repackageBox(name: string, provider: string, version: stri
     } else {
       fs.renameSync(tmp, output);
     }
-    return { output, files: ordered, signed };
+    return { output, files: ordered, signed, checked: changes ? 'manifest' : 'none', changes: changes ?? [] };
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    forget();
   }
 }
