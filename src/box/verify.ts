@@ -13,7 +13,7 @@ import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type S
 import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
-import { commitTrust } from '../trust/commit.js';
+import { commitTrust } from './commit.js';
 
 export interface VerifyOptions {
   expect?: ExpectedIdentity;

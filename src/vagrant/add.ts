@@ -14,7 +14,7 @@ import { LIMITS } from '../archive/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
-import { commitTrust } from '../trust/commit.js';
+import { commitTrust } from '../box/commit.js';
 import { nameProblem, providerProblem, versionProblem, type BoxIdentity } from '../manifest/manifest.js';
 import { fsyncDir, writeFileAtomic } from '../trust/lock.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
