@@ -196,3 +196,13 @@ t.test('2-of-3 thresholds and required claims', async (t) => {
   s.cfg({ boxes: { 'acme/*': { pins: [k1.fingerprint] } } });
   t.match(s.verify(s.signBox('acme/t', '8', [k1])).json.message, /boxes\["acme\/\*"\]\.pins: unknown field/);
 });
+
+t.test('versions order as RubyGems: an old pre-release after the release is a rollback', async (t) => {
+  const s = setup(t);
+  const k = makeKey(s.dir, 'V <v@acme.example>', [], s.env);
+  t.equal(s.add(s.signBox('acme/ver', '2.0.0', [k])).code, 0);
+  const pre = s.add(s.signBox('acme/ver', '2.0.0-1', [k]));
+  t.equal(pre.json.code, 'ROLLBACK', '2.0.0-1 is a pre-release of 2.0.0, so older');
+  t.match(pre.json.message, /2\.0\.0-1 is older than 2\.0\.0/);
+  t.equal(s.add(s.signBox('acme/ver', '2.0.0.1', [k])).code, 0, '2.0.0.1 is newer');
+});
