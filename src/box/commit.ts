@@ -43,7 +43,7 @@ export async function commitTrust(input: CommitInput): Promise<CommitResult> {
   const version = verdict.manifest?.box.version ?? input.identity.version;
   return store.update(
     async (state) => {
-      const record = state.boxes[name];
+      const record = state.boxes.get(name);
       const decision = await decideAgain(input, record, now);
       const recorded = recordAcceptedBox(state, {
         name,

@@ -147,7 +147,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     manifest,
     signers,
     policy,
-    record: trust.store.read().boxes[manifest.box.name],
+    record: trust.store.read().boxes.get(manifest.box.name),
     storeFile: trust.store.file,
     ...keyLookups(trust.store, boxKeys),
     now,

@@ -19,15 +19,17 @@ export interface BoxPolicy {
   pin?: string[];
   threshold?: number;
   signatures?: 'required' | 'optional';
-  claims?: Record<string, string>;
+  /** claim name -> required value */
+  claims?: Map<string, string>;
   expiry?: Enforcement;
   revocation?: Enforcement;
   rollback?: Enforcement;
 }
 
+/** A configuration document. Globs, scopes and claim names are Map keys (never keys of plain objects). */
 export interface ConfigDoc {
-  boxes?: Record<string, BoxPolicy>;
-  orgs?: Record<string, string[]>;
+  boxes: Map<string, BoxPolicy>;
+  orgs: Map<string, string[]>;
 }
 
 export interface ConfigLayer {
@@ -42,7 +44,7 @@ export interface ResolvedPolicy {
   pins: string[];
   threshold: number;
   signatures: 'required' | 'optional';
-  claims: Record<string, string>;
+  claims: Map<string, string>;
   expiry: Enforcement;
   revocation: Enforcement;
   rollback: Enforcement;
@@ -57,7 +59,7 @@ const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 're
 /** Validate a configuration document; errors name the file and the field. */
 export function validateConfig(raw: unknown, file: string): ConfigDoc {
   if (!isPlainObject(raw)) throw configError(file, '(top level)', 'must be a JSON object');
-  const doc: ConfigDoc = {};
+  const doc: ConfigDoc = { boxes: new Map(), orgs: new Map() };
   for (const k of Object.keys(raw)) {
     if (k !== 'boxes' && k !== 'orgs' && k !== '$schema' && k !== 'comment') {
       throw configError(file, k, 'unknown field (expected "boxes" and "orgs")');
@@ -65,7 +67,6 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
   }
   if (raw.boxes !== undefined) {
     if (!isPlainObject(raw.boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
-    doc.boxes = {};
     for (const [glob, pol] of Object.entries(raw.boxes)) {
       const f = `boxes["${glob}"]`;
       const gp = globProblem(glob);
@@ -99,7 +100,7 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
               const p = claimProblem(ck, cv);
               if (p) throw configError(file, `${ff}.${ck}`, p);
             }
-            out.claims = { ...(v as Record<string, string>) };
+            out.claims = new Map(Object.entries(v as Record<string, string>));
             break;
           case 'expiry':
           case 'revocation':
@@ -113,23 +114,25 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
             throw configError(file, ff, `unknown field (expected one of ${POLICY_FIELDS.join(', ')})`);
         }
       }
-      doc.boxes[glob] = out;
+      doc.boxes.set(glob, out);
     }
   }
   if (raw.orgs !== undefined) {
     if (!isPlainObject(raw.orgs)) throw configError(file, 'orgs', 'must be an object mapping scopes to org key fingerprints');
-    doc.orgs = {};
     for (const [scope, keys] of Object.entries(raw.orgs)) {
       const f = `orgs["${scope}"]`;
       const gp = globProblem(scope);
       if (gp) throw configError(file, f, `scope ${gp}`);
       const list = typeof keys === 'string' ? [keys] : keys;
       if (!Array.isArray(list) || list.length === 0) throw configError(file, f, 'must be a non-empty list of fingerprints');
-      doc.orgs[scope] = list.map((x, i) => {
-        const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
-        if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
-        return fp;
-      });
+      doc.orgs.set(
+        scope,
+        list.map((x, i) => {
+          const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
+          if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
+          return fp;
+        }),
+      );
     }
   }
   return doc;
@@ -170,7 +173,7 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
   const boxes = new Map<string, { policy: BoxPolicy; source: Record<string, string> }>();
   const orgs = new Map<string, { keys: string[]; source: string }>();
   for (const layer of layers) {
-    for (const [glob, pol] of Object.entries(layer.doc.boxes ?? {})) {
+    for (const [glob, pol] of layer.doc.boxes) {
       const cur = boxes.get(glob) ?? { policy: {}, source: {} };
       for (const f of POLICY_FIELDS) {
         if (pol[f] !== undefined) {
@@ -180,7 +183,7 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
       }
       boxes.set(glob, cur);
     }
-    for (const [scope, keys] of Object.entries(layer.doc.orgs ?? {})) orgs.set(scope, { keys, source: layer.source });
+    for (const [scope, keys] of layer.doc.orgs) orgs.set(scope, { keys, source: layer.source });
   }
   const matching = matchingGlobs(boxes.keys(), name);
   const resolved: ResolvedPolicy = {
@@ -188,7 +191,7 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
     pins: [],
     threshold: 1,
     signatures: 'required',
-    claims: {},
+    claims: new Map(),
     expiry: 'enforce',
     revocation: 'enforce',
     rollback: 'enforce',
@@ -201,7 +204,7 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
       const v = entry.policy[f];
       if (v === undefined) continue;
       if (f === 'pin') resolved.pins = [...(v as string[])];
-      else if (f === 'claims') resolved.claims = { ...(v as Record<string, string>) };
+      else if (f === 'claims') resolved.claims = new Map(v as Map<string, string>);
       else (resolved as unknown as Record<string, unknown>)[f] = v;
       resolved.origin[f] = `"${g}" (${entry.source[f]})`;
       break;

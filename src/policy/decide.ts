@@ -308,8 +308,8 @@ function refuseUntrusted({ policy, manifest }: DecideInput, found: Findings): ne
 
 /** Every claim the policy requires, with the required value. */
 function checkClaims({ policy, manifest }: DecideInput): void {
-  for (const [k, v] of Object.entries(policy.claims)) {
-    const got = manifest.claims[k];
+  for (const [k, v] of policy.claims) {
+    const got = Object.hasOwn(manifest.claims, k) ? manifest.claims[k] : undefined;
     if (got === v) continue;
     throw refuse(
       'CLAIM_MISMATCH',

@@ -43,10 +43,9 @@ async function readUserConfig(store: TrustStore): Promise<ConfigDoc | null> {
 export async function loadLayers(opts: LoadOptions): Promise<ConfigLayer[]> {
   const layers: ConfigLayer[] = [];
   const state = opts.store.read();
-  if (Object.keys(state.pins).length) {
-    const boxes: ConfigDoc['boxes'] = {};
-    for (const [glob, fprs] of Object.entries(state.pins)) boxes[glob] = { pin: fprs };
-    layers.push({ source: `${opts.store.file} (boxsig trust pin)`, doc: { boxes } });
+  if (state.pins.size) {
+    const boxes: ConfigDoc['boxes'] = new Map([...state.pins].map(([glob, pin]) => [glob, { pin }]));
+    layers.push({ source: `${opts.store.file} (boxsig trust pin)`, doc: { boxes, orgs: new Map() } });
   }
   const user = await readUserConfig(opts.store);
   if (user) layers.push({ source: userConfigFile(opts.store), doc: user });

@@ -121,18 +121,18 @@ const rows: Row[] = [
   {
     name: 'a required claim is present',
     signers: [signer(A)],
-    policy: { pins: [A], claims: { builder: 'ci' } },
+    policy: { pins: [A], claims: new Map([['builder', 'ci']]) },
     claims: { builder: 'ci' },
     trusted: { [A]: 'pin' },
   },
   {
     name: 'a required claim differs',
     signers: [signer(A)],
-    policy: { pins: [A], claims: { builder: 'ci' } },
+    policy: { pins: [A], claims: new Map([['builder', 'ci']]) },
     claims: { builder: 'laptop' },
     refused: 'CLAIM_MISMATCH',
   },
-  { name: 'a required claim is missing', signers: [signer(A)], policy: { pins: [A], claims: { builder: 'ci' } }, refused: 'CLAIM_MISMATCH' },
+  { name: 'a required claim is missing', signers: [signer(A)], policy: { pins: [A], claims: new Map([['builder', 'ci']]) }, refused: 'CLAIM_MISMATCH' },
   // expiry
   { name: 'an expired manifest is refused', signers: [signer(A)], policy: { pins: [A] }, expires: '2026-02-01T00:00:00Z', refused: 'EXPIRED' },
   {

@@ -72,7 +72,7 @@ t.test('the most specific glob that sets a field decides it, field by field', as
   const web = resolvePolicy(layers, 'acme/web');
   t.same(web.pins, [A, B]);
   t.equal(web.threshold, 2);
-  t.same(web.claims, { builder: 'ci' }, 'claims come from acme/*, which is the most specific glob that sets them');
+  t.same([...web.claims], [['builder', 'ci']], 'claims come from acme/*, which is the most specific glob that sets them');
   t.equal(web.expiry, 'warn');
   t.equal(web.revocation, 'enforce', 'defaults where nothing sets a field');
   t.equal(web.origin.threshold, '"acme/web" (user.json)');
