@@ -29,6 +29,8 @@ export interface TrustOptions {
   now?: Date;
   mode?: 'verify' | 'add';
   allowDowngrade?: boolean;
+  /** verify: refuse a valid signature by a signer that is neither pinned, certified nor recorded. */
+  requireTrusted?: boolean;
 }
 
 /** A signer as reported: its signature check, and whether and why it is trusted. */
@@ -153,6 +155,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     now,
     mode: trust.mode ?? 'verify',
     allowDowngrade: trust.allowDowngrade,
+    requireTrusted: trust.requireTrusted,
   });
   return {
     signed: true,
@@ -162,7 +165,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     signers: reportSigners(signers, decision),
     decision,
     policy,
-    warnings: decision.warnings,
+    warnings: [...policy.warnings, ...decision.warnings],
     expectation: expectationOf(manifest),
     checked: signers,
     boxKeys,
@@ -194,7 +197,7 @@ function unsignedVerdict(policy: ResolvedPolicy, warning: string): Verdict {
     signers: [],
     decision: null,
     policy,
-    warnings: [warning],
+    warnings: [...policy.warnings, warning],
     expectation: null,
     checked: [],
     boxKeys: new Map(),
@@ -214,7 +217,7 @@ export function reportSigners(signers: Signer[], decision: Decision): SignerRepo
       created: s.created,
       valid: s.valid,
       ...(s.code ? { code: s.code, reason: s.reason } : {}),
-      trusted: Boolean(t),
+      trusted: t !== undefined && !t.unknown,
       ...(t ? { via: t.via, explanation: t.explanation } : {}),
     };
   });

@@ -27,6 +27,8 @@ export interface VerifyOptions {
   cwd?: string;
   now?: Date;
   onProgress?: (bytes: number) => void;
+  /** Refuse (UNTRUSTED_KEY) a valid signature by a signer that is neither pinned, certified nor recorded. */
+  requireTrusted?: boolean;
 }
 
 export interface VerifyResult {
@@ -41,6 +43,8 @@ export interface VerifyResult {
   trust: string;
   warnings: string[];
   bytes: number;
+  /** Every configuration source that applied (files, the Vagrantfile, trust store pins). */
+  config: string[];
 }
 
 export function openBox(path: string): Readable {
@@ -78,6 +82,7 @@ export function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'raw
     trust: verdict.decision?.summary ?? (verdict.signed ? '' : 'unsigned (allowed by policy)'),
     warnings: verdict.warnings,
     bytes: read.rawBytes,
+    config: verdict.policy?.sources ?? [],
   };
 }
 
@@ -87,7 +92,14 @@ export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise
   let verdict: Verdict | null = null;
   const hooks: ReadHooks = {
     onPrefix: async (prefix) => {
-      verdict = await judge(prefix, opts.expect ?? {}, { store, layers, overrides: overridesFrom(opts), now: opts.now, mode: 'verify' });
+      verdict = await judge(prefix, opts.expect ?? {}, {
+        store,
+        layers,
+        overrides: overridesFrom(opts),
+        now: opts.now,
+        mode: 'verify',
+        requireTrusted: opts.requireTrusted,
+      });
       return verdict.expectation;
     },
   };
@@ -172,6 +184,7 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
     now,
     mode: opts.record ? 'add' : 'verify',
     allowDowngrade: opts.allowDowngrade,
+    requireTrusted: opts.requireTrusted,
   });
   const { files, metadata } = await checkBoxDir(dir, verdict.expectation, opts.onProgress ? countingProgress(opts.onProgress) : undefined);
   checkMetadataAgrees(verdict, metadata);

@@ -431,6 +431,7 @@ export function registerTrustCommands(program: Command): void {
               if (r.signed) {
                 for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
               }
+              out(`  config: ${r.config.join(', ') || '(none)'}`);
               for (const line of r.recorded) {
                 if (line.startsWith('first-use')) {
                   warn(

@@ -32,10 +32,19 @@ export interface ConfigDoc {
   orgs: Map<string, string[]>;
 }
 
+/**
+ * Whose a layer is: the user's own (pins of `boxsig trust pin`, the user
+ * config) or a project's (boxsig.json, the Vagrantfile's config.boxsig). A
+ * project layer never widens or removes the user's own pins.
+ */
+export type LayerKind = 'store' | 'user' | 'project' | 'vagrantfile';
+
 export interface ConfigLayer {
-  /** Where it came from: a file path, "flags", "Vagrantfile", "trust store". */
+  /** Where it came from: a file path, "Vagrantfile (config.boxsig)", "… (boxsig trust pin)". */
   source: string;
   doc: ConfigDoc;
+  /** Default: the user's own. */
+  kind?: LayerKind;
 }
 
 export interface ResolvedPolicy {
@@ -52,6 +61,10 @@ export interface ResolvedPolicy {
   org: { scope: string; keys: string[]; source: string } | null;
   /** field -> "glob (source)" that decided it */
   origin: Record<string, string>;
+  /** Every configuration source that was read, earliest first. */
+  sources: string[];
+  /** What a project layer tried to weaken in the user's own configuration. */
+  warnings: string[];
 }
 
 const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 'revocation', 'rollback'] as const;
@@ -167,26 +180,80 @@ export function findProjectFile(dir: string): string | null {
   }
 }
 
-/** Resolve the policy for one box name over the layers (earlier layers first). */
+/**
+ * A project file found in the current directory or a parent must be yours
+ * (or root's) and not writable by every user — as git refuses a repository
+ * owned by someone else: anyone who can write a parent directory (think of
+ * /tmp) could otherwise replace your pins. A file named with --config is used
+ * as given.
+ */
+export function checkProjectFileOwner(file: string): void {
+  const me = process.getuid?.();
+  if (me === undefined) return; // no POSIX owners (Windows)
+  let stats: fs.Stats[];
+  try {
+    stats = [fs.lstatSync(file), fs.statSync(file)];
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `${file}: cannot read: ${(e as Error).message}`, { file });
+  }
+  const hint = `if you trust it, name it explicitly with --config ${file}; otherwise remove it`;
+  for (const st of stats) {
+    if (st.uid !== me && st.uid !== 0) {
+      throw new BoxsigError(
+        'CONFIG',
+        `${file} belongs to user ${st.uid}, not to you (${me}) or root: boxsig does not use a project file someone else controls`,
+        { file, owner: st.uid },
+        hint,
+      );
+    }
+    if (!st.isSymbolicLink() && st.mode & 0o002) {
+      throw new BoxsigError('CONFIG', `${file} is writable by every user: boxsig does not use a project file anyone can change`, { file }, hint);
+    }
+  }
+}
+
+/**
+ * Resolve the policy for one box name over the layers (earlier layers first):
+ * for each field, the most specific glob that sets it; for a glob, the latest
+ * layer. Then the user's own pins are kept where a project layer would widen
+ * or remove them (with a warning), and every other weakening is said.
+ */
 export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPolicy {
-  // merge: for each glob, later layers override earlier ones field by field
-  const boxes = new Map<string, { policy: BoxPolicy; source: Record<string, string> }>();
+  const resolved = resolveFields(layers, name);
+  resolved.sources = layers.map((l) => l.source);
+  if (layers.some((l) => !isOwn(l))) guardOwnPolicy(resolved, resolveFields(layers.filter(isOwn), name));
+  return resolved;
+}
+
+const isOwn = (l: ConfigLayer) => l.kind === undefined || l.kind === 'store' || l.kind === 'user';
+
+interface MergedGlob {
+  policy: BoxPolicy;
+  /** field -> source of the layer that set it */
+  source: Record<string, string>;
+}
+
+/** For each glob, later layers override earlier ones field by field. */
+function mergeLayers(layers: ConfigLayer[]): { boxes: Map<string, MergedGlob>; orgs: Map<string, { keys: string[]; source: string }> } {
+  const boxes = new Map<string, MergedGlob>();
   const orgs = new Map<string, { keys: string[]; source: string }>();
   for (const layer of layers) {
     for (const [glob, pol] of layer.doc.boxes) {
       const cur = boxes.get(glob) ?? { policy: {}, source: {} };
       for (const f of POLICY_FIELDS) {
-        if (pol[f] !== undefined) {
-          (cur.policy as Record<string, unknown>)[f] = pol[f];
-          cur.source[f] = layer.source;
-        }
+        if (pol[f] === undefined) continue;
+        (cur.policy as Record<string, unknown>)[f] = pol[f];
+        cur.source[f] = layer.source;
       }
       boxes.set(glob, cur);
     }
     for (const [scope, keys] of layer.doc.orgs) orgs.set(scope, { keys, source: layer.source });
   }
-  const matching = matchingGlobs(boxes.keys(), name);
-  const resolved: ResolvedPolicy = {
+  return { boxes, orgs };
+}
+
+function defaults(name: string): ResolvedPolicy {
+  return {
     name,
     pins: [],
     threshold: 1,
@@ -197,18 +264,24 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
     rollback: 'enforce',
     org: null,
     origin: {},
+    sources: [],
+    warnings: [],
   };
+}
+
+function resolveFields(layers: ConfigLayer[], name: string): ResolvedPolicy {
+  const { boxes, orgs } = mergeLayers(layers);
+  const matching = matchingGlobs(boxes.keys(), name);
+  const resolved = defaults(name);
   for (const f of POLICY_FIELDS) {
-    for (const g of matching) {
-      const entry = boxes.get(g)!;
-      const v = entry.policy[f];
-      if (v === undefined) continue;
-      if (f === 'pin') resolved.pins = [...(v as string[])];
-      else if (f === 'claims') resolved.claims = new Map(v as Map<string, string>);
-      else (resolved as unknown as Record<string, unknown>)[f] = v;
-      resolved.origin[f] = `"${g}" (${entry.source[f]})`;
-      break;
-    }
+    const g = matching.find((m) => boxes.get(m)!.policy[f] !== undefined);
+    if (g === undefined) continue;
+    const entry = boxes.get(g)!;
+    const v = entry.policy[f];
+    if (f === 'pin') resolved.pins = [...(v as string[])];
+    else if (f === 'claims') resolved.claims = new Map(v as Map<string, string>);
+    else (resolved as unknown as Record<string, unknown>)[f] = v;
+    resolved.origin[f] = `"${g}" (${entry.source[f]})`;
   }
   const orgMatch = matchingGlobs(orgs.keys(), name)[0];
   if (orgMatch !== undefined) {
@@ -216,6 +289,46 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
     resolved.org = { scope: orgMatch, keys: o.keys, source: o.source };
   }
   return resolved;
+}
+
+/**
+ * The rule for project layers (boxsig.json, the Vagrantfile): where the
+ * user's own configuration pins a name, a project may narrow the pins (keep
+ * some of them) but not widen or remove them — keys it adds are ignored, and
+ * pins it drops stay. Any other field it makes weaker than the user's own
+ * setting (fewer signatures, optional signatures, warn instead of enforce,
+ * fewer required claims) applies, and is said.
+ */
+function guardOwnPolicy(p: ResolvedPolicy, own: ResolvedPolicy): void {
+  if (own.pins.length && p.origin.pin !== own.origin.pin) {
+    const kept = p.pins.filter((k) => own.pins.includes(k));
+    const ignored = p.pins.filter((k) => !own.pins.includes(k));
+    if (ignored.length || !kept.length) {
+      p.warnings.push(
+        `${p.origin.pin} pins ${p.name} to ${p.pins.join(', ') || 'nothing'}, but your own configuration (${own.origin.pin}) pins it to ${own.pins.join(', ')}: ` +
+          `a project file cannot widen or remove your pins, so ${kept.length ? `only ${kept.join(', ')} count${kept.length === 1 ? 's' : ''}` : 'your pins apply'} (edit your own configuration to change them)`,
+      );
+      p.pins = kept.length ? kept : [...own.pins];
+      if (!kept.length) p.origin.pin = own.origin.pin;
+    }
+  }
+  const weaker: string[] = [];
+  if (p.threshold < own.threshold) weaker.push(`threshold ${own.threshold} -> ${p.threshold}`);
+  if (p.signatures === 'optional' && own.signatures === 'required' && own.origin.signatures) weaker.push('signatures required -> optional');
+  for (const f of ['expiry', 'revocation', 'rollback'] as const)
+    if (p[f] === 'warn' && own[f] === 'enforce' && own.origin[f]) weaker.push(`${f} enforce -> warn`);
+  for (const [k, v] of own.claims) if (p.claims.get(k) !== v) weaker.push(`claim ${k} no longer required to be ${JSON.stringify(v)}`);
+  if (weaker.length) p.warnings.push(`a project configuration weakens your own policy for ${p.name}: ${weaker.join('; ')} (${projectOrigins(p, own)})`);
+}
+
+function projectOrigins(p: ResolvedPolicy, own: ResolvedPolicy): string {
+  return [
+    ...new Set(
+      Object.keys(p.origin)
+        .filter((f) => p.origin[f] !== own.origin[f])
+        .map((f) => p.origin[f]),
+    ),
+  ].join(', ');
 }
 
 /** Command-line flags override whatever the layers resolved, for this run only. */

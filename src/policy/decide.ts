@@ -1,18 +1,21 @@
 /**
  * The trust decision for one signed box, read as its policy: which valid
- * signers are trusted for the box name and why (pins, organisation chains,
- * first use and rotation), then the threshold, claims, expiry, revocation and
- * rollback. Each check is a small function with one job that refuses with one
- * stable code.
+ * signers are trusted for the box name and why — through exactly one path:
+ * pins where a pin applies, else organisation chains where an organisation
+ * covers the name, else trust on first use and rotation — then the
+ * threshold, claims, expiry, revocation and rollback. Each check is a small
+ * function with one job that refuses with one stable code.
  */
 import type * as openpgp from 'openpgp';
 import { refuse } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { SignatureCheck } from '../keys/verify.js';
-import { checkCertifications, scopeFilter } from '../keys/certify.js';
+import { BOXSIG_UID_PREFIX, checkCertifications, scopeFilter } from '../keys/certify.js';
 import type { ResolvedPolicy } from './config.js';
-import type { TrustRecord } from '../trust/store.js';
+import type { RetiredKey, TrustRecord } from '../trust/store.js';
 import type { KeyChange } from '../trust/records.js';
+import { globMatches, globProblem } from './glob.js';
+import { countTrusted } from './threshold.js';
 import { compareVersions } from './version.js';
 
 /** One signer of a box: the keys layer's verdict on its signature, and its key. */
@@ -21,12 +24,17 @@ export interface Signer extends SignatureCheck {
   key: openpgp.PublicKey | null;
 }
 
-export type TrustPath = 'pin' | 'org' | 'tofu-recorded' | 'tofu-first-use' | 'tofu-rotation' | 'tofu-certified';
+export type TrustPath = 'pin' | 'org' | 'tofu-recorded' | 'tofu-first-use' | 'tofu-rotation' | 'tofu-certified' | 'tofu-replaced';
 
 export interface TrustedSigner {
   fingerprint: string;
+  signingKey: string;
   via: TrustPath;
   explanation: string;
+  /** The keys trusted before this box that this signer's trust rests on (empty: it adds nothing to the threshold). */
+  basis: string[];
+  /** Not trusted yet: what `add` would do on first use (verify only). */
+  unknown?: true;
 }
 
 /** What trust on first use changes in the record of the name. */
@@ -34,6 +42,8 @@ export type TofuAction = KeyChange;
 
 export interface Decision {
   trusted: TrustedSigner[];
+  /** Distinct trusted keys behind the box (what the threshold counts). */
+  count: number;
   warnings: string[];
   tofu: TofuAction | null;
   /** A human summary of the trust path. */
@@ -57,16 +67,18 @@ export interface DecideInput {
   /** add records TOFU and checks rollback; verify only reads. */
   mode: 'verify' | 'add';
   allowDowngrade?: boolean;
+  /** verify: a signer that is neither pinned, certified nor recorded is refused (UNTRUSTED_KEY). */
+  requireTrusted?: boolean;
 }
 
-/** What the trust paths found: the trusted signers and why the others are not. */
+/** What the trust path found: the trusted signers and why the others are not. */
 interface Findings {
   valid: Signer[];
   unusable: Signer[];
   trusted: Map<string, TrustedSigner>;
-  /** Signers whose signature does not count, but that a trust path would have trusted. */
+  /** Signers whose signature does not count, but that the trust path would have trusted. */
   wouldTrust: Set<string>;
-  /** Why signers were not trusted (for the UNTRUSTED_KEY message). */
+  /** Why signers were not trusted (for the refusal message). */
   notes: string[];
   /** Chains that failed only because the organisation key is revoked. */
   revokedChains: string[];
@@ -83,21 +95,22 @@ const plural = (n: number, one: string, many: string) => (n === 1 ? one : many);
  * bad (checkSignaturesIntact).
  */
 export async function decideTrust(input: DecideInput): Promise<Decision> {
-  const found = newFindings(input.signers);
-  trustPinned(input, found);
-  await trustOrganisationChains(input, found);
-  await trustOnFirstUseOrRotation(input, found);
-  if (found.trusted.size < input.policy.threshold) {
-    checkLostSignatures(input, found);
-    checkThreshold(input, found);
+  const found = newFindings(input.signers, input.policy);
+  await trustThroughPath(input, found);
+  const count = countTrusted([...found.trusted.values()]);
+  if (count < input.policy.threshold) {
+    checkLostSignatures(input, found, count);
+    checkThreshold(input, found, count);
+    checkNoKeyLeft(input, found);
     checkKeyChanged(input, found);
     checkRevokedChains(input, found);
     checkUsableSignatures(found);
     refuseUntrusted(input, found);
   }
+  checkKnownSigners(input, found);
   checkClaims(input);
-  const warnings = [...found.warnings, checkExpiry(input), checkRollback(input)].filter((w): w is string => Boolean(w));
-  return decision(found, warnings);
+  const warnings = [...found.warnings, unknownSignerWarning(input, found), checkExpiry(input), checkRollback(input)];
+  return decision(found, count, warnings);
 }
 
 /** A box without signatures is refused unless its policy makes them optional. */
@@ -112,173 +125,266 @@ export function checkSignaturesIntact(signers: Signer[]): void {
   if (bad) throw refuse(bad.code!, `signature ${bad.fingerprint} is invalid: ${bad.reason}`, { fingerprint: bad.fingerprint });
 }
 
-function newFindings(signers: Signer[]): Findings {
+function newFindings(signers: Signer[], policy: ResolvedPolicy): Findings {
   return {
     valid: signers.filter((s) => s.valid),
     unusable: signers.filter((s) => !s.valid),
     trusted: new Map(),
     wouldTrust: new Set(),
-    notes: [],
+    notes: [...policy.warnings],
     revokedChains: [],
     tofu: null,
     warnings: signers.flatMap((s) => s.warnings),
   };
 }
 
-function trust(found: Findings, fingerprint: string, via: TrustPath, explanation: string): void {
-  found.trusted.set(fingerprint, { fingerprint, via, explanation });
+function trust(found: Findings, s: Signer, via: TrustPath, explanation: string, basis = [s.fingerprint]): void {
+  found.trusted.set(s.fingerprint, { fingerprint: s.fingerprint, signingKey: s.signingKey, via, explanation, basis });
 }
 
-/** Nothing pinned and no organisation covering the name: trust on first use applies. */
+/**
+ * Exactly one path applies to a name. A pin narrows: where a pin applies,
+ * only the pinned keys count (as apt's Signed-By). Where an organisation
+ * covers the name, only its chains count. Trust on first use applies only
+ * where neither does.
+ */
+async function trustThroughPath(input: DecideInput, found: Findings): Promise<void> {
+  if (input.policy.pins.length) return trustPinned(input, found);
+  if (input.policy.org) return trustOrganisationChains(input, found);
+  return trustOnFirstUseOrRotation(input, found);
+}
+
 function underTofu(policy: ResolvedPolicy): boolean {
   return policy.pins.length === 0 && policy.org === null;
 }
 
 /** Pins: a signer whose primary fingerprint is pinned for the name. */
 function trustPinned({ policy, manifest }: DecideInput, found: Findings): void {
-  if (!policy.pins.length) return;
-  for (const s of found.valid) if (policy.pins.includes(s.fingerprint)) trust(found, s.fingerprint, 'pin', `pinned for ${policy.origin.pin ?? 'this box'}`);
+  for (const s of found.valid) if (policy.pins.includes(s.fingerprint)) trust(found, s, 'pin', `pinned for ${policy.origin.pin ?? 'this box'}`);
   for (const s of found.unusable) if (policy.pins.includes(s.fingerprint)) found.wouldTrust.add(s.fingerprint);
-  if (found.trusted.size === 0) {
-    found.notes.push(
-      `signed by ${found.valid.map((s) => s.fingerprint).join(', ') || 'no valid key'}, but ${manifest.box.name} is pinned to ${policy.pins.join(', ')} by ${policy.origin.pin ?? 'configuration'}`,
-    );
-  }
+  if (found.trusted.size) return;
+  const signers = found.valid.map((s) => s.fingerprint).join(', ') || 'no valid key';
+  const narrows = policy.org ? ` (a pin narrows: the organisation chains of "${policy.org.scope}" do not apply)` : '';
+  found.notes.push(
+    `signed by ${signers}, but ${manifest.box.name} is pinned to ${policy.pins.join(', ')} by ${policy.origin.pin ?? 'configuration'}${narrows}`,
+  );
 }
 
 /** Organisation chains: a configured org key certified a `boxsig:<glob>` user ID covering the name. */
 async function trustOrganisationChains(input: DecideInput, found: Findings): Promise<void> {
-  const { policy, now, manifest } = input;
-  if (!policy.org) return;
-  const { scope, keys: orgFprs, source } = policy.org;
   for (const s of [...found.valid, ...found.unusable]) {
-    if (found.trusted.has(s.fingerprint) || !s.key) continue;
-    for (const orgFpr of orgFprs) {
-      const orgKey = await input.orgKey(orgFpr);
-      if (!orgKey) {
-        found.notes.push(`organisation key ${orgFpr} for "${scope}" is not in the keyring (import it: boxsig key import ORG.asc)`);
-        continue;
-      }
-      const checks = await checkCertifications(s.key, orgKey, now, policy.revocation, scopeFilter(scope, manifest.box.name));
-      const ok = checks.find((c) => c.ok);
-      if (ok && !s.valid) {
-        found.wouldTrust.add(s.fingerprint);
-        continue;
-      }
-      if (ok) {
-        if (ok.warning) found.warnings.push(ok.warning);
-        const glob = ok.userId.slice('boxsig:'.length);
-        trust(found, s.fingerprint, 'org', `certified by organisation key ${orgFpr} for "${glob}" (scope "${scope}" from ${source})`);
-        break;
-      }
-      if (checks.length === 0) found.notes.push(`key ${s.fingerprint} carries no certification by organisation key ${orgFpr}`);
-      else found.notes.push(...checks.map((c) => `key ${s.fingerprint}: ${c.userId}: ${c.reason}`));
-      const revokedCert = checks.find((c) => c.revoked);
-      if (revokedCert && s.valid) {
-        found.revokedChains.push(`${s.fingerprint} is certified only by organisation key ${orgFpr}, which is revoked: ${revokedCert.reason}`);
-      }
+    if (!s.key) continue;
+    for (const orgFpr of input.policy.org!.keys) {
+      if (await trustOrganisationChain(input, found, s, orgFpr)) break;
     }
   }
 }
 
+/** One signer, one org key: true when the chain holds. */
+async function trustOrganisationChain(input: DecideInput, found: Findings, s: Signer, orgFpr: string): Promise<boolean> {
+  const { scope, source } = input.policy.org!;
+  const orgKey = await input.orgKey(orgFpr);
+  if (!orgKey) {
+    found.notes.push(`organisation key ${orgFpr} for "${scope}" is not in the keyring (import it: boxsig key import ORG.asc)`);
+    return false;
+  }
+  const checks = await checkCertifications(s.key!, orgKey, input.now, input.policy.revocation, scopeFilter(scope, input.manifest.box.name));
+  const ok = checks.find((c) => c.ok);
+  if (ok && !s.valid) found.wouldTrust.add(s.fingerprint);
+  if (ok && s.valid) {
+    if (ok.warning) found.warnings.push(ok.warning);
+    const glob = ok.userId.slice(BOXSIG_UID_PREFIX.length);
+    trust(found, s, 'org', `certified by organisation key ${orgFpr} for "${glob}" (scope "${scope}" from ${source})`);
+  }
+  if (ok) return true;
+  if (checks.length === 0) found.notes.push(`key ${s.fingerprint} carries no certification by organisation key ${orgFpr}`);
+  else found.notes.push(...checks.map((c) => `key ${s.fingerprint}: ${c.userId}: ${c.reason}`));
+  const revokedCert = checks.find((c) => c.revoked);
+  if (revokedCert && s.valid)
+    found.revokedChains.push(`${s.fingerprint} is certified only by organisation key ${orgFpr}, which is revoked: ${revokedCert.reason}`);
+  return false;
+}
+
 /**
  * Trust on first use, where nothing is pinned and no organisation covers the
- * name: the first box records its signers; later boxes need a recorded key,
- * or a new key proven by one (co-signature or certification: rotation).
+ * name: the first box of a name never seen records its signers; once a name
+ * has a record it is never first use again. Later boxes need a recorded key,
+ * or a new key proven by one (co-signature, or certification of a
+ * `boxsig:<glob>` user ID covering the name: rotation); a key that
+ * `trust accept` replaced still vouches for the boxes it signed before.
  */
 async function trustOnFirstUseOrRotation(input: DecideInput, found: Findings): Promise<void> {
-  if (!underTofu(input.policy)) return;
-  const recorded = input.record?.keys ?? [];
-  for (const s of found.unusable) if (recorded.length === 0 || recorded.includes(s.fingerprint)) found.wouldTrust.add(s.fingerprint);
-  if (recorded.length === 0) return trustFirstUse(input, found);
-  const byRecorded = found.valid.filter((s) => recorded.includes(s.fingerprint));
-  for (const s of byRecorded)
-    trust(found, s.fingerprint, 'tofu-recorded', `recorded for ${input.manifest.box.name} on ${input.record!.firstSeen.slice(0, 10)}`);
-  const newcomers = found.valid.filter((s) => !recorded.includes(s.fingerprint));
+  const { record } = input;
+  if (!record) return trustFirstUse(input, found);
+  for (const s of found.unusable) if (record.keys.includes(s.fingerprint)) found.wouldTrust.add(s.fingerprint);
+  const byRecorded = found.valid.filter((s) => record.keys.includes(s.fingerprint));
+  for (const s of byRecorded) trust(found, s, 'tofu-recorded', `recorded for ${input.manifest.box.name} on ${record.firstSeen.slice(0, 10)}`);
+  const others = found.valid.filter((s) => !record.keys.includes(s.fingerprint));
+  const newcomers = others.filter((s) => !trustReplaced(input, found, s));
   if (!newcomers.length) return;
-  if (byRecorded.length) return trustCoSigned(found, recorded, byRecorded, newcomers);
-  await trustCertifiedByRecorded(input, found, recorded, newcomers);
+  if (byRecorded.length) return trustCoSigned(found, record.keys, byRecorded, newcomers);
+  await trustCertifiedByRecorded(input, found, record.keys, newcomers);
 }
 
 function trustFirstUse(input: DecideInput, found: Findings): void {
+  const name = input.manifest.box.name;
   const explanation =
-    input.mode === 'add' ? 'trusted on first use (now recorded)' : 'not pinned and never seen before (boxsig add would trust it on first use)';
-  for (const s of found.valid) trust(found, s.fingerprint, 'tofu-first-use', explanation);
+    input.mode === 'add'
+      ? 'trusted on first use (now recorded)'
+      : `valid signature by a key that is neither pinned, certified nor recorded for ${name}; boxsig add would trust it on first use and record it`;
+  for (const s of found.valid) trust(found, s, 'tofu-first-use', explanation);
+  if (input.mode === 'verify') for (const t of found.trusted.values()) t.unknown = true;
+  for (const s of found.unusable) found.wouldTrust.add(s.fingerprint);
   const keys = found.valid.map((s) => s.fingerprint);
   if (keys.length) found.tofu = { kind: 'first-use', keys, added: keys };
 }
 
-/** Rotation by co-signature: a recorded key signed the same box. */
+/**
+ * A key `trust accept` replaced: its signatures made before it was replaced,
+ * on versions up to the highest accepted then, still count (true: handled,
+ * trusted or not).
+ */
+function trustReplaced(input: DecideInput, found: Findings, s: Signer): boolean {
+  const r = input.record!.retired?.find((x) => x.key === s.fingerprint);
+  if (!r) return false;
+  const why = replacedProblem(r, s, input.manifest.box.version);
+  if (why) found.notes.push(`key ${s.fingerprint} ${why}`);
+  else
+    trust(
+      found,
+      s,
+      'tofu-replaced',
+      `recorded for ${input.manifest.box.name} until ${r.since.slice(0, 10)} (replaced by boxsig trust accept); signed before that`,
+    );
+  return true;
+}
+
+function replacedProblem(r: RetiredKey, s: Signer, version: string): string | null {
+  if (r.distrusted) return `was distrusted on ${r.since.slice(0, 10)} (boxsig trust accept --distrust-old): none of its signatures count`;
+  if (Date.parse(s.created) > Date.parse(r.since)) return `was replaced on ${r.since.slice(0, 10)}; signatures it made since do not count`;
+  if (r.upTo && compareVersions(version, r.upTo) > 0) return `was replaced when ${r.upTo} was the highest version; it cannot have signed a later one before`;
+  return null;
+}
+
+/** Rotation by co-signature: a recorded key signed the same box. The new key adds nothing to the threshold. */
 function trustCoSigned(found: Findings, recorded: string[], byRecorded: Signer[], newcomers: Signer[]): void {
   const cosigners = byRecorded.map((r) => r.fingerprint).join(', ');
-  for (const s of newcomers) trust(found, s.fingerprint, 'tofu-rotation', `co-signed with recorded key ${cosigners} (key rotation)`);
+  for (const s of newcomers) trust(found, s, 'tofu-rotation', `co-signed with recorded key ${cosigners} (key rotation)`, []);
   const added = newcomers.map((s) => s.fingerprint);
   found.tofu = { kind: 'rotation', keys: [...recorded, ...added], added };
 }
 
-/** Rotation by certification: a recorded key certified the new key. */
+/** Rotation by certification: recorded keys certified a `boxsig:<glob>` user ID of the new key covering the name. */
 async function trustCertifiedByRecorded(input: DecideInput, found: Findings, recorded: string[], newcomers: Signer[]): Promise<void> {
   const added: string[] = [];
   for (const s of newcomers) {
-    const certifier = s.key ? await recordedCertifier(input, found, s.key, recorded) : null;
-    if (!certifier) continue;
-    trust(found, s.fingerprint, 'tofu-certified', `certified by recorded key ${certifier} (key rotation)`);
+    const certifiers = s.key ? await recordedCertifiers(input, found, s, recorded) : [];
+    if (!certifiers.length) continue;
+    trust(found, s, 'tofu-certified', `certified by recorded key ${certifiers.join(', ')} (key rotation)`, certifiers);
     added.push(s.fingerprint);
   }
   if (added.length) found.tofu = { kind: 'certified', keys: [...recorded, ...added], added };
 }
 
-/** The recorded key that certified `key`, if any. */
-async function recordedCertifier(input: DecideInput, found: Findings, key: openpgp.PublicKey, recorded: string[]): Promise<string | null> {
+/** The recorded keys that certified a `boxsig:<glob>` user ID of the signer's key whose glob covers the name. */
+async function recordedCertifiers(input: DecideInput, found: Findings, s: Signer, recorded: string[]): Promise<string[]> {
+  const certifiers: string[] = [];
   for (const r of recorded) {
     const rk = await input.recordedKey(r);
     if (!rk) continue;
-    const ok = (await checkCertifications(key, rk, input.now, input.policy.revocation)).find((c) => c.ok);
-    if (!ok) continue;
-    if (ok.warning) found.warnings.push(ok.warning);
-    return r;
+    const checks = await checkCertifications(s.key!, rk, input.now, input.policy.revocation, coversName(input.manifest.box.name));
+    const ok = checks.find((c) => c.ok);
+    if (ok?.warning) found.warnings.push(ok.warning);
+    if (ok) certifiers.push(r);
+    else found.notes.push(...checks.map((c) => `key ${s.fingerprint}: ${c.userId}: ${c.reason} (certified by recorded key ${r})`));
   }
-  return null;
+  return certifiers;
 }
 
-/** A signer a trust path would have counted, whose signature does not count (revoked, expired, key missing). */
-function checkLostSignatures({ policy }: DecideInput, found: Findings): void {
+/** Only a certified `boxsig:<glob>` user ID whose glob matches the name hands the name over (not an ordinary certification). */
+function coversName(name: string): (uid: string) => string | null {
+  return (uid) => {
+    if (!uid.startsWith(BOXSIG_UID_PREFIX)) return `user ID ${JSON.stringify(uid)} is not of the form boxsig:<glob>, so certifying it hands no box name over`;
+    const glob = uid.slice(BOXSIG_UID_PREFIX.length);
+    if (globProblem(glob)) return `user ID ${JSON.stringify(uid)} holds an invalid glob`;
+    if (!globMatches(glob, name)) return `certified glob "${glob}" does not cover box "${name}"`;
+    return null;
+  };
+}
+
+/** A signer the trust path would have counted, whose signature does not count (revoked, expired, key missing). */
+function checkLostSignatures({ policy }: DecideInput, found: Findings, count: number): void {
   const lost = found.unusable.find((s) => found.wouldTrust.has(s.fingerprint));
   if (!lost) return;
-  const left = found.trusted.size ? ` (${found.trusted.size} of ${policy.threshold} required trusted signatures remain)` : '';
+  const left = count ? ` (${count} of ${policy.threshold} required trusted signatures remain)` : '';
   throw refuse(lost.code!, `${lost.reason}${left}`, { fingerprint: lost.fingerprint });
 }
 
-/** Some signers are trusted, but fewer than the threshold. */
-function checkThreshold({ policy, manifest }: DecideInput, found: Findings): void {
-  const n = found.trusted.size;
-  if (n === 0) return;
+/** Some signers are trusted, but they stand for fewer distinct keys trusted before this box than the threshold. */
+function checkThreshold({ policy, manifest }: DecideInput, found: Findings, count: number): void {
+  if (found.trusted.size === 0) return;
+  const why = thresholdNotes([...found.trusted.values()]);
   throw refuse(
     'THRESHOLD_NOT_MET',
-    `box ${manifest.box.name} has ${n} trusted ${plural(n, 'signature', 'signatures')}; the policy (${policy.origin.threshold ?? 'threshold'}) requires ${policy.threshold} distinct trusted keys`,
-    { trusted: [...found.trusted.keys()], threshold: policy.threshold },
+    `box ${manifest.box.name} has ${count} distinct trusted ${plural(count, 'key', 'keys')}; the policy (${policy.origin.threshold ?? 'threshold'}) requires ${policy.threshold}${why.length ? `:\n  ${why.join('\n  ')}` : ''}`,
+    { trusted: [...found.trusted.keys()], count, threshold: policy.threshold },
   );
 }
 
-/** Under trust on first use, a box signed only by keys that are neither recorded nor proven by one. */
+/** Why trusted signers count for less than their number. */
+function thresholdNotes(trusted: TrustedSigner[]): string[] {
+  const notes: string[] = [];
+  for (const t of trusted) {
+    if (t.basis.length === 0) notes.push(`${t.fingerprint} is trusted only because a recorded key co-signed this box; it does not count`);
+    else if (t.basis[0] !== t.fingerprint) notes.push(`${t.fingerprint} counts as ${t.basis.join(' or ')}, the recorded key that certified it`);
+  }
+  const bySigningKey = new Map<string, string[]>();
+  for (const t of trusted) bySigningKey.set(t.signingKey, [...(bySigningKey.get(t.signingKey) ?? []), t.fingerprint]);
+  for (const [k, primaries] of bySigningKey) if (primaries.length > 1) notes.push(`${primaries.join(' and ')} sign with the same key ${k}; it counts once`);
+  return notes;
+}
+
+/** A name with a record but no key left (the last one was forgotten): never first use again. */
+function checkNoKeyLeft({ policy, record, manifest, storeFile }: DecideInput, found: Findings): void {
+  if (!underTofu(policy) || !record || record.keys.length || !found.valid.length) return;
+  const name = manifest.box.name;
+  const fpr = found.valid[0].fingerprint;
+  const accept = `boxsig trust accept ${name} ${fpr}`;
+  throw refuse(
+    'UNTRUSTED_KEY',
+    [
+      `box ${name} is signed by ${found.valid.map((s) => s.fingerprint).join(', ')}, but no key is trusted for ${name}:`,
+      `  its record (first seen ${record.firstSeen.slice(0, 10)}${record.highestVersion ? `, highest version ${record.highestVersion}` : ''}) in ${storeFile} has no key left,`,
+      '  and a name that has a record is never trusted on first use again. After checking the key, trust it with:',
+      `  ${accept}    (or pin it: boxsig trust pin ${name} ${fpr})`,
+    ].join('\n'),
+    { name, signers: found.valid.map((s) => s.fingerprint), store: storeFile },
+    accept,
+  );
+}
+
+/** Under trust on first use, a box signed only by new keys that no recorded key proves. */
 function checkKeyChanged(input: DecideInput, found: Findings): void {
   const { policy, record, manifest } = input;
-  const recorded = record?.keys ?? [];
-  if (!underTofu(policy) || !recorded.length || !found.valid.length) return;
+  const replaced = new Set(record?.retired?.map((r) => r.key));
+  const newFprs = found.valid.map((s) => s.fingerprint).filter((f) => !replaced.has(f));
+  if (!underTofu(policy) || !record?.keys.length || !newFprs.length) return;
   const name = manifest.box.name;
-  const newFprs = found.valid.map((s) => s.fingerprint);
   const accept = `boxsig trust accept ${name} ${newFprs[0]}`;
   throw refuse(
     'KEY_CHANGED',
     [
       `the signing key of ${name} changed.`,
-      `  recorded (trusted on first use ${record!.firstSeen.slice(0, 10)}): ${recorded.join(', ')}`,
+      `  recorded (trusted on first use ${record.firstSeen.slice(0, 10)}): ${record.keys.join(', ')}`,
       `  this box is signed by:  ${newFprs.join(', ')}`,
       `  the record lives in ${input.storeFile}`,
-      'The new key is neither co-signed by nor certified by a recorded key. If the publisher really changed keys, accept it with:',
+      'The new key is neither co-signed by nor certified by a recorded key for this name.',
+      ...found.notes.map((n) => `  ${n}`),
+      'If the publisher really changed keys, check the new key through another channel and accept it with:',
       `  ${accept}`,
+      '(boxes the recorded key signed before stay valid; add --distrust-old if it is compromised)',
     ].join('\n'),
-    { name, recorded, signers: newFprs, store: input.storeFile },
+    { name, recorded: record.keys, signers: newFprs, store: input.storeFile },
     accept,
   );
 }
@@ -304,6 +410,25 @@ function refuseUntrusted({ policy, manifest }: DecideInput, found: Findings): ne
     pins: policy.pins,
     org: policy.org,
   });
+}
+
+/** verify --require-trusted: a valid signature by an unknown signer is not enough. */
+function checkKnownSigners({ requireTrusted, manifest }: DecideInput, found: Findings): void {
+  const unknown = [...found.trusted.values()].filter((t) => t.unknown);
+  if (!requireTrusted || !unknown.length) return;
+  throw refuse(
+    'UNTRUSTED_KEY',
+    `box ${manifest.box.name}: the signature is valid, but the signer ${unknown.map((t) => t.fingerprint).join(', ')} is unknown (neither pinned, certified by an organisation nor recorded for ${manifest.box.name}), and --require-trusted was given`,
+    { signers: unknown.map((t) => t.fingerprint) },
+    `pin the key after checking it (boxsig trust pin ${manifest.box.name} ${unknown[0].fingerprint}), or add the box to trust it on first use`,
+  );
+}
+
+function unknownSignerWarning({ manifest }: DecideInput, found: Findings): string | null {
+  const unknown = [...found.trusted.values()].filter((t) => t.unknown);
+  if (!unknown.length) return null;
+  const name = manifest.box.name;
+  return `the signature is valid, but the signer ${unknown.map((t) => t.fingerprint).join(', ')} is unknown: neither pinned, certified by an organisation nor recorded for ${name}. boxsig add would trust it on first use and record it; --require-trusted refuses unknown signers`;
 }
 
 /** Every claim the policy requires, with the required value. */
@@ -360,8 +485,8 @@ export function isNewHighest(version: string, highest: string | undefined): bool
   return !highest || compareVersions(version, highest) > 0;
 }
 
-function decision(found: Findings, warnings: string[]): Decision {
+function decision(found: Findings, count: number, warnings: Array<string | null>): Decision {
   const trusted = [...found.trusted.values()];
   const summary = trusted.map((t) => `${short(t.fingerprint)}: ${t.explanation}`).join('; ');
-  return { trusted, warnings, tofu: found.tofu, summary };
+  return { trusted, count, warnings: warnings.filter((w): w is string => Boolean(w)), tofu: found.tofu, summary };
 }

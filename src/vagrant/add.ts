@@ -55,6 +55,8 @@ export interface AddResult {
   warnings: string[];
   checksum: string | null;
   bytes: number;
+  /** Every configuration source that applied. */
+  config: string[];
 }
 
 interface Source {
@@ -275,6 +277,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       warnings,
       checksum: read.checksum,
       bytes: read.rawBytes,
+      config: v.policy?.sources ?? [],
     };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });

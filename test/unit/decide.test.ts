@@ -8,6 +8,7 @@
 import t from 'tap';
 import { checkSignaturesIntact, checkSignaturesRequired, decideTrust, type DecideInput, type Signer } from '../../src/policy/decide.js';
 import { resolvePolicy, type ResolvedPolicy } from '../../src/policy/config.js';
+import { countTrusted } from '../../src/policy/threshold.js';
 import type { TrustRecord } from '../../src/trust/store.js';
 import { BoxsigError } from '../../src/errors.js';
 
@@ -43,6 +44,7 @@ interface Row {
   version?: string;
   expires?: string;
   allowDowngrade?: boolean;
+  requireTrusted?: boolean;
   /** expected: a refusal code, or the trusted signers with their paths */
   refused?: string;
   trusted?: Record<string, string>;
@@ -70,6 +72,7 @@ function input(row: Row): DecideInput {
     now: new Date('2026-06-01T00:00:00Z'),
     mode: row.mode ?? 'add',
     allowDowngrade: row.allowDowngrade,
+    requireTrusted: row.requireTrusted,
   };
 }
 
@@ -116,6 +119,106 @@ const rows: Row[] = [
     signers: [signer(A, { valid: false, code: 'KEY_EXPIRED', reason: 'expired' })],
     policy: { pins: [B] },
     refused: 'KEY_EXPIRED',
+  },
+  // a pin narrows
+  {
+    name: 'a pin narrows: an organisation scope does not widen it',
+    signers: [signer(B)],
+    policy: { pins: [A], org: { scope: 'acme/*', keys: [D], source: 'boxsig.json' } },
+    refused: 'UNTRUSTED_KEY',
+  },
+  { name: 'a pin narrows: a recorded key does not widen it', signers: [signer(B)], policy: { pins: [A] }, record: record([B]), refused: 'UNTRUSTED_KEY' },
+  { name: 'a pin narrows: no first use either', signers: [signer(B)], policy: { pins: [A] }, refused: 'UNTRUSTED_KEY' },
+  { name: 'an organisation scope: no first use', signers: [signer(B)], policy: { org: { scope: 'acme/*', keys: [D], source: 'x' } }, refused: 'UNTRUSTED_KEY' },
+  // a name with a record is never first use again
+  { name: 'a record without keys is not first use', signers: [signer(A)], record: record([]), refused: 'UNTRUSTED_KEY' },
+  // thresholds count keys trusted before this box
+  {
+    name: 'threshold 2: a recorded key and a co-signing newcomer count once',
+    signers: [signer(A), signer(B)],
+    policy: { threshold: 2 },
+    record: record([A]),
+    refused: 'THRESHOLD_NOT_MET',
+  },
+  {
+    name: 'threshold 2: two recorded keys rotate in a third',
+    signers: [signer(A), signer(B), signer(C)],
+    policy: { threshold: 2 },
+    record: record([A, B]),
+    trusted: { [A]: 'tofu-recorded', [B]: 'tofu-recorded', [C]: 'tofu-rotation' },
+    tofu: { kind: 'rotation', added: [C] },
+  },
+  {
+    name: 'threshold 2: two pinned primaries sharing one signing subkey count once',
+    signers: [signer(A, { signingKey: D }), signer(B, { signingKey: D })],
+    policy: { pins: [A, B], threshold: 2 },
+    refused: 'THRESHOLD_NOT_MET',
+  },
+  {
+    name: 'threshold 2: first use of two keys sharing a subkey',
+    signers: [signer(A, { signingKey: D }), signer(B, { signingKey: D })],
+    policy: { threshold: 2 },
+    refused: 'THRESHOLD_NOT_MET',
+  },
+  {
+    name: 'threshold 2: first use of two distinct keys',
+    signers: [signer(A), signer(B)],
+    policy: { threshold: 2 },
+    trusted: { [A]: 'tofu-first-use', [B]: 'tofu-first-use' },
+  },
+  // keys replaced by trust accept
+  {
+    name: 'a replaced key still vouches for what it signed before',
+    signers: [signer(A, { created: '2026-02-01T00:00:00Z' })],
+    record: record([B], { highestVersion: '1.0.0', retired: [{ key: A, since: '2026-03-01T00:00:00Z', upTo: '1.0.0' }] }),
+    mode: 'verify',
+    trusted: { [A]: 'tofu-replaced' },
+  },
+  {
+    name: 'a replaced key does not vouch for what it signed since',
+    signers: [signer(A, { created: '2026-04-01T00:00:00Z' })],
+    record: record([B], { retired: [{ key: A, since: '2026-03-01T00:00:00Z' }] }),
+    mode: 'verify',
+    refused: 'UNTRUSTED_KEY',
+  },
+  {
+    name: 'a replaced key does not vouch for a version above the highest of its time',
+    signers: [signer(A, { created: '2026-02-01T00:00:00Z' })],
+    version: '1.1.0',
+    record: record([B], { retired: [{ key: A, since: '2026-03-01T00:00:00Z', upTo: '1.0.0' }] }),
+    mode: 'verify',
+    refused: 'UNTRUSTED_KEY',
+  },
+  {
+    name: 'a distrusted key vouches for nothing',
+    signers: [signer(A, { created: '2026-02-01T00:00:00Z' })],
+    record: record([B], { retired: [{ key: A, since: '2026-03-01T00:00:00Z', distrusted: true }] }),
+    mode: 'verify',
+    refused: 'UNTRUSTED_KEY',
+  },
+  {
+    name: 'a replaced key does not rotate a newcomer in',
+    signers: [signer(A, { created: '2026-02-01T00:00:00Z' }), signer(C)],
+    record: record([B], { retired: [{ key: A, since: '2026-03-01T00:00:00Z' }] }),
+    trusted: { [A]: 'tofu-replaced' },
+    tofu: null,
+  },
+  // verify: an unknown signer
+  { name: 'verify --require-trusted refuses an unknown signer', mode: 'verify', requireTrusted: true, signers: [signer(A)], refused: 'UNTRUSTED_KEY' },
+  {
+    name: 'verify --require-trusted accepts a recorded signer',
+    mode: 'verify',
+    requireTrusted: true,
+    signers: [signer(A)],
+    record: record([A]),
+    trusted: { [A]: 'tofu-recorded' },
+  },
+  {
+    name: 'verify says an unknown signer is unknown',
+    mode: 'verify',
+    signers: [signer(A)],
+    trusted: { [A]: 'tofu-first-use' },
+    warning: /signer A{40} is unknown/,
   },
   // claims
   {
@@ -213,4 +316,63 @@ t.test('the preconditions are checked once, before the decision', async (t) => {
   t.throws(() => checkSignaturesIntact([signer(A), signer(B, { valid: false, code: 'BAD_SIGNATURE', reason: 'does not match' })]), { code: 'BAD_SIGNATURE' });
   t.throws(() => checkSignaturesIntact([signer(A, { valid: false, code: 'MALFORMED', reason: 'unparseable' })]), { code: 'MALFORMED' });
   t.doesNotThrow(() => checkSignaturesIntact([signer(A), revoked(B)]), 'a revoked key is not a bad signature');
+});
+
+t.test('the threshold counts distinct keys trusted before the box, and distinct signing keys', async (t) => {
+  const rows: Array<[string, Array<[string, string[]]>, number]> = [
+    ['one signer', [['k1', [A]]], 1],
+    [
+      'two signers',
+      [
+        ['k1', [A]],
+        ['k2', [B]],
+      ],
+      2,
+    ],
+    [
+      'a co-signed newcomer adds nothing',
+      [
+        ['k1', [A]],
+        ['k2', []],
+      ],
+      1,
+    ],
+    [
+      'two newcomers certified by one recorded key count once',
+      [
+        ['k1', [A]],
+        ['k2', [A]],
+      ],
+      1,
+    ],
+    [
+      'one subkey bound to two primaries counts once',
+      [
+        ['k1', [A]],
+        ['k1', [B]],
+      ],
+      1,
+    ],
+    ['a newcomer certified by two recorded keys is one signature', [['k1', [A, B]]], 1],
+    [
+      'the matching finds the best assignment',
+      [
+        ['k1', [A, B]],
+        ['k2', [A]],
+      ],
+      2,
+    ],
+    [
+      'three signing keys, two of them only for A',
+      [
+        ['k1', [A]],
+        ['k2', [A]],
+        ['k3', [B]],
+        ['k3', [C]],
+      ],
+      2,
+    ],
+    ['nothing trusted', [], 0],
+  ];
+  for (const [name, signers, want] of rows) t.equal(countTrusted(signers.map(([signingKey, basis]) => ({ signingKey, basis }))), want, name);
 });
