@@ -90,7 +90,10 @@ function recordProblem(r: unknown): string | null {
   if (typeof r.firstSeen !== 'string' || typeof r.updated !== 'string') return '"firstSeen" or "updated" is missing';
   if (!Array.isArray(r.history)) return '"history" is not a list';
   if (r.highestVersion !== undefined && typeof r.highestVersion !== 'string') return '"highestVersion" is not a string';
-  if (r.retired !== undefined && !(Array.isArray(r.retired) && r.retired.every((x) => isPlainObject(x) && typeof x.key === 'string' && typeof x.since === 'string'))) {
+  if (
+    r.retired !== undefined &&
+    !(Array.isArray(r.retired) && r.retired.every((x) => isPlainObject(x) && typeof x.key === 'string' && typeof x.since === 'string'))
+  ) {
     return '"retired" is not a list of {key, since}';
   }
   return null;
