@@ -105,6 +105,7 @@ t.test('debris of dead processes is removed by the next change to the store', as
     `trust.lock.stale-${dead}-deadbeef`,
     `trust.lock.new-${dead}-12345678`,
     `keyring/${k.fingerprint}.asc.tmp-${dead}-abcdef01`,
+    `keyring/.${k.fingerprint}.asc.tmp-${dead}-abcdef012345`,
     `revocations/${k.fingerprint}-0011223344556677.asc.tmp-${dead}-abcdef02`,
   ];
   for (const d of debris) fs.writeFileSync(path.join(s.home, d), 'half');

@@ -39,7 +39,8 @@ function scratchName(file: string, kind: 'tmp' | 'new' | 'stale'): string {
   return `${file}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-const SCRATCH = /\.(?:tmp|new|stale)-(\d+)-[0-9a-f]{8}$/;
+/** Matches every scratch name above, and the keys layer's `.<file>.tmp-<pid>-<hex>`. */
+const SCRATCH = /\.(?:tmp|new|stale)-(\d+)-[0-9a-f]{6,32}$/;
 
 function readInfo(file: string): LockInfo | null {
   try {
