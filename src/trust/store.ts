@@ -132,12 +132,16 @@ export function serializeState(state: TrustState): string {
 /** The last state read, with the bytes it was parsed from. */
 interface Snapshot {
   bytes: Buffer | null;
+  /** The file's identity when it was read (device, inode, size, times); null: no file. */
+  id: string | null;
   state: TrustState;
 }
 
 function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
   return a === null || b === null ? a === b : a.equals(b);
 }
+
+const identity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 
 export class TrustStore {
   readonly home: string;
@@ -159,26 +163,50 @@ export class TrustStore {
 
   /**
    * The current state (no lock needed: the file is only ever replaced whole).
-   * Parsed once per content: reading again returns the same state as long as
-   * the bytes are the same. Callers other than update() must not change it.
+   * Parsed once per content: while the file is the same (same identity), it
+   * is not even read again — `verify --installed` reads it once for all the
+   * boxes. Callers other than update() must not change the state.
    */
   read(): TrustState {
+    const id = this.currentId();
+    if (this.snapshot && id === this.snapshot.id) return this.snapshot.state;
     return this.load().state;
   }
 
-  private load(): Snapshot {
-    const bytes = this.readBytes();
-    if (this.snapshot && sameBytes(this.snapshot.bytes, bytes)) return this.snapshot;
-    this.snapshot = { bytes, state: bytes ? parseState(bytes.toString('utf8'), this.file) : emptyState() };
-    return this.snapshot;
-  }
-
-  private readBytes(): Buffer | null {
+  private currentId(): string | null {
     try {
-      return fs.readFileSync(this.file);
+      return identity(fs.statSync(this.file, { bigint: true }));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new BoxsigError('IO', `cannot read the trust store ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Read the bytes (always: under the lock an identity is not proof enough), and parse them only if they changed. */
+  private load(): Snapshot {
+    const { bytes, id } = this.readBytes();
+    if (this.snapshot && sameBytes(this.snapshot.bytes, bytes)) {
+      this.snapshot.id = id;
+      return this.snapshot;
+    }
+    this.snapshot = { bytes, id, state: bytes ? parseState(bytes.toString('utf8'), this.file) : emptyState() };
+    return this.snapshot;
+  }
+
+  private readBytes(): { bytes: Buffer | null; id: string | null } {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: null, id: null };
+      throw new BoxsigError('IO', `cannot read the trust store ${this.file}: ${(e as Error).message}`);
+    }
+    try {
+      return { id: identity(fs.fstatSync(fd, { bigint: true })), bytes: fs.readFileSync(fd) };
+    } catch (e) {
+      throw new BoxsigError('IO', `cannot read the trust store ${this.file}: ${(e as Error).message}`);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -208,7 +236,7 @@ export class TrustStore {
   private write(bytes: Buffer, state: TrustState): void {
     this.lock.assertHeld();
     writeFileAtomic(this.file, bytes, 0o600);
-    this.snapshot = { bytes, state };
+    this.snapshot = { bytes, id: this.currentId(), state };
   }
 
   /** The action the record describes did not happen: put the record back as it was (`previous`: the bytes before). */

@@ -67,7 +67,18 @@ t.test('one parse per content, one serialisation and one write per change', asyn
 
   const fresh = new TrustStore(store.home); // another process: nothing cached
   const first = fresh.read();
-  t.equal(fresh.read(), first, 'reading again parses nothing: the bytes are the same');
+  const open = fs.openSync;
+  let opened = 0;
+  fs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+    if (p === file) opened++;
+    return (open as (...a: unknown[]) => number)(p, ...rest);
+  }) as typeof fs.openSync;
+  t.equal(fresh.read(), first, 'reading again parses nothing');
+  t.equal(opened, 0, 'and does not even read the file while it is the same file');
+  fs.utimesSync(file, new Date(), new Date(Date.now() + 5000)); // same bytes, another identity
+  t.equal(fresh.read(), first, 'the same bytes under another identity are not parsed again');
+  fs.openSync = open;
+  t.equal(opened, 1, 'but they are read');
   const inode = fs.statSync(file).ino;
   // what an add does: config layers and the decision read, then one locked update that records the box
   await fresh.update((s) => {
