@@ -225,6 +225,15 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
   return resolved;
 }
 
+/**
+ * The entries of a Map — or of a plain object, for library callers that
+ * still build configuration documents as objects (own properties only).
+ */
+function entriesOf<V>(m: Map<string, V> | Record<string, V> | undefined): Iterable<[string, V]> {
+  if (m === undefined) return [];
+  return m instanceof Map ? m : Object.entries(m);
+}
+
 const isOwn = (l: ConfigLayer) => l.kind === undefined || l.kind === 'store' || l.kind === 'user';
 
 interface MergedGlob {
@@ -238,16 +247,16 @@ function mergeLayers(layers: ConfigLayer[]): { boxes: Map<string, MergedGlob>; o
   const boxes = new Map<string, MergedGlob>();
   const orgs = new Map<string, { keys: string[]; source: string }>();
   for (const layer of layers) {
-    for (const [glob, pol] of layer.doc.boxes) {
+    for (const [glob, pol] of entriesOf(layer.doc.boxes)) {
       const cur = boxes.get(glob) ?? { policy: {}, source: {} };
       for (const f of POLICY_FIELDS) {
         if (pol[f] === undefined) continue;
-        (cur.policy as Record<string, unknown>)[f] = pol[f];
+        (cur.policy as Record<string, unknown>)[f] = f === 'claims' ? new Map(entriesOf(pol.claims)) : pol[f];
         cur.source[f] = layer.source;
       }
       boxes.set(glob, cur);
     }
-    for (const [scope, keys] of layer.doc.orgs) orgs.set(scope, { keys, source: layer.source });
+    for (const [scope, keys] of entriesOf(layer.doc.orgs)) orgs.set(scope, { keys, source: layer.source });
   }
   return { boxes, orgs };
 }
@@ -337,7 +346,7 @@ export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy 
   for (const f of POLICY_FIELDS) {
     const v = o[f];
     if (v === undefined || (f === 'pin' && (v as string[]).length === 0)) continue;
-    (out as unknown as Record<string, unknown>)[f === 'pin' ? 'pins' : f] = v;
+    (out as unknown as Record<string, unknown>)[f === 'pin' ? 'pins' : f] = f === 'claims' ? new Map(entriesOf(o.claims)) : v;
     out.origin[f] = 'command line';
   }
   return out;

@@ -122,3 +122,12 @@ t.test('configuration errors name the file and the field', async (t) => {
   ];
   for (const [doc, msg] of rows) t.throws(() => validateConfig(doc, '/p/boxsig.json'), { code: 'CONFIG', message: msg }, JSON.stringify(doc));
 });
+
+t.test('library callers may still build layers with plain objects', async (t) => {
+  const legacy = { source: 'lib', doc: { boxes: { 'acme/*': { pin: [A], claims: { builder: 'ci' } } }, orgs: { 'acme/*': [ORG] } } } as unknown as ConfigLayer;
+  const p = resolvePolicy([legacy], 'acme/web');
+  t.same(p.pins, [A]);
+  t.same([...p.claims], [['builder', 'ci']]);
+  t.same(p.org?.keys, [ORG]);
+  t.same([...applyOverrides(p, { claims: { x: 'y' } as unknown as Map<string, string> }).claims], [['x', 'y']]);
+});
