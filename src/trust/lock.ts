@@ -128,7 +128,7 @@ export class FileLock {
    * older than a minute, or a lock that cannot be read (no boxsig writes one:
    * it is debris of something else, broken at once).
    */
-  private breakIfStale(): void {
+  breakIfStale(): void {
     const owner = readInfo(this.file);
     if (!fs.existsSync(this.file)) return; // released meanwhile
     const sameHost = owner ? owner.host === os.hostname() : true;
@@ -169,7 +169,7 @@ export class FileLock {
       }
       for (const n of names) {
         const m = SCRATCH.exec(n);
-        if (!m || (Number(m[1]) !== process.pid && processAlive(Number(m[1])))) continue;
+        if (!m || processAlive(Number(m[1]))) continue; // a live process (this one included) may be writing it
         fs.rmSync(path.join(dir, n), { force: true, recursive: true });
         removed.push(path.join(dir, n));
       }

@@ -262,7 +262,7 @@ export class TrustStore {
     for (let attempt = 0; ; attempt++) {
       await this.lock.acquire();
       try {
-        this.lock.removeDebris([this.home, path.join(this.home, 'keyring'), path.join(this.home, 'revocations')]);
+        this.removeDebris();
         return await fn();
       } catch (e) {
         if (e instanceof BoxsigError && e.details.retry && attempt < 5) continue;
@@ -272,6 +272,22 @@ export class TrustStore {
       }
     }
   }
+  /**
+   * The store's part of the recovery step that runs before every mutating
+   * command: break a lock whose owner died and remove the temporary files
+   * and set-aside locks of dead processes. Safe without the lock (files of
+   * live processes are kept) and idempotent. Returns what was removed.
+   */
+  recover(): string[] {
+    if (!fs.existsSync(this.home)) return [];
+    this.lock.breakIfStale();
+    return this.removeDebris();
+  }
+
+  private removeDebris(): string[] {
+    return this.lock.removeDebris([this.home, path.join(this.home, 'keyring'), path.join(this.home, 'revocations')]);
+  }
+
   assertLockHeld(): void {
     this.lock.assertHeld();
   }

@@ -163,3 +163,32 @@ t.test('forgetting keys and names', async (t) => {
   t.same(forgetName(s, 'a/b'), { record: true, pins: false, keysLeft: null });
   t.same(forgetName(s, 'a/b'), { record: false, pins: false, keysLeft: null });
 });
+
+t.test('recover(): the recovery step removes what dead processes left, without the lock, idempotently', async (t) => {
+  const dir = t.testdir({ home: { keyring: {}, revocations: {} } });
+  const store = new TrustStore(path.join(dir, 'home'));
+  const dead = 999_999;
+  const debris = [
+    `trust.json.tmp-${dead}-0badf00d`,
+    `trust.lock.stale-${dead}-deadbeef`,
+    `keyring/.${A}.asc.tmp-${dead}-0123456789ab`,
+    `revocations/x.asc.tmp-${dead}-01234567`,
+  ];
+  for (const d of debris) fs.writeFileSync(path.join(store.home, d), 'half');
+  fs.writeFileSync(
+    path.join(store.home, 'trust.lock'),
+    JSON.stringify({ pid: dead, token: 't', host: (await import('node:os')).hostname(), time: Date.now() }),
+  );
+  const live = `trust.json.tmp-${process.pid}-01234567`;
+  fs.writeFileSync(path.join(store.home, live), 'in progress');
+  t.same(
+    store
+      .recover()
+      .map((p) => path.relative(store.home, p))
+      .sort(),
+    [...debris].sort(),
+  );
+  t.same(fs.readdirSync(store.home).sort(), ['keyring', 'revocations', live], 'the dead lock is broken, a live temporary file is kept');
+  t.same(store.recover(), [], 'idempotent');
+  t.same(new TrustStore(path.join(dir, 'nowhere')).recover(), [], 'nothing to do without a home');
+});
