@@ -14,3 +14,4 @@ export { TrustStore, defaultHome, type TrustState, type TrustRecord } from './tr
 export { loadLayers } from './policy/load.js';
 export { resolvePolicy, validateConfig, type ConfigDoc, type ConfigLayer, type BoxPolicy, type ResolvedPolicy } from './policy/config.js';
 export { LIMITS } from './archive/limits.js';
+export { listTrust, pinTrust, forgetTrust, acceptTrust, type TrustListing, type ForgetResult, type AcceptResult } from './trust/manage.js';

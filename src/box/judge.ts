@@ -10,7 +10,7 @@ import { parseManifest, type BoxIdentity, type Manifest } from '../manifest/mani
 import { parseUntrustedJson, isPlainObject } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
 import { applyOverrides, resolvePolicy, type BoxPolicy, type ConfigLayer, type ResolvedPolicy } from '../policy/config.js';
-import { decideTrust, type Decision, type Signer } from '../policy/decide.js';
+import { checkSignaturesIntact, checkSignaturesRequired, decideTrust, type Decision, type Signer, type TrustPath } from '../policy/decide.js';
 import { TrustStore } from '../trust/store.js';
 import type { BoxsigPrefix, Expectation } from './reader.js';
 
@@ -28,21 +28,16 @@ export interface TrustOptions {
   now?: Date;
   mode?: 'verify' | 'add';
   allowDowngrade?: boolean;
+  /** verify: refuse a valid signature by a signer that is neither pinned, certified nor recorded. */
+  requireTrusted?: boolean;
 }
 
-export interface SignerReport {
-  fingerprint: string;
-  signingKey: string;
-  userIds: string[];
-  algorithm: string;
-  created: string;
-  valid: boolean;
-  code?: string;
-  reason?: string;
+/** A signer as reported: its signature check, and whether and why it is trusted. */
+export type SignerReport = Pick<Signer, 'fingerprint' | 'signingKey' | 'userIds' | 'algorithm' | 'created' | 'valid' | 'code' | 'reason'> & {
   trusted: boolean;
-  via?: string;
+  via?: TrustPath;
   explanation?: string;
-}
+};
 
 export interface Verdict {
   signed: boolean;
@@ -54,8 +49,10 @@ export interface Verdict {
   policy: ResolvedPolicy | null;
   warnings: string[];
   expectation: Expectation | null;
-  /** Keys of the signers, as parsed (for recording in the keyring). */
-  signerKeys: Map<string, openpgp.PublicKey>;
+  /** The checked signers, with their keys (to decide again under the store lock). */
+  checked: Signer[];
+  /** Every key the box carries, as parsed. */
+  boxKeys: Map<string, openpgp.PublicKey>;
 }
 
 function identityCheck(m: Manifest, expect: ExpectedIdentity): void {
@@ -76,80 +73,85 @@ function identityCheck(m: Manifest, expect: ExpectedIdentity): void {
  * files (or null expectation for an unsigned box the policy lets through).
  */
 export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trust: TrustOptions): Promise<Verdict> {
-  const now = trust.now ?? new Date();
-  const mode = trust.mode ?? 'verify';
-  const policyFor = (name: string) => applyOverrides(resolvePolicy(trust.layers, name), trust.overrides ?? {});
-
   if (prefix.present && !prefix.manifest) {
     throw refuse('MALFORMED', '.boxsig/ has no manifest.json before the first file of the box (the .boxsig/ entries must lead the archive)');
   }
-  if (!prefix.present) {
-    const name = expect.name;
-    if (!name) {
-      throw refuse('UNSIGNED', 'the box is not signed (it has no .boxsig/ entries)', {}, 'give --name to apply a policy that allows unsigned boxes');
-    }
-    const policy = policyFor(name);
-    if (policy.signatures !== 'optional') {
-      throw refuse(
-        'UNSIGNED',
-        `box ${name} is not signed and the policy requires signatures${policy.origin.signatures ? ` (${policy.origin.signatures})` : ''}`,
-        { name },
-      );
-    }
-    return {
-      signed: false,
-      manifest: null,
-      manifestBytes: null,
-      box: null,
-      signers: [],
-      decision: null,
-      policy,
-      warnings: [`UNSIGNED: box ${name} carries no signature; accepted only because the policy (${policy.origin.signatures}) says signatures: optional`],
-      expectation: null,
-      signerKeys: new Map(),
-    };
-  }
+  if (!prefix.present) return judgeUnsigned(expect, trust);
+  const now = trust.now ?? new Date();
   const manifest = parseManifest(prefix.manifest!);
-  const policy = policyFor(manifest.box.name);
+  const policy = policyFor(trust, manifest.box.name);
   if (prefix.signatures.size === 0) {
-    if (policy.signatures === 'optional') {
-      identityCheck(manifest, expect);
-      return {
-        signed: false,
-        manifest,
-        manifestBytes: prefix.manifest,
-        box: manifest.box,
-        signers: [],
-        decision: null,
-        policy,
-        warnings: [`UNSIGNED: the manifest of ${manifest.box.name} carries no signature; accepted only because the policy says signatures: optional`],
-        expectation: expectationOf(manifest),
-        signerKeys: new Map(),
-      };
-    }
-    throw refuse('UNSIGNED', `box ${manifest.box.name} has a manifest but no signature`, { name: manifest.box.name });
+    checkSignaturesRequired(policy, manifest.box.name, `box ${manifest.box.name} has a manifest but no signature`);
+    identityCheck(manifest, expect);
+    const warning = `UNSIGNED: the manifest of ${manifest.box.name} carries no signature; accepted only because the policy says signatures: optional`;
+    return { ...unsignedVerdict(policy, warning), manifest, manifestBytes: prefix.manifest, box: manifest.box, expectation: expectationOf(manifest) };
   }
   const { signers, boxKeys } = await checkSigners(prefix, trust.store, policy, now);
-  // a signature that does not verify is refused before anything else is judged
-  const bad = signers.find((s) => s.code === 'BAD_SIGNATURE');
-  if (bad) throw refuse('BAD_SIGNATURE', `signature ${bad.fingerprint} is invalid: ${bad.reason}`, { fingerprint: bad.fingerprint });
+  checkSignaturesIntact(signers);
   identityCheck(manifest, expect);
-
-  const state = trust.store.read();
-  const record = state.boxes[manifest.box.name];
   const decision = await decideTrust({
     manifest,
     signers,
     policy,
-    record,
+    record: trust.store.read().boxes.get(manifest.box.name),
     storeFile: trust.store.file,
     ...keyLookups(trust.store, boxKeys),
     now,
-    mode,
+    mode: trust.mode ?? 'verify',
     allowDowngrade: trust.allowDowngrade,
+    requireTrusted: trust.requireTrusted,
   });
+  return {
+    signed: true,
+    manifest,
+    manifestBytes: prefix.manifest,
+    box: manifest.box,
+    signers: reportSigners(signers, decision),
+    decision,
+    policy,
+    warnings: [...policy.warnings, ...decision.warnings],
+    expectation: expectationOf(manifest),
+    checked: signers,
+    boxKeys,
+  };
+}
+
+function policyFor(trust: TrustOptions, name: string): ResolvedPolicy {
+  return applyOverrides(resolvePolicy(trust.layers, name), trust.overrides ?? {});
+}
+
+/** A box with no `.boxsig/` at all: only a name given by the caller can apply a policy that allows it. */
+function judgeUnsigned(expect: ExpectedIdentity, trust: TrustOptions): Verdict {
+  const name = expect.name;
+  if (!name) {
+    throw refuse('UNSIGNED', 'the box is not signed (it has no .boxsig/ entries)', {}, 'give --name to apply a policy that allows unsigned boxes');
+  }
+  const policy = policyFor(trust, name);
+  const origin = policy.origin.signatures;
+  checkSignaturesRequired(policy, name, `box ${name} is not signed and the policy requires signatures${origin ? ` (${origin})` : ''}`);
+  return unsignedVerdict(policy, `UNSIGNED: box ${name} carries no signature; accepted only because the policy (${origin}) says signatures: optional`);
+}
+
+function unsignedVerdict(policy: ResolvedPolicy, warning: string): Verdict {
+  return {
+    signed: false,
+    manifest: null,
+    manifestBytes: null,
+    box: null,
+    signers: [],
+    decision: null,
+    policy,
+    warnings: [...policy.warnings, warning],
+    expectation: null,
+    checked: [],
+    boxKeys: new Map(),
+  };
+}
+
+/** Each signer with the trust path that counted it, if any. */
+export function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
   const trustedBy = new Map(decision.trusted.map((t) => [t.fingerprint, t]));
-  const reports: SignerReport[] = signers.map((s) => {
+  return signers.map((s) => {
     const t = trustedBy.get(s.fingerprint);
     return {
       fingerprint: s.fingerprint,
@@ -159,22 +161,10 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
       created: s.created,
       valid: s.valid,
       ...(s.code ? { code: s.code, reason: s.reason } : {}),
-      trusted: Boolean(t),
+      trusted: t !== undefined && !t.unknown,
       ...(t ? { via: t.via, explanation: t.explanation } : {}),
     };
   });
-  return {
-    signed: true,
-    manifest,
-    manifestBytes: prefix.manifest,
-    box: manifest.box,
-    signers: reports,
-    decision,
-    policy,
-    warnings: decision.warnings,
-    expectation: expectationOf(manifest),
-    signerKeys: new Map(signers.filter((s) => s.key).map((s) => [s.fingerprint, s.key!])),
-  };
 }
 
 export { checkSigners, keyLookups };

@@ -13,7 +13,7 @@ import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type S
 import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
-import { commitTrust } from '../trust/commit.js';
+import { commitTrust } from './commit.js';
 import { scrubUrl } from '../shared/urls.js';
 
 export interface VerifyOptions {
@@ -28,6 +28,8 @@ export interface VerifyOptions {
   cwd?: string;
   now?: Date;
   onProgress?: (bytes: number) => void;
+  /** Refuse (UNTRUSTED_KEY) a valid signature by a signer that is neither pinned, certified nor recorded. */
+  requireTrusted?: boolean;
 }
 
 export interface VerifyResult {
@@ -42,6 +44,8 @@ export interface VerifyResult {
   trust: string;
   warnings: string[];
   bytes: number;
+  /** Every configuration source that applied (files, the Vagrantfile, trust store pins). */
+  config: string[];
 }
 
 export function openBox(path: string): Readable {
@@ -79,6 +83,7 @@ export function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'raw
     trust: verdict.decision?.summary ?? (verdict.signed ? '' : 'unsigned (allowed by policy)'),
     warnings: verdict.warnings,
     bytes: read.rawBytes,
+    config: verdict.policy?.sources ?? [],
   };
 }
 
@@ -88,7 +93,14 @@ export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise
   let verdict: Verdict | null = null;
   const hooks: ReadHooks = {
     onPrefix: async (prefix) => {
-      verdict = await judge(prefix, opts.expect ?? {}, { store, layers, overrides: overridesFrom(opts), now: opts.now, mode: 'verify' });
+      verdict = await judge(prefix, opts.expect ?? {}, {
+        store,
+        layers,
+        overrides: overridesFrom(opts),
+        now: opts.now,
+        mode: 'verify',
+        requireTrusted: opts.requireTrusted,
+      });
       return verdict.expectation;
     },
   };
@@ -173,6 +185,7 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
     now,
     mode: opts.record ? 'add' : 'verify',
     allowDowngrade: opts.allowDowngrade,
+    requireTrusted: opts.requireTrusted,
   });
   const { files, metadata } = await checkBoxDir(dir, verdict.expectation, opts.onProgress ? countingProgress(opts.onProgress) : undefined);
   checkMetadataAgrees(verdict, metadata);

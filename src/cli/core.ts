@@ -71,10 +71,11 @@ export function printVerify(r: VerifyResult, label: string): void {
   out(`  files     ${r.files.length} (${humanBytes(total)}): ${r.files.map((f) => f.path).join(', ')}`);
   if (r.signers.length) out('  signers');
   for (const s of r.signers) {
-    const mark = s.trusted ? 'trusted' : s.valid ? 'valid, not trusted' : `not counted (${s.code})`;
+    const mark = s.trusted ? 'trusted' : s.via === 'tofu-first-use' ? 'valid, signer unknown' : s.valid ? 'valid, not trusted' : `not counted (${s.code})`;
     out(`    ${s.fingerprint}  ${s.userIds[0] ?? '(no user ID)'}`);
     out(`      ${s.algorithm}, signed ${s.created}: ${mark}${s.explanation ? ` — ${s.explanation}` : ''}${s.reason && !s.valid ? ` — ${s.reason}` : ''}`);
   }
+  out(`  config    ${r.config.join(', ') || '(none)'}`);
   for (const w of r.warnings) warn(w);
 }
 
@@ -243,6 +244,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--record', 'with --dir: record trust like an add (trust on first use, highest version)')
     .option('--source <url>', 'with --record: where the box came from')
     .option('--allow-downgrade', 'with --record: accept a version lower than one accepted before')
+    .option('--require-trusted', 'refuse (UNTRUSTED_KEY) a valid signature by a signer that is neither pinned, certified nor recorded')
     .option('--vagrant-home <dir>', 'with --installed: the Vagrant home (default: $VAGRANT_HOME or ~/.vagrant.d)')
     .addOption(jsonOption())
     .option('-q, --quiet', 'no progress output')
@@ -262,6 +264,7 @@ export function registerCoreCommands(program: Command): void {
             record?: boolean;
             source?: string;
             allowDowngrade?: boolean;
+            requireTrusted?: boolean;
             vagrantHome?: string;
             json?: boolean;
             quiet?: boolean;
@@ -307,7 +310,16 @@ export function registerCoreCommands(program: Command): void {
           }
           if (opts.dir !== undefined) {
             const { verifyDir } = await import('../box/verify.js');
-            const r = await verifyDir(opts.dir, { expect, pins, store, layers, record: opts.record, source: opts.source, allowDowngrade: opts.allowDowngrade });
+            const r = await verifyDir(opts.dir, {
+              expect,
+              pins,
+              store,
+              layers,
+              record: opts.record,
+              source: opts.source,
+              allowDowngrade: opts.allowDowngrade,
+              requireTrusted: opts.requireTrusted,
+            });
             if (opts.json) printJson(r);
             else {
               printVerify(r, opts.dir);
@@ -319,7 +331,7 @@ export function registerCoreCommands(program: Command): void {
           const progress = new Progress('verifying', size, !opts.json && !opts.quiet && (size ?? 0) > 64 * 1024 * 1024);
           let r: VerifyResult;
           try {
-            r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update });
+            r = await verifyBox(box!, { expect, pins, store, layers, onProgress: progress.update, requireTrusted: opts.requireTrusted });
             progress.done();
           } finally {
             progress.clear();

@@ -15,6 +15,7 @@ import { armorPublicKey, publicBytes } from '../keys/pgp.js';
 import { makeRevocationCertificate, reasonCode } from '../keys/revoke.js';
 import { nameProblem } from '../manifest/manifest.js';
 import { globProblem } from '../policy/glob.js';
+import { acceptTrust, forgetTrust, listTrust, pinTrust } from '../trust/manage.js';
 import { formatTime } from '../manifest/manifest.js';
 import { action, collect, jsonOption } from './common.js';
 import { err, out, passphraseSource, printJson, warn, Progress } from './io.js';
@@ -237,21 +238,20 @@ export function registerTrustCommands(program: Command): void {
     .addOption(jsonOption())
     .action(
       action(async (opts: { json?: boolean }) => {
-        const store = new TrustStore();
-        const state = store.read();
+        const l = listTrust(new TrustStore());
         if (opts.json) {
-          printJson({ ok: true, store: store.file, pins: state.pins, boxes: state.boxes });
+          printJson({ ok: true, store: l.store, pins: Object.fromEntries(l.pins), boxes: Object.fromEntries(l.boxes) });
           return;
         }
-        out(`trust store: ${store.file}`);
-        const pins = Object.entries(state.pins);
-        out(pins.length ? 'pins:' : 'pins: (none)');
-        for (const [g, f] of pins) out(`  ${g}  ${f.join(', ')}`);
-        const boxes = Object.entries(state.boxes).sort(([a], [b]) => (a < b ? -1 : 1));
-        out(boxes.length ? 'boxes:' : 'boxes: (none)');
-        for (const [n, r] of boxes) {
+        out(`trust store: ${l.store}`);
+        out(l.pins.length ? 'pins:' : 'pins: (none)');
+        for (const [g, f] of l.pins) out(`  ${g}  ${f.join(', ')}`);
+        out(l.boxes.length ? 'boxes:' : 'boxes: (none)');
+        for (const [n, r] of l.boxes) {
           out(`  ${n}  highest ${r.highestVersion ?? '-'}  first seen ${r.firstSeen.slice(0, 10)}${r.source ? `  from ${r.source}` : ''}`);
           for (const k of r.keys) out(`    key ${k}`);
+          for (const k of r.retired ?? []) out(`    ${k.distrusted ? 'distrusted' : 'replaced'} ${k.key} (${k.since.slice(0, 10)})`);
+          if (!r.keys.length) out('    (no trusted key: the next box needs boxsig trust accept or a pin)');
         }
       }),
     );
@@ -264,17 +264,10 @@ export function registerTrustCommands(program: Command): void {
     .addOption(jsonOption())
     .action(
       action(async (name: string, fpr: string, opts: { json?: boolean }) => {
-        const g = globProblem(name);
-        if (g) throw usage(`${JSON.stringify(name)} ${g}`);
-        const f = parseFingerprintArg(fpr);
         const store = new TrustStore();
-        await store.update((s) => {
-          const list = new Set(s.pins[name] ?? []);
-          list.add(f);
-          s.pins[name] = [...list];
-        });
-        if (opts.json) printJson({ ok: true, name, pins: store.read().pins[name] });
-        else out(`boxsig: ${name} is pinned to ${store.read().pins[name].join(', ')} (${store.file})`);
+        const r = await pinTrust(store, name, parseFingerprintArg(fpr));
+        if (opts.json) printJson({ ok: true, ...r });
+        else out(`boxsig: ${r.name} is pinned to ${r.pins.join(', ')} (${store.file})`);
       }),
     );
 
@@ -282,62 +275,53 @@ export function registerTrustCommands(program: Command): void {
     .command('forget')
     .description('forget a box name: its pins, its recorded keys and its highest version')
     .argument('<name>')
-    .option('--key <fpr>', 'forget only this recorded key')
+    .option('--key <fpr>', 'forget only this key (the name keeps its record: it is not trusted on first use again)')
     .addOption(jsonOption())
     .action(
       action(async (name: string, opts: { key?: string; json?: boolean }) => {
-        const store = new TrustStore();
-        const f = opts.key ? parseFingerprintArg(opts.key) : null;
-        const removed = await store.update((s) => {
-          let n = 0;
-          if (f) {
-            const r = s.boxes[name];
-            if (r && r.keys.includes(f)) {
-              r.keys = r.keys.filter((k) => k !== f);
-              n++;
-            }
-            if (s.pins[name]?.includes(f)) {
-              s.pins[name] = s.pins[name].filter((k) => k !== f);
-              if (!s.pins[name].length) delete s.pins[name];
-              n++;
-            }
-          } else {
-            if (s.boxes[name]) n++;
-            if (s.pins[name]) n++;
-            delete s.boxes[name];
-            delete s.pins[name];
-          }
-          return n;
-        });
-        if (opts.json) printJson({ ok: true, name, removed });
-        else out(removed ? `boxsig: forgot ${f ? `key ${f} of ` : ''}${name}` : `boxsig: nothing recorded for ${name}`);
+        const r = await forgetTrust(new TrustStore(), name, opts.key ? parseFingerprintArg(opts.key) : undefined);
+        if (opts.json) printJson({ ok: true, ...r });
+        else {
+          out(r.removed ? `boxsig: forgot ${r.key ? `key ${r.key} of ` : ''}${name}` : `boxsig: nothing recorded for ${name}`);
+          if (r.next) warn(r.next);
+        }
       }),
     );
 
   trust
     .command('accept')
-    .description('accept a new key for a box name after a KEY_CHANGED refusal (replaces the recorded keys)')
+    .description('accept a new key for a box name after a KEY_CHANGED refusal (boxes the replaced keys signed before stay valid)')
     .argument('<name>')
     .argument('<fpr>')
     .option('--keep', 'keep the previously recorded keys as well')
+    .option('--distrust-old', 'the replaced keys are not to be trusted any more: boxes they signed are refused too')
+    .option('--vagrant-home <dir>', 'with --distrust-old: where to look for affected installed boxes')
     .addOption(jsonOption())
     .action(
-      action(async (name: string, fpr: string, opts: { keep?: boolean; json?: boolean }) => {
-        const p = nameProblem(name);
-        if (p) throw usage(`box name ${JSON.stringify(name)} ${p}`);
-        const f = parseFingerprintArg(fpr);
-        const store = new TrustStore();
-        const time = formatTime(new Date());
-        const keys = await store.update((s) => {
-          const r = s.boxes[name] ?? { keys: [], firstSeen: time, updated: time, history: [] };
-          r.keys = opts.keep ? [...new Set([...r.keys, f])] : [f];
-          r.updated = time;
-          r.history.push({ time, event: 'accepted-key', keys: [f] });
-          s.boxes[name] = r;
-          return r.keys;
-        });
-        if (opts.json) printJson({ ok: true, name, keys });
-        else out(`boxsig: ${name} now trusts ${keys.join(', ')}`);
+      action(async (name: string, fpr: string, opts: { keep?: boolean; distrustOld?: boolean; vagrantHome?: string; json?: boolean }) => {
+        const r = await acceptTrust(new TrustStore(), name, parseFingerprintArg(fpr), opts);
+        const { installedSignedBy } = await import('../vagrant/signed-by.js');
+        const affected = r.distrusted
+          ? installedSignedBy(
+              name,
+              r.replaced.map((k) => k.key),
+              opts.vagrantHome,
+            )
+          : [];
+        if (opts.json) {
+          printJson({ ok: true, ...r, affected: affected.map((b) => ({ name: b.name, version: b.version, provider: b.provider, directory: b.directory })) });
+          return;
+        }
+        out(`boxsig: ${name} now trusts ${r.keys.join(', ')}`);
+        const old = r.replaced.map((k) => k.key).join(', ');
+        if (r.replaced.length && !r.distrusted) out(`  boxes ${old} signed before now stay valid; new boxes must be signed by ${r.keys.join(', ')}`);
+        if (r.distrusted) {
+          warn(
+            `${old} ${r.replaced.length === 1 ? 'is' : 'are'} distrusted for ${name}: boxes signed only by ${r.replaced.length === 1 ? 'it' : 'them'} are refused`,
+          );
+          for (const b of affected) warn(`  installed and affected: ${b.name} ${b.version} (${b.provider}) ${b.directory}`);
+          if (affected.length) warn('  check them with boxsig verify --installed, and remove or replace them (vagrant box remove)');
+        }
       }),
     );
 
@@ -433,6 +417,7 @@ export function registerTrustCommands(program: Command): void {
               if (r.signed) {
                 for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
               }
+              out(`  config: ${r.config.join(', ') || '(none)'}`);
               for (const line of r.recorded) {
                 if (line.startsWith('first-use')) {
                   warn(

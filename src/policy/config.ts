@@ -19,21 +19,32 @@ export interface BoxPolicy {
   pin?: string[];
   threshold?: number;
   signatures?: 'required' | 'optional';
-  claims?: Record<string, string>;
+  /** claim name -> required value */
+  claims?: Map<string, string>;
   expiry?: Enforcement;
   revocation?: Enforcement;
   rollback?: Enforcement;
 }
 
+/** A configuration document. Globs, scopes and claim names are Map keys (never keys of plain objects). */
 export interface ConfigDoc {
-  boxes?: Record<string, BoxPolicy>;
-  orgs?: Record<string, string[]>;
+  boxes: Map<string, BoxPolicy>;
+  orgs: Map<string, string[]>;
 }
 
+/**
+ * Whose a layer is: the user's own (pins of `boxsig trust pin`, the user
+ * config) or a project's (boxsig.json, the Vagrantfile's config.boxsig). A
+ * project layer never widens or removes the user's own pins.
+ */
+export type LayerKind = 'store' | 'user' | 'project' | 'vagrantfile';
+
 export interface ConfigLayer {
-  /** Where it came from: a file path, "flags", "Vagrantfile", "trust store". */
+  /** Where it came from: a file path, "Vagrantfile (config.boxsig)", "… (boxsig trust pin)". */
   source: string;
   doc: ConfigDoc;
+  /** Default: the user's own. */
+  kind?: LayerKind;
 }
 
 export interface ResolvedPolicy {
@@ -42,7 +53,7 @@ export interface ResolvedPolicy {
   pins: string[];
   threshold: number;
   signatures: 'required' | 'optional';
-  claims: Record<string, string>;
+  claims: Map<string, string>;
   expiry: Enforcement;
   revocation: Enforcement;
   rollback: Enforcement;
@@ -50,6 +61,10 @@ export interface ResolvedPolicy {
   org: { scope: string; keys: string[]; source: string } | null;
   /** field -> "glob (source)" that decided it */
   origin: Record<string, string>;
+  /** Every configuration source that was read, earliest first. */
+  sources: string[];
+  /** What a project layer tried to weaken in the user's own configuration. */
+  warnings: string[];
 }
 
 const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 'revocation', 'rollback'] as const;
@@ -57,7 +72,7 @@ const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 're
 /** Validate a configuration document; errors name the file and the field. */
 export function validateConfig(raw: unknown, file: string): ConfigDoc {
   if (!isPlainObject(raw)) throw configError(file, '(top level)', 'must be a JSON object');
-  const doc: ConfigDoc = {};
+  const doc: ConfigDoc = { boxes: new Map(), orgs: new Map() };
   for (const k of Object.keys(raw)) {
     if (k !== 'boxes' && k !== 'orgs' && k !== '$schema' && k !== 'comment') {
       throw configError(file, k, 'unknown field (expected "boxes" and "orgs")');
@@ -65,7 +80,6 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
   }
   if (raw.boxes !== undefined) {
     if (!isPlainObject(raw.boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
-    doc.boxes = {};
     for (const [glob, pol] of Object.entries(raw.boxes)) {
       const f = `boxes["${glob}"]`;
       const gp = globProblem(glob);
@@ -99,7 +113,7 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
               const p = claimProblem(ck, cv);
               if (p) throw configError(file, `${ff}.${ck}`, p);
             }
-            out.claims = { ...(v as Record<string, string>) };
+            out.claims = new Map(Object.entries(v as Record<string, string>));
             break;
           case 'expiry':
           case 'revocation':
@@ -113,23 +127,25 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
             throw configError(file, ff, `unknown field (expected one of ${POLICY_FIELDS.join(', ')})`);
         }
       }
-      doc.boxes[glob] = out;
+      doc.boxes.set(glob, out);
     }
   }
   if (raw.orgs !== undefined) {
     if (!isPlainObject(raw.orgs)) throw configError(file, 'orgs', 'must be an object mapping scopes to org key fingerprints');
-    doc.orgs = {};
     for (const [scope, keys] of Object.entries(raw.orgs)) {
       const f = `orgs["${scope}"]`;
       const gp = globProblem(scope);
       if (gp) throw configError(file, f, `scope ${gp}`);
       const list = typeof keys === 'string' ? [keys] : keys;
       if (!Array.isArray(list) || list.length === 0) throw configError(file, f, 'must be a non-empty list of fingerprints');
-      doc.orgs[scope] = list.map((x, i) => {
-        const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
-        if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
-        return fp;
-      });
+      doc.orgs.set(
+        scope,
+        list.map((x, i) => {
+          const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
+          if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
+          return fp;
+        }),
+      );
     }
   }
   return doc;
@@ -164,48 +180,117 @@ export function findProjectFile(dir: string): string | null {
   }
 }
 
-/** Resolve the policy for one box name over the layers (earlier layers first). */
+/**
+ * A project file found in the current directory or a parent must be yours
+ * (or root's) and not writable by every user — as git refuses a repository
+ * owned by someone else: anyone who can write a parent directory (think of
+ * /tmp) could otherwise replace your pins. A file named with --config is used
+ * as given.
+ */
+export function checkProjectFileOwner(file: string): void {
+  const me = process.getuid?.();
+  if (me === undefined) return; // no POSIX owners (Windows)
+  let stats: fs.Stats[];
+  try {
+    stats = [fs.lstatSync(file), fs.statSync(file)];
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `${file}: cannot read: ${(e as Error).message}`, { file });
+  }
+  const hint = `if you trust it, name it explicitly with --config ${file}; otherwise remove it`;
+  for (const st of stats) {
+    if (st.uid !== me && st.uid !== 0) {
+      throw new BoxsigError(
+        'CONFIG',
+        `${file} belongs to user ${st.uid}, not to you (${me}) or root: boxsig does not use a project file someone else controls`,
+        { file, owner: st.uid },
+        hint,
+      );
+    }
+    if (!st.isSymbolicLink() && st.mode & 0o002) {
+      throw new BoxsigError('CONFIG', `${file} is writable by every user: boxsig does not use a project file anyone can change`, { file }, hint);
+    }
+  }
+}
+
+/**
+ * Resolve the policy for one box name over the layers (earlier layers first):
+ * for each field, the most specific glob that sets it; for a glob, the latest
+ * layer. Then the user's own pins are kept where a project layer would widen
+ * or remove them (with a warning), and every other weakening is said.
+ */
 export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPolicy {
-  // merge: for each glob, later layers override earlier ones field by field
-  const boxes = new Map<string, { policy: BoxPolicy; source: Record<string, string> }>();
+  const resolved = resolveFields(layers, name);
+  resolved.sources = layers.map((l) => l.source);
+  if (layers.some((l) => !isOwn(l))) guardOwnPolicy(resolved, resolveFields(layers.filter(isOwn), name));
+  return resolved;
+}
+
+/**
+ * The entries of a Map — or of a plain object, for library callers that
+ * still build configuration documents as objects (own properties only).
+ */
+function entriesOf<V>(m: Map<string, V> | Record<string, V> | undefined): Iterable<[string, V]> {
+  if (m === undefined) return [];
+  return m instanceof Map ? m : Object.entries(m);
+}
+
+const isOwn = (l: ConfigLayer) => l.kind === undefined || l.kind === 'store' || l.kind === 'user';
+
+interface MergedGlob {
+  policy: BoxPolicy;
+  /** field -> source of the layer that set it */
+  source: Record<string, string>;
+}
+
+/** For each glob, later layers override earlier ones field by field. */
+function mergeLayers(layers: ConfigLayer[]): { boxes: Map<string, MergedGlob>; orgs: Map<string, { keys: string[]; source: string }> } {
+  const boxes = new Map<string, MergedGlob>();
   const orgs = new Map<string, { keys: string[]; source: string }>();
   for (const layer of layers) {
-    for (const [glob, pol] of Object.entries(layer.doc.boxes ?? {})) {
+    for (const [glob, pol] of entriesOf(layer.doc.boxes)) {
       const cur = boxes.get(glob) ?? { policy: {}, source: {} };
       for (const f of POLICY_FIELDS) {
-        if (pol[f] !== undefined) {
-          (cur.policy as Record<string, unknown>)[f] = pol[f];
-          cur.source[f] = layer.source;
-        }
+        if (pol[f] === undefined) continue;
+        (cur.policy as Record<string, unknown>)[f] = f === 'claims' ? new Map(entriesOf(pol.claims)) : pol[f];
+        cur.source[f] = layer.source;
       }
       boxes.set(glob, cur);
     }
-    for (const [scope, keys] of Object.entries(layer.doc.orgs ?? {})) orgs.set(scope, { keys, source: layer.source });
+    for (const [scope, keys] of entriesOf(layer.doc.orgs)) orgs.set(scope, { keys, source: layer.source });
   }
-  const matching = matchingGlobs(boxes.keys(), name);
-  const resolved: ResolvedPolicy = {
+  return { boxes, orgs };
+}
+
+function defaults(name: string): ResolvedPolicy {
+  return {
     name,
     pins: [],
     threshold: 1,
     signatures: 'required',
-    claims: {},
+    claims: new Map(),
     expiry: 'enforce',
     revocation: 'enforce',
     rollback: 'enforce',
     org: null,
     origin: {},
+    sources: [],
+    warnings: [],
   };
+}
+
+function resolveFields(layers: ConfigLayer[], name: string): ResolvedPolicy {
+  const { boxes, orgs } = mergeLayers(layers);
+  const matching = matchingGlobs(boxes.keys(), name);
+  const resolved = defaults(name);
   for (const f of POLICY_FIELDS) {
-    for (const g of matching) {
-      const entry = boxes.get(g)!;
-      const v = entry.policy[f];
-      if (v === undefined) continue;
-      if (f === 'pin') resolved.pins = [...(v as string[])];
-      else if (f === 'claims') resolved.claims = { ...(v as Record<string, string>) };
-      else (resolved as unknown as Record<string, unknown>)[f] = v;
-      resolved.origin[f] = `"${g}" (${entry.source[f]})`;
-      break;
-    }
+    const g = matching.find((m) => boxes.get(m)!.policy[f] !== undefined);
+    if (g === undefined) continue;
+    const entry = boxes.get(g)!;
+    const v = entry.policy[f];
+    if (f === 'pin') resolved.pins = [...(v as string[])];
+    else if (f === 'claims') resolved.claims = new Map(v as Map<string, string>);
+    else (resolved as unknown as Record<string, unknown>)[f] = v;
+    resolved.origin[f] = `"${g}" (${entry.source[f]})`;
   }
   const orgMatch = matchingGlobs(orgs.keys(), name)[0];
   if (orgMatch !== undefined) {
@@ -215,13 +300,53 @@ export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPoli
   return resolved;
 }
 
+/**
+ * The rule for project layers (boxsig.json, the Vagrantfile): where the
+ * user's own configuration pins a name, a project may narrow the pins (keep
+ * some of them) but not widen or remove them — keys it adds are ignored, and
+ * pins it drops stay. Any other field it makes weaker than the user's own
+ * setting (fewer signatures, optional signatures, warn instead of enforce,
+ * fewer required claims) applies, and is said.
+ */
+function guardOwnPolicy(p: ResolvedPolicy, own: ResolvedPolicy): void {
+  if (own.pins.length && p.origin.pin !== own.origin.pin) {
+    const kept = p.pins.filter((k) => own.pins.includes(k));
+    const ignored = p.pins.filter((k) => !own.pins.includes(k));
+    if (ignored.length || !kept.length) {
+      p.warnings.push(
+        `${p.origin.pin} pins ${p.name} to ${p.pins.join(', ') || 'nothing'}, but your own configuration (${own.origin.pin}) pins it to ${own.pins.join(', ')}: ` +
+          `a project file cannot widen or remove your pins, so ${kept.length ? `only ${kept.join(', ')} count${kept.length === 1 ? 's' : ''}` : 'your pins apply'} (edit your own configuration to change them)`,
+      );
+      p.pins = kept.length ? kept : [...own.pins];
+      if (!kept.length) p.origin.pin = own.origin.pin;
+    }
+  }
+  const weaker: string[] = [];
+  if (p.threshold < own.threshold) weaker.push(`threshold ${own.threshold} -> ${p.threshold}`);
+  if (p.signatures === 'optional' && own.signatures === 'required' && own.origin.signatures) weaker.push('signatures required -> optional');
+  for (const f of ['expiry', 'revocation', 'rollback'] as const)
+    if (p[f] === 'warn' && own[f] === 'enforce' && own.origin[f]) weaker.push(`${f} enforce -> warn`);
+  for (const [k, v] of own.claims) if (p.claims.get(k) !== v) weaker.push(`claim ${k} no longer required to be ${JSON.stringify(v)}`);
+  if (weaker.length) p.warnings.push(`a project configuration weakens your own policy for ${p.name}: ${weaker.join('; ')} (${projectOrigins(p, own)})`);
+}
+
+function projectOrigins(p: ResolvedPolicy, own: ResolvedPolicy): string {
+  return [
+    ...new Set(
+      Object.keys(p.origin)
+        .filter((f) => p.origin[f] !== own.origin[f])
+        .map((f) => p.origin[f]),
+    ),
+  ].join(', ');
+}
+
 /** Command-line flags override whatever the layers resolved, for this run only. */
 export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy {
   const out = { ...p, origin: { ...p.origin } };
   for (const f of POLICY_FIELDS) {
     const v = o[f];
     if (v === undefined || (f === 'pin' && (v as string[]).length === 0)) continue;
-    (out as unknown as Record<string, unknown>)[f === 'pin' ? 'pins' : f] = v;
+    (out as unknown as Record<string, unknown>)[f === 'pin' ? 'pins' : f] = f === 'claims' ? new Map(entriesOf(o.claims)) : v;
     out.origin[f] = 'command line';
   }
   return out;

@@ -1,13 +1,14 @@
 /**
  * Loading the configuration layers, earliest (weakest) first: pins recorded
  * with `boxsig trust pin`, the user config, the project file `boxsig.json`,
- * then the Vagrantfile's `config.boxsig` (passed by the plugin).
+ * then the Vagrantfile's `config.boxsig` (passed by the plugin). The first
+ * two are the user's own; a project layer cannot widen their pins.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError } from '../errors.js';
 import type { TrustStore } from '../trust/store.js';
-import { findProjectFile, readConfigFile, validateConfig, type ConfigDoc, type ConfigLayer } from './config.js';
+import { checkProjectFileOwner, findProjectFile, readConfigFile, validateConfig, type ConfigDoc, type ConfigLayer } from './config.js';
 import { parseUntrustedJson } from '../manifest/json.js';
 
 export interface LoadOptions {
@@ -43,17 +44,14 @@ async function readUserConfig(store: TrustStore): Promise<ConfigDoc | null> {
 export async function loadLayers(opts: LoadOptions): Promise<ConfigLayer[]> {
   const layers: ConfigLayer[] = [];
   const state = opts.store.read();
-  if (Object.keys(state.pins).length) {
-    const boxes: ConfigDoc['boxes'] = {};
-    for (const [glob, fprs] of Object.entries(state.pins)) boxes[glob] = { pin: fprs };
-    layers.push({ source: `${opts.store.file} (boxsig trust pin)`, doc: { boxes } });
+  if (state.pins.size) {
+    const boxes: ConfigDoc['boxes'] = new Map([...state.pins].map(([glob, pin]) => [glob, { pin }]));
+    layers.push({ source: `${opts.store.file} (boxsig trust pin)`, doc: { boxes, orgs: new Map() }, kind: 'store' });
   }
   const user = await readUserConfig(opts.store);
-  if (user) layers.push({ source: userConfigFile(opts.store), doc: user });
-  if (!opts.noProjectFile) {
-    const project = opts.configFile ? path.resolve(opts.configFile) : findProjectFile(opts.cwd ?? process.cwd());
-    if (project) layers.push({ source: project, doc: readConfigFile(project) });
-  }
+  if (user) layers.push({ source: userConfigFile(opts.store), doc: user, kind: 'user' });
+  const project = projectFile(opts);
+  if (project) layers.push({ source: project, doc: readConfigFile(project), kind: 'project' });
   if (opts.extraJson) {
     let raw: unknown;
     try {
@@ -61,7 +59,16 @@ export async function loadLayers(opts: LoadOptions): Promise<ConfigLayer[]> {
     } catch (e) {
       throw new BoxsigError('CONFIG', `${opts.extraJson.source}: ${(e as Error).message}`);
     }
-    layers.push({ source: opts.extraJson.source, doc: validateConfig(raw, opts.extraJson.source) });
+    layers.push({ source: opts.extraJson.source, doc: validateConfig(raw, opts.extraJson.source), kind: 'vagrantfile' });
   }
   return layers;
+}
+
+/** The project file: named with --config (used as given), or found here or in a parent (and then it must be yours). */
+function projectFile(opts: LoadOptions): string | null {
+  if (opts.noProjectFile) return null;
+  if (opts.configFile) return path.resolve(opts.configFile);
+  const found = findProjectFile(opts.cwd ?? process.cwd());
+  if (found) checkProjectFileOwner(found);
+  return found;
 }

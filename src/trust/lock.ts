@@ -1,8 +1,13 @@
 /**
- * A cross-process lock for the trust store: an O_EXCL lock file holding the
- * owner's pid and a random token. A lock whose owner died (SIGKILL) is broken
- * by renaming it aside (atomic: one breaker wins), and every writer checks that
- * it still owns the lock right before it commits.
+ * A cross-process lock for the trust store: a lock file holding the owner's
+ * pid and a random token. It appears whole or not at all: the owner record
+ * is written to a temporary file that is then hard-linked to the lock's name
+ * (which fails if the lock exists), so a lock is never empty or half-written.
+ * A lock whose owner died (SIGKILL) is broken by renaming it aside (atomic:
+ * one breaker wins), and every writer checks that it still owns the lock
+ * right before it commits. Whatever a killed process leaves (temporary files,
+ * a lock renamed aside) carries its pid in its name and is removed by the
+ * next process that takes the lock.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,6 +34,14 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** `<file>.<kind>-<pid>-<8 hex>`: the name of a temporary file or a lock set aside by process `pid`. */
+function scratchName(file: string, kind: 'tmp' | 'new' | 'stale'): string {
+  return `${file}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Matches every scratch name above, and the keys layer's `.<file>.tmp-<pid>-<hex>`. */
+const SCRATCH = /\.(?:tmp|new|stale)-(\d+)-[0-9a-f]{6,32}$/;
+
 function readInfo(file: string): LockInfo | null {
   try {
     const v = JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
@@ -47,25 +60,10 @@ export class FileLock {
   constructor(readonly file: string) {}
 
   async acquire(timeoutMs = 60_000): Promise<void> {
-    const token = randomBytes(12).toString('hex');
-    const info: LockInfo = { pid: process.pid, token, host: os.hostname(), time: Date.now() };
     const start = Date.now();
     let delay = 2;
     for (;;) {
-      try {
-        const fd = fs.openSync(this.file, 'wx', 0o600);
-        try {
-          fs.writeSync(fd, JSON.stringify(info));
-        } finally {
-          fs.closeSync(fd);
-        }
-        this.token = token;
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new BoxsigError('IO', `cannot create lock ${this.file}: ${(e as Error).message}`);
-        }
-      }
+      if (this.tryCreate()) return;
       this.breakIfStale();
       if (Date.now() - start > timeoutMs) {
         const owner = readInfo(this.file);
@@ -79,18 +77,64 @@ export class FileLock {
     }
   }
 
-  private breakIfStale(): void {
-    const owner = readInfo(this.file);
-    let stat: fs.Stats;
+  /** Create the lock with its owner record in place; false if it exists. */
+  private tryCreate(): boolean {
+    const token = randomBytes(12).toString('hex');
+    const record = JSON.stringify({ pid: process.pid, token, host: os.hostname(), time: Date.now() } satisfies LockInfo);
+    const tmp = scratchName(this.file, 'new');
     try {
-      stat = fs.statSync(this.file);
-    } catch {
-      return; // released meanwhile
+      fs.writeFileSync(tmp, record, { flag: 'wx', mode: 0o600 });
+      fs.linkSync(tmp, this.file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && fs.existsSync(tmp)) return false;
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS') return this.tryCreateWithoutLinks(token, record);
+      throw new BoxsigError('IO', `cannot create lock ${this.file}: ${(e as Error).message}`);
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
+    this.token = token;
+    return true;
+  }
+
+  /**
+   * For filesystems without hard links: exclusive create, then write. A lock
+   * its creator could not write is removed by its creator; one broken while
+   * it was being written (it looked unreadable) is noticed by reading it back.
+   */
+  private tryCreateWithoutLinks(token: string, record: string): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new BoxsigError('IO', `cannot create lock ${this.file}: ${(e as Error).message}`);
+    }
+    try {
+      fs.writeSync(fd, record);
+    } catch (e) {
+      fs.rmSync(this.file, { force: true });
+      throw new BoxsigError('IO', `cannot write lock ${this.file}: ${(e as Error).message}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (readInfo(this.file)?.token !== token) return false;
+    this.token = token;
+    return true;
+  }
+
+  /**
+   * Break the lock if its owner is gone: a dead pid on this host, a lock
+   * older than a minute, or a lock that cannot be read (no boxsig writes one:
+   * it is debris of something else, broken at once).
+   */
+  breakIfStale(): void {
+    const owner = readInfo(this.file);
+    if (!fs.existsSync(this.file)) return; // released meanwhile
     const sameHost = owner ? owner.host === os.hostname() : true;
-    const stale = owner ? (sameHost && !processAlive(owner.pid)) || Date.now() - owner.time > STALE_MS : Date.now() - stat.mtimeMs > 5_000; // unreadable: a writer died between create and write
+    const stale = owner ? (sameHost && !processAlive(owner.pid)) || Date.now() - owner.time > STALE_MS : true;
     if (!stale) return;
-    const aside = `${this.file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const aside = scratchName(this.file, 'stale');
     try {
       fs.renameSync(this.file, aside);
     } catch {
@@ -106,6 +150,31 @@ export class FileLock {
       }
     }
     fs.rmSync(aside, { force: true });
+  }
+
+  /**
+   * Remove what dead processes left in `dirs`: temporary files of atomic
+   * writes, lock records never linked, locks set aside while being broken.
+   * Call it holding the lock (then no live process is writing there);
+   * idempotent.
+   */
+  removeDebris(dirs: string[]): string[] {
+    const removed: string[] = [];
+    for (const dir of dirs) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const m = SCRATCH.exec(n);
+        if (!m || processAlive(Number(m[1]))) continue; // a live process (this one included) may be writing it
+        fs.rmSync(path.join(dir, n), { force: true, recursive: true });
+        removed.push(path.join(dir, n));
+      }
+    }
+    return removed;
   }
 
   /** Throws if the lock was lost (broken by another process). */
@@ -126,7 +195,7 @@ export class FileLock {
 
 /** Write a file atomically: temporary file, fsync, rename, fsync the directory. */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = scratchName(file, 'tmp');
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);

@@ -14,7 +14,7 @@ import { LIMITS } from '../archive/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
-import { commitTrust } from '../trust/commit.js';
+import { commitTrust } from '../box/commit.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
 import { nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
 import { deferInterrupts, onInterrupt } from '../interrupt.js';
@@ -57,6 +57,8 @@ export interface AddResult {
   warnings: string[];
   checksum: string | null;
   bytes: number;
+  /** Every configuration source that applied. */
+  config: string[];
 }
 
 interface Source {
@@ -283,6 +285,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       warnings,
       checksum: read.checksum,
       bytes: read.rawBytes,
+      config: v.policy?.sources ?? [],
     };
   } finally {
     forget();
