@@ -108,8 +108,10 @@ export async function withCertifications(signers: ManifestSigner[], copies: KeyC
       out.push(s);
       continue;
     }
-    const parts = [checkedForTravel(embeddable(c), s.fingerprint)];
-    for (const f of [...certifierClaims(c)].sort().slice(0, CARRIED_CERTIFIERS.perFile)) {
+    const travelling = embeddable(c);
+    const parts = [checkedForTravel(travelling, s.fingerprint)];
+    // only the certifiers of what travels: a verifier refuses a carried key that certified nothing in the file
+    for (const f of [...certifierClaims(travelling)].sort().slice(0, CARRIED_CERTIFIERS.perFile)) {
       const certifier = pool.get(f) ?? known.get(f) ?? (await lookup(f));
       if (!certifier) continue;
       parts.push(checkedForTravel(embeddable(certifier), f));
