@@ -12,8 +12,19 @@ import { parseUntrustedJson, isPlainObject } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
 import { applyOverrides, resolvePolicy, type BoxPolicy, type ConfigLayer, type ResolvedPolicy } from '../policy/config.js';
 import { decideTrust, type Decision, type Signer } from '../policy/decide.js';
-import { TrustStore } from '../trust/store.js';
+import type { Keyring, TrustState } from '../trust/store.js';
 import type { BoxsigPrefix, Expectation } from './reader.js';
+
+/**
+ * What judging reads from a trust store: the records and the keyring. A
+ * TrustStore is one; the registry passes its view of an org (keys and
+ * records from its database).
+ */
+export interface TrustView {
+  readonly file: string;
+  read(): TrustState;
+  readonly keyring: Pick<Keyring, 'get' | 'revocations'>;
+}
 
 export interface ExpectedIdentity {
   name?: string;
@@ -22,7 +33,7 @@ export interface ExpectedIdentity {
 }
 
 export interface TrustOptions {
-  store: TrustStore;
+  store: TrustView;
   layers: ConfigLayer[];
   /** Flags that override the configuration for this run (e.g. --pin). */
   overrides?: BoxPolicy;
@@ -75,7 +86,7 @@ function identityCheck(m: Manifest, expect: ExpectedIdentity): void {
 /** Parse every signer's key and check every signature over the manifest bytes. */
 export async function checkSigners(
   prefix: Pick<BoxsigPrefix, 'manifest' | 'signatures' | 'keys'>,
-  store: TrustStore | null,
+  store: TrustView | null,
   policy: Pick<ResolvedPolicy, 'revocation' | 'expiry'>,
   now: Date,
 ): Promise<{ signers: Signer[]; boxKeys: Map<string, openpgp.PublicKey> }> {
@@ -238,7 +249,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
  * the keyring (merged with a copy carried in the box), with every stored
  * revocation applied.
  */
-export function keyLookups(store: TrustStore, boxKeys: Map<string, openpgp.PublicKey>) {
+export function keyLookups(store: TrustView, boxKeys: Map<string, openpgp.PublicKey>) {
   const lookup = async (fpr: string): Promise<openpgp.PublicKey | null> => {
     const inBox = boxKeys.get(fpr) ?? null;
     const inRing = await store.keyring.get(fpr);

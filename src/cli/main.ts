@@ -9,6 +9,8 @@ import { EXIT_OK, EXIT_USAGE } from '../errors.js';
 import { reportError } from './io.js';
 import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
+import { registerRegistryCommands } from './registry.js';
+import { registerPublish } from './publish.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerCoreCommands(program);
   registerTrustCommands(program);
   registerRepackage(program);
+  registerRegistryCommands(program);
+  registerPublish(program);
   return program;
 }
 
