@@ -27,11 +27,16 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** Booleans are stored as INTEGER 0/1 on both engines. */
+function values(params: unknown[]): unknown[] {
+  return params.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v === undefined ? null : v));
+}
+
 function sqlOf(client: pg.Pool | pg.PoolClient): Sql {
   return {
-    query: async <T>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as T[],
-    one: async <T>(text: string, params: unknown[] = []) => ((await client.query(text, params)).rows[0] as T | undefined) ?? null,
-    run: async (text: string, params: unknown[] = []) => (await client.query(text, params)).rowCount ?? 0,
+    query: async <T>(text: string, params: unknown[] = []) => (await client.query(text, values(params))).rows as T[],
+    one: async <T>(text: string, params: unknown[] = []) => ((await client.query(text, values(params))).rows[0] as T | undefined) ?? null,
+    run: async (text: string, params: unknown[] = []) => (await client.query(text, values(params))).rowCount ?? 0,
   };
 }
 
