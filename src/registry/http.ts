@@ -7,7 +7,7 @@
  * Errors are `{"errors": ["CODE: message"]}`, the shape both clients print.
  * Logs are JSON lines; tokens and upload URLs never appear in them.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BoxsigError, toBoxsigError } from '../errors.js';
 import { parseUntrustedJson } from '../manifest/json.js';
 import type { Principal } from './auth.js';
@@ -75,7 +75,8 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
-    disableRequestLogging: true,
+    // one line per request, written by the onResponse hook below with the URL scrubbed
+    logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: 0,
   });
 
