@@ -91,6 +91,17 @@ class Api {
 
 const enc = encodeURIComponent;
 
+/** A concurrent publisher created it first: fine, it is there (returns the EXISTS error, in case it is not). */
+async function alreadyThere(p: Promise<unknown>): Promise<BoxsigError | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    if (e instanceof BoxsigError && e.code === 'EXISTS' && e.details.status === 409) return e;
+    throw e;
+  }
+}
+
 /** Name, version, provider and architecture: from the signed manifest, else the options. */
 async function identityOf(box: string, opts: PublishOptions): Promise<{ id: BoxIdentity; signed: boolean }> {
   const info = await inspectBox(box);
@@ -130,13 +141,15 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
   const boxPath = `/box/${enc(org)}/${enc(name)}`;
   if ((await api.call('GET', boxPath)).status === 404) {
     opts.onInfo?.(`creating box ${org}/${name}`);
-    await api.call('POST', '/boxes', { box: { username: org, name } }, `creating box ${org}/${name}`);
+    await alreadyThere(api.call('POST', '/boxes', { box: { username: org, name } }, `creating box ${org}/${name}`));
   }
   const versionPath = `${boxPath}/version/${enc(id.version)}`;
-  const existing = await api.call<{ status?: string }>('GET', versionPath);
+  let existing = await api.call<{ status?: string }>('GET', versionPath);
   if (existing.status === 404) {
     opts.onInfo?.(`creating version ${id.version}`);
-    await api.call('POST', `${boxPath}/versions`, { version: { version: id.version } }, `creating version ${id.version}`);
+    const created = await alreadyThere(api.call('POST', `${boxPath}/versions`, { version: { version: id.version } }, `creating version ${id.version}`));
+    existing = await api.call<{ status?: string }>('GET', versionPath);
+    if (existing.status === 404 && created) throw created;
   }
   await api.call(
     'POST',
@@ -158,6 +171,14 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
   if (opts.release && !released) {
     await api.call('PUT', `${versionPath}/release`, undefined, `releasing ${id.version}`);
     released = true;
+  }
+  // another publisher may have uploaded to the same unreleased version meanwhile: only one box wins
+  const now = await api.call<{ checksum?: string }>('GET', providerPath, undefined, 'checking the published box');
+  if (now.json?.checksum !== sent.sha256) {
+    throw new BoxsigError(
+      'EXISTS',
+      `another upload to ${org}/${name} ${id.version} ${id.provider} replaced this one (it holds ${now.json?.checksum ?? 'nothing'})`,
+    );
   }
   return {
     ok: true,

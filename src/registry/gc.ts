@@ -43,9 +43,17 @@ export async function collectGarbage(db: Db, blobs: BlobStore, opts: GcOptions, 
     nowText(now),
   ]);
   const cutoff = ago(now, opts.graceSeconds);
-  result.blobRows = await db.tx((q) =>
-    q.run(`DELETE FROM blobs WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM providers p WHERE p.blob_sha256 = blobs.sha256)`, [cutoff]),
+  const unreferenced = await db.query<{ sha256: string }>(
+    `SELECT sha256 FROM blobs WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM providers p WHERE p.blob_sha256 = blobs.sha256)`,
+    [cutoff],
   );
+  for (const { sha256 } of unreferenced) {
+    // a provider may reference it again meanwhile: the condition is checked again, and the foreign key refuses the rest
+    const n = await db
+      .run(`DELETE FROM blobs WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM providers p WHERE p.blob_sha256 = blobs.sha256)`, [sha256])
+      .catch(() => 0);
+    result.blobRows += n;
+  }
   for await (const o of blobs.list()) {
     if (o.modified.getTime() > now.getTime() - opts.graceSeconds * 1000) {
       result.keptObjects++;

@@ -235,8 +235,14 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   app.get('/:org/:box', catalog);
   app.get('/:org/boxes/:box', catalog);
   const download: Handler = async (req, reply) => sendBox(reg, req, reply, await who(req), providerPath(req.params));
-  app.get('/:org/boxes/:box/versions/:version/providers/:provider/:arch/vagrant.box', download);
-  app.get('/:org/boxes/:box/versions/:version/providers/:provider/vagrant.box', download);
+  // HEAD is its own route: Fastify's automatic one would read the whole object to discard it
+  for (const url of [
+    '/:org/boxes/:box/versions/:version/providers/:provider/:arch/vagrant.box',
+    '/:org/boxes/:box/versions/:version/providers/:provider/vagrant.box',
+  ]) {
+    app.route({ method: 'GET', url, handler: download, exposeHeadRoute: false });
+    app.head(url, download);
+  }
   return app;
 }
 
@@ -300,10 +306,18 @@ async function sendBox(reg: Registry, req: FastifyRequest, reply: FastifyReply, 
     reply.header('content-range', `bytes */${blob.size}`);
     return reply.code(416).send();
   }
+  // HEAD opens the object too: it answers only for a complete object of the right size
+  const { stream, size } = await reg.blobs.read(blob.key, start);
+  if (size !== blob.size) {
+    stream.destroy();
+    throw new BoxsigError('INTERNAL', `internal error: the stored object of ${blob.sha256} has ${size} bytes, not ${blob.size}`);
+  }
   reply.header('content-length', String(blob.size - start));
   if (start > 0) reply.code(206).header('content-range', `bytes ${start}-${blob.size - 1}/${blob.size}`);
-  if (req.method === 'HEAD') return reply.send();
-  const { stream } = await reg.blobs.read(blob.key, start);
+  if (req.method === 'HEAD') {
+    stream.destroy();
+    return reply.send();
+  }
   return reply.send(stream);
 }
 

@@ -15,7 +15,7 @@ import type { BlobStore } from './blobs/store.js';
 import { CatalogCache } from './catalog.js';
 import type { RegistryConfig } from './config.js';
 import type { LimitedBody } from './body.js';
-import { architectureName, boxName, fold, freeText, providerName, shown, versionName } from './names.js';
+import { architectureName, boxName, fold, freeText, providerName, shown, versionName, type Role } from './names.js';
 import {
   audit,
   findBox,
@@ -56,6 +56,12 @@ export interface VersionPath extends BoxPath {
 export interface ProviderPath extends VersionPath {
   provider: string;
   architecture?: string;
+}
+
+/** A write: the role it needs (checked before the box is locked) and what it is, for messages. */
+interface Write {
+  role: Role;
+  what: string;
 }
 
 interface BoxCtx {
@@ -113,16 +119,27 @@ export class Registry {
 
   // ---- loading what a path names ----
 
-  private async boxCtx(q: Sql, p: Principal | null, path: BoxPath): Promise<BoxCtx> {
+  /**
+   * Load the org and box a path names. For a write (`write`), the caller's
+   * role is checked first, then the box row is locked, so that what is read
+   * next (versions, providers) is current and stays so until the commit.
+   */
+  private async boxCtx(q: Sql, p: Principal | null, path: BoxPath, write?: Write): Promise<BoxCtx> {
     const org = await mustOrg(q, path.org);
-    const box = await findBox(q, org.id, path.box);
+    let box = await findBox(q, org.id, path.box);
     if (!box) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
     if (box.private) authorize(p, org, 'read', `box ${org.name}/${box.name} is private: reading it`);
+    if (write) {
+      authorize(p, org, write.role, `${write.what} in ${org.name}/${box.name}`);
+      await this.db.lock(q, 'boxes', box.id);
+      box = await findBox(q, org.id, path.box);
+      if (!box) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
+    }
     return { org, box };
   }
 
-  private async versionCtx(q: Sql, p: Principal | null, path: VersionPath): Promise<VersionCtx> {
-    const c = await this.boxCtx(q, p, path);
+  private async versionCtx(q: Sql, p: Principal | null, path: VersionPath, write?: Write): Promise<VersionCtx> {
+    const c = await this.boxCtx(q, p, path, write);
     const version = await findVersion(q, c.box.id, versionName(path.version));
     const label = `${c.org.name}/${c.box.name} ${path.version}`;
     if (!version || version.status === 'deleted') throw notFound(`version ${shown(label)}`);
@@ -130,8 +147,8 @@ export class Registry {
     return { ...c, version };
   }
 
-  private async providerCtx(q: Sql, p: Principal | null, path: ProviderPath): Promise<ProviderCtx> {
-    const c = await this.versionCtx(q, p, path);
+  private async providerCtx(q: Sql, p: Principal | null, path: ProviderPath, write?: Write): Promise<ProviderCtx> {
+    const c = await this.versionCtx(q, p, path, write);
     const arch = path.architecture === undefined ? undefined : architectureName(path.architecture);
     const provider = await findProvider(q, c.version.id, providerName(path.provider), arch);
     if (!provider) throw notFound(`provider ${shown(`${path.provider}${arch ? ` (${arch})` : ''}`)} of ${c.org.name}/${c.box.name} ${c.version.version}`);
@@ -219,8 +236,7 @@ export class Registry {
   async updateBox(p: Principal | null, path: BoxPath, body: unknown, links: Links) {
     const b = section(body, 'box');
     return this.db.tx(async (q) => {
-      const c = await this.boxCtx(q, p, path);
-      authorize(p, c.org, 'publish', `changing ${c.org.name}/${c.box.name}`);
+      const c = await this.boxCtx(q, p, path, { role: 'publish', what: 'changing the box' });
       const priv = bool(b.is_private ?? b.private, 'is_private');
       const box: BoxRow = {
         ...c.box,
@@ -245,8 +261,7 @@ export class Registry {
   /** Deleting a box: an org admin's act, and only while none of its versions was ever released. */
   async deleteBox(p: Principal | null, path: BoxPath, links: Links) {
     return this.db.tx(async (q) => {
-      const c = await this.boxCtx(q, p, path);
-      authorize(p, c.org, 'admin', `deleting ${c.org.name}/${c.box.name}`);
+      const c = await this.boxCtx(q, p, path, { role: 'admin', what: 'deleting the box' });
       const view = await this.boxView(q, p, c, links);
       const released = await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM versions WHERE box_id = $1 AND (status = 'active' OR released_at IS NOT NULL)`, [
         c.box.id,
@@ -272,8 +287,7 @@ export class Registry {
   async createVersion(p: Principal | null, path: BoxPath, body: unknown, links: Links) {
     const v = section(body, 'version');
     return this.db.tx(async (q) => {
-      const c = await this.boxCtx(q, p, path);
-      authorize(p, c.org, 'publish', `creating a version of ${c.org.name}/${c.box.name}`);
+      const c = await this.boxCtx(q, p, path, { role: 'publish', what: 'creating a version' });
       const number = versionName(v.version);
       const clash = sameVersion(await versionsOf(q, c.box.id), number);
       if (clash) {
@@ -320,8 +334,7 @@ export class Registry {
   async updateVersion(p: Principal | null, path: VersionPath, body: unknown, links: Links) {
     const v = section(body, 'version');
     return this.db.tx(async (q) => {
-      const c = await this.versionCtx(q, p, path);
-      authorize(p, c.org, 'publish', `changing ${c.org.name}/${c.box.name} ${c.version.version}`);
+      const c = await this.versionCtx(q, p, path, { role: 'publish', what: 'changing a version' });
       if (v.version !== undefined && v.version !== c.version.version) {
         throw usage(`a version cannot be renumbered (${c.version.version} → ${shown(v.version)}); create a new version`);
       }
@@ -341,7 +354,7 @@ export class Registry {
    */
   async deleteVersion(p: Principal | null, path: VersionPath, links: Links) {
     return this.db.tx(async (q) => {
-      const c = await this.versionCtx(q, p, path);
+      const c = await this.versionCtx(q, p, path, { role: 'publish', what: 'deleting a version' });
       const label = `${c.org.name}/${c.box.name} ${c.version.version}`;
       const providers = await providersOf(q, [c.version.id]);
       const view = versionJson(links, c.org, c.box, c.version, providers);
@@ -365,9 +378,8 @@ export class Registry {
   /** Release: from now on the version's uploaded boxes are downloadable and immutable (idempotent). */
   async releaseVersion(p: Principal | null, path: VersionPath, links: Links) {
     return this.db.tx(async (q) => {
-      const c = await this.versionCtx(q, p, path);
+      const c = await this.versionCtx(q, p, path, { role: 'publish', what: 'releasing a version' });
       const label = `${c.org.name}/${c.box.name} ${c.version.version}`;
-      authorize(p, c.org, 'publish', `releasing ${label}`);
       const providers = await providersOf(q, [c.version.id]);
       if (c.version.status === 'active') return versionJson(links, c.org, c.box, c.version, providers);
       const ready = providers.filter((x) => x.blob_sha256);
@@ -391,8 +403,7 @@ export class Registry {
 
   async revokeVersion(p: Principal | null, path: VersionPath): Promise<never> {
     return this.db.tx(async (q) => {
-      const c = await this.versionCtx(q, p, path);
-      authorize(p, c.org, 'publish', `revoking ${c.org.name}/${c.box.name} ${c.version.version}`);
+      const c = await this.versionCtx(q, p, path, { role: 'publish', what: 'revoking a version' });
       throw new BoxsigError(
         'EXISTS',
         `${c.org.name}/${c.box.name} ${c.version.version}: a released version is immutable and is never unreleased; an org admin can delete it (its number stays used)`,
@@ -436,9 +447,8 @@ export class Registry {
   async createProvider(p: Principal | null, path: VersionPath, body: unknown, links: Links) {
     const f = this.providerFields(body);
     return this.db.tx(async (q) => {
-      const c = await this.versionCtx(q, p, path);
+      const c = await this.versionCtx(q, p, path, { role: 'publish', what: 'adding a provider' });
       const label = `${c.org.name}/${c.box.name} ${c.version.version} ${f.name}`;
-      authorize(p, c.org, 'publish', `adding provider ${label}`);
       const existing = await findProvider(q, c.version.id, f.name, f.architecture);
       const now = nowText();
       if (existing) {
@@ -489,9 +499,8 @@ export class Registry {
   async updateProvider(p: Principal | null, path: ProviderPath, body: unknown, links: Links) {
     const b = section(body, 'provider');
     return this.db.tx(async (q) => {
-      const c = await this.providerCtx(q, p, path);
+      const c = await this.providerCtx(q, p, path, { role: 'publish', what: 'changing a provider' });
       const label = `${c.org.name}/${c.box.name} ${c.version.version} ${c.provider.name}`;
-      authorize(p, c.org, 'publish', `changing provider ${label}`);
       if (c.version.status === 'active' && c.provider.blob_sha256)
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       const f = this.providerFields({ ...b, name: b.name ?? c.provider.name, architecture: b.architecture ?? c.provider.architecture });
@@ -504,9 +513,8 @@ export class Registry {
 
   async deleteProvider(p: Principal | null, path: ProviderPath, links: Links) {
     return this.db.tx(async (q) => {
-      const c = await this.providerCtx(q, p, path);
+      const c = await this.providerCtx(q, p, path, { role: 'publish', what: 'deleting a provider' });
       const label = `${c.org.name}/${c.box.name} ${c.version.version} ${c.provider.name}`;
-      authorize(p, c.org, 'publish', `deleting provider ${label}`);
       if (c.version.status === 'active' && c.provider.blob_sha256)
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       const view = providerJson(links, c.org, c.box, c.version, c.provider);
@@ -522,9 +530,7 @@ export class Registry {
   /** An upload URL (a secret capability) for the provider; `direct` adds the callback Vagrant and Packer confirm with. */
   async startUpload(p: Principal | null, path: ProviderPath, direct: boolean, links: Links) {
     return this.db.tx(async (q) => {
-      const c = await this.providerCtx(q, p, path);
-      const label = `${c.org.name}/${c.box.name} ${c.version.version} ${c.provider.name}`;
-      authorize(p, c.org, 'publish', `uploading ${label}`);
+      const c = await this.providerCtx(q, p, path, { role: 'publish', what: 'uploading a box' });
       if (c.version.status === 'active' && c.provider.blob_sha256)
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       if (p?.kind !== 'token') throw usage('uploads are made with a token');

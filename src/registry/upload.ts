@@ -127,7 +127,10 @@ async function claim(reg: Registry, secret: string): Promise<{ target: UploadTar
   const key = newObjectKey();
   const leaseCutoff = nowText(new Date(Date.now() - reg.config.leaseSeconds * 1000));
   return reg.db.tx(async (q) => {
-    const t = await findSession(q, secret);
+    const first = await findSession(q, secret);
+    // one claim at a time per token (the limit holds across processes), and what follows is read after the lock
+    if (first) await reg.db.lock(q, 'tokens', first.token_id);
+    const t = first && (await findSession(q, secret));
     if (!t || t.state === 'expired' || t.expires_at <= now) throw new BoxsigError('NOT_FOUND', 'this upload URL is unknown or has expired; ask for a new one');
     if (t.token_revoked || (t.token_expires && t.token_expires <= now) || t.token_role === 'read') {
       throw new BoxsigError('DENIED', 'the token that asked for this upload URL is no longer valid', { status: 403 });
@@ -251,6 +254,8 @@ async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promi
   const t = u.target;
   const now = new Date();
   return reg.db.tx(async (q) => {
+    // the box's writers take turns: a release or another upload cannot slip between these checks and the update
+    await reg.db.lock(q, 'boxes', t.box_id);
     const cur = await q.one<{ state: string; owner: string | null; object_key: string | null; blob_sha256: string | null; status: string }>(
       `SELECT u.state, u.owner, u.object_key, p.blob_sha256, v.status
          FROM uploads u JOIN providers p ON p.id = u.provider_id JOIN versions v ON v.id = p.version_id WHERE u.id = $1`,

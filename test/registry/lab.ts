@@ -22,10 +22,10 @@ export function newLab(dir: string, inst: EngineInstance, extra: NodeJS.ProcessE
     VAGRANT_CHECKPOINT_DISABLE: '1',
     CHECKPOINT_DISABLE: '1',
     HOME: path.join(dir, 'home'),
-    ...inst.env,
-    ...extra,
   });
+  // nothing of the developer's registry settings leaks in
   for (const k of Object.keys(env)) if (k.startsWith('BOXSIG_REGISTRY_') || k === 'VAGRANT_CLOUD_TOKEN' || k === 'VAGRANT_SERVER_URL') delete env[k];
+  Object.assign(env, inst.env, extra);
   fs.mkdirSync(env.HOME!, { recursive: true });
   return { dir, env, inst };
 }

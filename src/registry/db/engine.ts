@@ -3,9 +3,12 @@
  * engine (better-sqlite3), behind one small interface. SQL is written once,
  * in the subset both understand: `$1`-style parameters, TEXT timestamps
  * (ISO 8601 UTC, compared as strings), INTEGER booleans, `ON CONFLICT`,
- * `RETURNING`. Write transactions are serialisable on both engines (and
- * retried on a serialisation failure), so concurrent registry processes on
- * one database never lose an update.
+ * `RETURNING`. Concurrent writers are ordered by unique constraints and by
+ * one row lock per box (`lock`): on PostgreSQL, READ COMMITTED transactions
+ * that lock the box row before reading what they change; on SQLite, write
+ * transactions that run one at a time (BEGIN IMMEDIATE). So concurrent
+ * registry processes on one database never lose an update, and never
+ * publish a version twice.
  *
  * A transaction body must only talk to the database: never to the object
  * store or the network (the embedded engine holds its write lock for it).
@@ -28,8 +31,15 @@ export interface Db extends Sql {
   readonly dialect: Dialect;
   /** A human description without credentials (for logs and errors). */
   readonly description: string;
-  /** Run `fn` in one serialisable transaction (retried on a serialisation conflict). */
+  /** Run `fn` in one transaction (retried on a deadlock or serialisation conflict). */
   tx<T>(fn: (q: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Inside a transaction: lock one row of `boxes` or `tokens` until the end
+   * of the transaction; writers of one box (or one token's uploads) take
+   * turns, and what they read after the lock is current. (SQLite: a no-op,
+   * its write transactions already run one at a time.)
+   */
+  lock(q: Sql, table: 'boxes' | 'tokens', id: string): Promise<void>;
   /**
    * Subscribe to changes committed by any process on this database (catalog
    * cache invalidation). `changed(null)` means "anything may have changed".

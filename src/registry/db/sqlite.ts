@@ -138,6 +138,10 @@ export class SqliteDb implements Db {
     });
   }
 
+  async lock(): Promise<void> {
+    // BEGIN IMMEDIATE already holds the database's write lock
+  }
+
   /** BEGIN IMMEDIATE, retried while another process holds the write lock beyond busy_timeout. */
   private begin(): void {
     for (let attempt = 0; ; attempt++) {
