@@ -102,6 +102,11 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(errorBody(new BoxsigError('NOT_FOUND', `${req.method} ${scrubUrl(req.url.split('?')[0])} is not an endpoint of this registry`)));
   });
+  // while shutting down, no connection is kept alive after its answer (close() waits for them)
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (reg.closing) reply.header('connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (req, reply) => {
     req.log.info({ method: req.method, url: scrubUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });

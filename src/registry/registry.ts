@@ -97,6 +97,7 @@ export class Registry {
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;
   private readonly active = new Set<LimitedBody>();
+  private readonly pending = new Set<Promise<UploadOutcome>>();
 
   constructor(
     readonly db: Db,
@@ -557,7 +558,15 @@ export class Registry {
   /** Receive the bytes (PUT upload_path): see upload.ts. */
   receive(secret: string, body: NodeJS.ReadableStream): Promise<UploadOutcome> {
     if (this.closing) throw new BoxsigError('UNAVAILABLE', 'the registry is shutting down; upload again in a moment', { status: 503 });
-    return receiveUpload(this, secret, body as import('node:stream').Readable);
+    const p = receiveUpload(this, secret, body as import('node:stream').Readable);
+    this.pending.add(p);
+    void p.catch(() => undefined).finally(() => this.pending.delete(p));
+    return p;
+  }
+
+  /** Resolves once every upload in flight has been published or recorded as failed. */
+  async quiesce(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
   /** The callback of a direct upload: the verdict of the upload, with its refusal code. */

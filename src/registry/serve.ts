@@ -80,6 +80,8 @@ export async function serve(config: RegistryConfig, opts: ServeOptions = {}): Pr
       const timer = setTimeout(() => reg.abortUploads('the registry is shutting down; upload again'), config.shutdownGraceSeconds * 1000);
       try {
         await app.close();
+        // an upload discarded at the end of the grace period is recorded as failed before the database closes
+        await reg.quiesce();
       } finally {
         clearTimeout(timer);
         gc.stop();

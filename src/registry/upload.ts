@@ -363,7 +363,7 @@ async function settle(reg: Registry, t: UploadTarget, key: string, err: BoxsigEr
 export async function receiveUpload(reg: Registry, secret: string, req: Readable): Promise<UploadOutcome> {
   const { target: t, key } = await claim(reg, secret);
   const direct = Boolean(t.direct);
-  const body = limitedBody(req, reg.config.maxBoxBytes);
+  const body = limitedBody(req, reg.config.maxBoxBytes, reg.config.uploadIdleSeconds * 1000);
   const active = reg.track(body);
   const heartbeat = setInterval(() => void renewLease(reg, t.id, key), Math.max(1000, (reg.config.leaseSeconds * 1000) / 4));
   heartbeat.unref();
@@ -391,7 +391,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
       await body.drain();
       return { state: 'refused', direct, error: err };
     }
-    await body.drain();
+    // a failure (shutdown, limit, I/O): answer at once; the connection is closed after the answer
     throw err;
   } finally {
     clearInterval(heartbeat);

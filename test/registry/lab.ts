@@ -169,3 +169,69 @@ export async function getJson(url: string, tok?: string): Promise<{ status: numb
 export async function catalog(url: string, name: string, tok?: string): Promise<any> {
   return (await getJson(`${url}/${name}`, tok)).json;
 }
+
+/** Create box/version/provider through the API and return an upload URL (plain, or direct with its callback). */
+export async function uploadUrl(url: string, tok: string, name: string, version: string, direct = false): Promise<{ upload_path: string; callback?: string }> {
+  const [org, short] = name.split('/');
+  const api = `${url}/api/v1`;
+  const headers = { authorization: `Bearer ${tok}`, 'content-type': 'application/json' };
+  const call = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${api}${p}`, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const json = (await res.json()) as any;
+    if (res.status !== 200 && !(res.status === 409 && method === 'POST')) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  await call('POST', '/boxes', { box: { username: org, name: short } });
+  await call('POST', `/box/${org}/${short}/versions`, { version: { version } });
+  await call('POST', `/box/${org}/${short}/version/${version}/providers`, { provider: { name: 'virtualbox' } });
+  return call('GET', `/box/${org}/${short}/version/${version}/provider/virtualbox/upload${direct ? '/direct' : ''}`);
+}
+
+export interface SlowPut {
+  /** Let the rest of the body go. */
+  release(): void;
+  /** Bytes sent so far. */
+  sent(): number;
+  response: Promise<{ status: number; json: any } | Error>;
+}
+
+/** PUT a file, holding the body back after `holdAfter` bytes until released. */
+export function slowPut(uploadPath: string, file: string, holdAfter: number): SlowPut {
+  const data = fs.readFileSync(file);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let sent = 0;
+  const step = 256 * 1024;
+  const body = new ReadableStream({
+    async pull(c) {
+      if (sent >= holdAfter) await gate;
+      if (sent >= data.length) return c.close();
+      c.enqueue(data.subarray(sent, sent + step));
+      sent += step;
+    },
+  });
+  const response = fetch(uploadPath, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+    .then(async (res) => {
+      const text = await res.text();
+      let json: any = text;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        /* keep the text */
+      }
+      return { status: res.status, json };
+    })
+    .catch((e: Error) => e);
+  return { release, sent: () => sent, response };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until `fn` is true (polling), or fail after `ms`. */
+export async function until(fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(50);
+  }
+}
