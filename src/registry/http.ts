@@ -274,6 +274,14 @@ function fastifyError(err: unknown): BoxsigError {
 async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, l: Links): Promise<unknown> {
   let outcome;
   try {
+    // cheap first: a declared length over the limit is refused before anything is claimed or read
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > reg.config.maxBoxBytes) {
+      throw new BoxsigError('LIMIT', `the box is larger than this registry accepts (${reg.config.maxBoxBytes} bytes)`, {
+        status: 413,
+        limit: reg.config.maxBoxBytes,
+      });
+    }
     outcome = await reg.receive(req.params.secret, req.raw);
   } catch (e) {
     closeIfUnread(req, reply);
