@@ -212,6 +212,19 @@ export function registerRegistryCommands(program: Command): void {
       }),
     );
 
+  engineOptions(registry.command('backup').description('copy the embedded database while the registry runs (PostgreSQL: use pg_dump)'))
+    .requiredOption('--to <file>', 'the copy (must not exist)')
+    .addOption(jsonOption())
+    .action(
+      action(async (opts: EngineFlags & { to: string }) => {
+        if (fs.existsSync(opts.to)) throw usage(`${opts.to} already exists`);
+        const c = await config(opts, 'metadata');
+        if (c.database) throw usage('the registry uses PostgreSQL: back it up with pg_dump (docs/REGISTRY.md, "Back up and restore")');
+        await withDb(opts, async (db) => (db as import('../registry/db/sqlite.js').SqliteDb).backup(opts.to));
+        show(opts.json, { backup: opts.to }, () => out(`backed up the registry database to ${opts.to}; now copy the blobs (docs/REGISTRY.md)`));
+      }),
+    );
+
   engineOptions(registry.command('gc').description('collect orphaned blobs and dead uploads now (registry serve also does it periodically)'), true)
     .option('--grace <seconds>', 'only objects older than this', (v) => Number(v))
     .addOption(jsonOption())

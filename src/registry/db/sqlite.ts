@@ -182,6 +182,16 @@ export class SqliteDb implements Db {
     return fn();
   }
 
+  /** An online, consistent copy of the database (SQLite's backup API), while processes keep using it. */
+  async backup(destination: string): Promise<void> {
+    const release = await this.mutex.lock();
+    try {
+      await this.db.backup(destination);
+    } finally {
+      release();
+    }
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
