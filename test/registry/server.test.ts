@@ -162,3 +162,45 @@ t.test('configuration: file, environment, errors', async (t) => {
   t.same(list.json?.orgs, [], 'nothing was created');
   t.same(await catalog('http://127.0.0.1:1', 'x/y').catch(() => 'unreachable'), 'unreachable');
 });
+
+t.test('upload URLs are capabilities: bound to their token, used once; external URLs are refused', async (t) => {
+  const lab = await setup(t);
+  const pub = token(lab, 'acme', 'publish', 'ci');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop());
+  const k = key(lab);
+  const put = async (url: string, file: string) => {
+    const res = await fetch(url, { method: 'PUT', body: fs.readFileSync(file) });
+    return { status: res.status, json: (await res.json()) as any };
+  };
+  const before = await lab.inst.objects();
+
+  const unknown = await put(`${reg.url}/api/v1/upload/${'A'.repeat(43)}`, box(lab, [k], 'acme/app', '1.0.0'));
+  t.equal(unknown.status, 404, 'an unknown upload URL: 404');
+
+  const up = await uploadUrl(reg.url, pub, 'acme/app', '1.0.0');
+  const ok = await put(up.upload_path, box(lab, [k], 'acme/app', '1.0.0'));
+  t.equal(ok.status, 200, 'the upload is published');
+  const reuse = await put(up.upload_path, box(lab, [k], 'acme/app', '1.0.0'));
+  t.equal(reuse.status, 409, 'the same upload URL cannot publish twice');
+  t.match(reuse.json.errors[0], /^EXISTS: this upload URL was already used/);
+
+  const doomed = token(lab, 'acme', 'publish', 'leaver');
+  const up2 = await uploadUrl(reg.url, doomed, 'acme/app', '2.0.0');
+  const id = (await lab.inst.query<{ id: string }>(`SELECT id FROM tokens WHERE member = 'leaver'`))[0].id;
+  const rv = boxsig(['registry', 'token', 'revoke', id, ...lab.inst.flags, '--json'], { env: lab.env });
+  t.equal(rv.code, 0, 'token revoked');
+  const afterRevoke = await put(up2.upload_path, box(lab, [k], 'acme/app', '2.0.0'));
+  t.equal(afterRevoke.status, 403, 'an upload URL dies with its token');
+  t.match(afterRevoke.json.errors[0], /^DENIED: /);
+  t.equal((await getJson(`${reg.url}/api/v1/authenticate`, doomed)).status, 401, 'the revoked token is refused');
+  t.equal((await lab.inst.objects()).length, before.length + 1, 'only the published box is stored');
+
+  const ext = await fetch(`${reg.url}/api/v1/box/acme/app/version/2.0.0/providers`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${pub}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ provider: { name: 'libvirt', url: 'https://elsewhere.example/box' } }),
+  });
+  t.equal(ext.status, 400, 'a provider with an external URL is refused');
+  t.match(((await ext.json()) as any).errors[0], /^USAGE: this registry hosts and verifies every box/);
+});
