@@ -14,20 +14,19 @@ interface EngineFlags extends ConfigFlags {
   json?: boolean;
 }
 
-/** The options that say where the registry's data is, on serve and on every admin command. */
-function engineOptions(cmd: Command, blobs = false): Command {
-  cmd
+/**
+ * The options that say where the registry's data is: the same on serve and on every admin
+ * command, so that one set of flags (or one config file) serves them all.
+ */
+function engineOptions(cmd: Command, _blobs = false): Command {
+  return cmd
     .option('--config <file>', 'registry config file (JSON)')
     .option('--data <dir>', 'embedded registry: metadata (and blobs) in this directory')
-    .option('--database <url>', 'PostgreSQL URL (postgres://…)');
-  if (blobs) {
-    cmd
-      .option('--s3-endpoint <url>', 'S3-compatible endpoint (credentials from AWS_* variables)')
-      .option('--s3-bucket <bucket>', 'S3 bucket')
-      .option('--s3-region <region>', 'S3 region')
-      .option('--s3-prefix <prefix>', 'key prefix in the bucket');
-  }
-  return cmd;
+    .option('--database <url>', 'PostgreSQL URL (postgres://…)')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint (credentials from AWS_* variables)')
+    .option('--s3-bucket <bucket>', 'S3 bucket')
+    .option('--s3-region <region>', 'S3 region')
+    .option('--s3-prefix <prefix>', 'key prefix in the bucket');
 }
 
 async function config(flags: EngineFlags, need: 'all' | 'metadata') {

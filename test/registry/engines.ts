@@ -240,6 +240,9 @@ export function engines(which: 'all' | 'shared' = 'all'): { available: Engine[];
       reason: 'BOXSIG_TEST_S3_ENDPOINT, BOXSIG_TEST_S3_BUCKET, BOXSIG_TEST_S3_REGION and AWS_* are not set (scripts/services/swift.sh starts a local Swift)',
     });
   else if (!pgProblem) available.push(postgresS3);
+  // BOXSIG_TEST_REGISTRY_ENGINES=postgres+s3 (comma-separated) runs only those, for a quicker local run
+  const only = process.env.BOXSIG_TEST_REGISTRY_ENGINES?.split(',').filter(Boolean);
+  if (only?.length) return { available: available.filter((e) => only.includes(e.name)), unavailable: unavailable.filter((u) => only.includes(u.name)) };
   return { available, unavailable };
 }
 
