@@ -311,7 +311,7 @@ async function sendBox(reg: Registry, req: FastifyRequest, reply: FastifyReply, 
   const blob = await reg.download(p, path);
   reply.header('cache-control', 'private, no-store');
   if (reg.config.downloads === 'redirect' && reg.blobs.presigns) {
-    return reply.redirect(await reg.blobs.presignedUrl(blob.key, reg.config.presignSeconds), 302);
+    return reply.redirect(await reg.blobs.presignedUrl(blob.key, reg.config.presignSeconds, req.method === 'HEAD' ? 'HEAD' : 'GET'), 302);
   }
   const start = rangeStart(req.headers.range, blob.size);
   reply.header('content-type', 'application/octet-stream').header('accept-ranges', 'bytes').header('etag', `"${blob.sha256}"`);

@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { boxsig, pseudoRandom } from '../helpers.js';
 import { engines, reportUnavailable, stopEngines } from './engines.js';
-import { box, catalog, createOrg, key, newLab, publish, startRegistry, token, type Lab, type Running } from './lab.js';
+import { box, catalog, createOrg, key, newLab, publish, startRegistry, token, until, type Lab, type Running } from './lab.js';
 
 const { available, unavailable } = engines('shared');
 t.teardown(stopEngines);
@@ -129,14 +129,14 @@ for (const engine of available) {
       await fetch(`${api}/box/acme/app/versions`, { method: 'POST', headers: auth, body: JSON.stringify({ version: { version: '3.0.0' } }) });
       await fetch(`${api}/box/acme/app/version/3.0.0/providers`, { method: 'POST', headers: auth, body: JSON.stringify({ provider: { name: 'virtualbox' } }) });
       const up = (await (await fetch(`${api}/box/acme/app/version/3.0.0/provider/virtualbox/upload`, { headers: auth })).json()) as { upload_path: string };
-      // send the first 8 MiB, then hold the rest back until the process is dead
+      // send the first 20 MiB (S3: a multipart upload with parts written), then hold the rest back until the process is dead
       const data = fs.readFileSync(big);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       let sent = 0;
       const body = new ReadableStream({
         async pull(c) {
-          if (sent >= 8 * 1024 * 1024) await gate;
+          if (sent >= 20 * 1024 * 1024) await gate;
           if (sent >= data.length) return c.close();
           c.enqueue(data.subarray(sent, sent + 1024 * 1024));
           sent += 1024 * 1024;
@@ -145,11 +145,11 @@ for (const engine of available) {
       const put = fetch(up.upload_path, { method: 'PUT', body, duplex: 'half' } as RequestInit).catch((e) => e);
       for (let i = 0; i < 200; i++) {
         const s = await inst.query<{ state: string }>(`SELECT state FROM uploads WHERE state = 'receiving'`);
-        if (s.length && sent >= 8 * 1024 * 1024) break;
+        if (s.length && sent >= 20 * 1024 * 1024) break;
         await sleep(50);
       }
-      await sleep(500);
-      const partial = (await inst.objects()).filter((o) => !before.includes(o));
+      let partial: string[] = [];
+      await until(async () => (partial = (await inst.objects()).filter((o) => !before.includes(o))).length > 0).catch(() => undefined);
       t.equal(partial.length, 1, 'an object is being written', { partial });
       a.proc.kill('SIGKILL');
       await a.exited;

@@ -15,6 +15,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
@@ -88,8 +89,11 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async presignedUrl(key: string, seconds: number): Promise<string> {
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.objectName(key) }), { expiresIn: seconds });
+  async presignedUrl(key: string, seconds: number, method: 'GET' | 'HEAD' = 'GET'): Promise<string> {
+    const input = { Bucket: this.bucket, Key: this.objectName(key) };
+    // a presigned URL is valid for one method: a HEAD redirected to a GET URL is refused (403)
+    const command = method === 'HEAD' ? new HeadObjectCommand(input) : new GetObjectCommand(input);
+    return getSignedUrl(this.client, command, { expiresIn: seconds });
   }
 
   async delete(object: StoredObject | string): Promise<void> {

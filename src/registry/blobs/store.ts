@@ -35,8 +35,8 @@ export interface BlobStore {
   readonly presigns: boolean;
   create(key: string): Promise<BlobWriter>;
   read(key: string, start?: number): Promise<{ stream: Readable; size: number }>;
-  /** A URL the client can GET the object from directly, valid for `seconds`. */
-  presignedUrl(key: string, seconds: number): Promise<string>;
+  /** A URL the client can GET (or HEAD) the object from directly, valid for `seconds`. */
+  presignedUrl(key: string, seconds: number, method?: 'GET' | 'HEAD'): Promise<string>;
   delete(object: StoredObject | string): Promise<void>;
   /** Every object and unfinished upload (for garbage collection). */
   list(): AsyncIterable<StoredObject>;
