@@ -60,6 +60,8 @@ export class S3BlobStore implements BlobStore {
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ? opts.prefix.replace(/\/*$/, '/') : '';
     this.description = `s3://${opts.bucket}/${this.prefix}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
+    // the SDK is pinned on purpose (later releases need Node 22): its Node-version notice is noise in the registry's log
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       region: opts.region,
