@@ -227,7 +227,9 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
     {
       onPrefix: async (prefix) => {
         precheckIdentity(prefix, expect);
-        verdict = await judge(prefix, expect, { store: trust.view, layers: trust.layers, mode: 'add' });
+        verdict = await judge(prefix, expect, { store: trust.view, layers: trust.layers, mode: 'add' }).catch((e) => {
+          throw forRegistry(e, t.org);
+        });
         if (prefix.manifest) manifestSha256 = createHash('sha256').update(prefix.manifest).digest('hex');
         return verdict.expectation;
       },
@@ -247,6 +249,26 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
   );
   checkAfterPass(t, read, verdict, body);
   return { target: t, verdict, sha256: content.digest('hex'), size, manifestSha256, writer };
+}
+
+/**
+ * judge's KEY_CHANGED tells a user to run `boxsig trust accept`; at the
+ * registry, the org admin accepts a new key by pinning it in the org policy.
+ */
+function forRegistry(e: unknown, org: string): unknown {
+  if (!(e instanceof BoxsigError) || e.code !== 'KEY_CHANGED') return e;
+  const kept = e.message.split('\n').filter((l) => !/boxsig trust accept|accept it with:|the record lives in/.test(l));
+  const hint = `boxsig registry org policy ${org} --policy FILE (pin the new key for the box)`;
+  return new BoxsigError(
+    'KEY_CHANGED',
+    [
+      ...kept.slice(0, -1),
+      `${kept[kept.length - 1].replace(/ If the publisher really changed keys,?$/, '')} Co-sign with the recorded key, or have an admin of ${org} pin the new key:`,
+      `  ${hint}`,
+    ].join('\n'),
+    e.details,
+    hint,
+  );
 }
 
 /** Step 4: publish in one transaction; returns whether our object turned out to be a duplicate. */
