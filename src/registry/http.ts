@@ -299,12 +299,36 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
   return reply.code(200).send({ received: true, sha256: outcome.sha256, size: outcome.size, warnings: outcome.warnings, ...(provider ? { provider } : {}) });
 }
 
-/** When the client's body was not read to its end (too large, shutdown), the connection cannot be reused. */
+/**
+ * When the client's body was not read to its end (too large, shutdown), the
+ * connection cannot be reused. It is closed after the answer, lingering
+ * briefly: closing a socket with unread data resets it, and a client still
+ * sending would see the reset instead of the answer.
+ */
 function closeIfUnread(req: FastifyRequest, reply: FastifyReply): void {
-  if (!req.raw.complete) {
-    reply.header('connection', 'close');
-    reply.raw.once('finish', () => req.raw.socket?.destroy());
-  }
+  if (req.raw.complete) return;
+  reply.header('connection', 'close');
+  reply.raw.once('finish', () => lingeringClose(req.raw));
+}
+
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
+
+function lingeringClose(raw: FastifyRequest['raw']): void {
+  let discarded = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    raw.socket?.destroy();
+  };
+  const timer = setTimeout(stop, LINGER_MS);
+  timer.unref();
+  raw.on('data', (c: Buffer) => {
+    discarded += c.length;
+    if (discarded > LINGER_BYTES) stop();
+  });
+  raw.once('end', stop);
+  raw.once('error', stop);
+  raw.resume();
 }
 
 async function sendBox(reg: Registry, req: FastifyRequest, reply: FastifyReply, p: Principal | null, path: ProviderPath): Promise<unknown> {

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
 import { isPlainObject } from '../manifest/json.js';
-import { authenticate, authorize, allowed, bearerOf, type Principal } from './auth.js';
+import { authenticate, authorize, allowed, bearerOf, hashToken, type Principal } from './auth.js';
 import { isUniqueViolation, nowText, type Db, type Sql } from './db/engine.js';
 import type { BlobStore } from './blobs/store.js';
 import { CatalogCache } from './catalog.js';
@@ -34,7 +34,6 @@ import {
 } from './rows.js';
 import { boxJson, boxSummary, providerJson, versionJson, type Links } from './views.js';
 import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
-import { hashToken } from './auth.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 
 export interface Log {

@@ -12,10 +12,6 @@ export interface Links {
 
 const enc = encodeURIComponent;
 
-export function boxUrl(l: Links, org: string, box: string): string {
-  return `${l.base}/${enc(org)}/${enc(box)}`;
-}
-
 export function downloadUrl(l: Links, org: string, box: string, version: string, provider: string, architecture: string): string {
   return `${l.base}/${enc(org)}/boxes/${enc(box)}/versions/${enc(version)}/providers/${enc(provider)}/${enc(architecture)}/vagrant.box`;
 }
