@@ -29,7 +29,9 @@ export const REFUSAL_CODES = [
 
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 /** Codes of errors that are not refusals. */
-export type FailureCode = 'USAGE' | 'CONFIG' | 'IO' | 'NETWORK' | 'INTERNAL' | 'EXISTS';
+export type FailureCode = 'USAGE' | 'CONFIG' | 'IO' | 'NETWORK' | 'INTERNAL' | 'EXISTS' | RegistryFailureCode;
+/** The registry's own failures: no or wrong token, no such box, a limit, shutting down. */
+export type RegistryFailureCode = 'DENIED' | 'NOT_FOUND' | 'LIMIT' | 'UNAVAILABLE';
 export type ErrorCode = RefusalCode | FailureCode;
 
 export const EXIT_OK = 0;
@@ -62,7 +64,7 @@ export class BoxsigError extends Error {
 
   get exitCode(): number {
     if (isRefusalCode(this.code)) return EXIT_REFUSED;
-    if (this.code === 'USAGE' || this.code === 'CONFIG' || this.code === 'EXISTS') return EXIT_USAGE;
+    if (['USAGE', 'CONFIG', 'EXISTS', 'DENIED', 'NOT_FOUND'].includes(this.code)) return EXIT_USAGE;
     return EXIT_FAILURE;
   }
 

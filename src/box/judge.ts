@@ -11,8 +11,20 @@ import { parseUntrustedJson, isPlainObject } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
 import { applyOverrides, resolvePolicy, type BoxPolicy, type ConfigLayer, type ResolvedPolicy } from '../policy/config.js';
 import { checkSignaturesIntact, checkSignaturesRequired, decideTrust, type Decision, type Signer, type TrustPath } from '../policy/decide.js';
-import { TrustStore } from '../trust/store.js';
+import type { TrustState } from '../trust/store.js';
+import type { KeySource } from '../keys/signers.js';
 import type { BoxsigPrefix, Expectation } from './reader.js';
+
+/**
+ * What judging reads from a trust store: the records and the keyring. A
+ * TrustStore is one; the registry passes its view of an org (keys and
+ * records from its database).
+ */
+export interface TrustView {
+  readonly file: string;
+  read(): TrustState;
+  readonly keyring: KeySource;
+}
 
 export interface ExpectedIdentity {
   name?: string;
@@ -21,7 +33,7 @@ export interface ExpectedIdentity {
 }
 
 export interface TrustOptions {
-  store: TrustStore;
+  store: TrustView;
   layers: ConfigLayer[];
   /** Flags that override the configuration for this run (e.g. --pin). */
   overrides?: BoxPolicy;

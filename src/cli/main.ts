@@ -13,6 +13,8 @@ import { registerCoreCommands, registerRepackage } from './core.js';
 import { registerTrustCommands } from './trust.js';
 import { recoverBeforeMutation } from './recovery.js';
 import { nextTurn } from '../interrupt.js';
+import { registerRegistryCommands } from './registry.js';
+import { registerPublish } from './publish.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerCoreCommands(program);
   registerTrustCommands(program);
   registerRepackage(program);
+  registerRegistryCommands(program);
+  registerPublish(program);
   return program;
 }
 

@@ -13,7 +13,7 @@
  *   one (superseded, retired) to signatures made at or after its date.
  */
 import { CERTIFICATION_TYPES, SIGTYPE } from './packets.js';
-import type { Cert, Sig } from './cert.js';
+import { attachSignatures, type Cert, type Sig } from './cert.js';
 import { verifiesCryptographically } from './pgp.js';
 
 export interface Revocation {
@@ -151,4 +151,23 @@ const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g
 export function describeRevocation(r: Revocation): string {
   const by = r.designated ? `, by designated revoker ${r.issuer}` : '';
   return `${r.reason}${r.text ? `: ${printable(r.text)}` : ''}, ${r.created?.toISOString() ?? 'undated'}${by}`;
+}
+
+/**
+ * A copy of a key with every revocation of `revocations` that may concern it
+ * attached: revocations by the key itself or by a designated revoker it names,
+ * certification revocations (0x30, judged later against their issuer), and
+ * revocations naming no issuer. Revocations arrive before or after their key
+ * and are never lost; each is verified where it is used.
+ */
+export async function withConcerningRevocations(c: Cert, revocations: readonly Sig[]): Promise<Cert> {
+  if (revocations.length === 0) return c;
+  const ids = new Set([c.info.fingerprint, c.info.keyId]);
+  for (const r of await designatedRevokers(c)) ids.add(r).add(r.slice(-16));
+  const concerns = (s: Sig) =>
+    s.info.type === SIGTYPE.certRevocation ||
+    [...s.info.issuerFingerprints, ...s.info.issuerKeyIds].some((i) => ids.has(i)) ||
+    (!s.info.issuerFingerprints.length && !s.info.issuerKeyIds.length);
+  const found = revocations.filter(concerns);
+  return found.length ? attachSignatures(c, found).cert : c;
 }

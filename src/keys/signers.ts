@@ -12,12 +12,12 @@
  */
 import { refuse } from '../errors.js';
 import { parseManifest } from '../manifest/manifest.js';
-import { mergeCert, type Cert } from './cert.js';
+import { mergeCert, type Cert, type Sig } from './cert.js';
 import { CERTIFICATION_TYPES } from './packets.js';
 import { handleOf, openKey, setCarried } from './handle.js';
 import { readKeyData } from './keys.js';
 import { checkSignature, readOneSignature, type DetachedSignature, type Enforcement, type SignatureCheck } from './verify.js';
-import type { CertLookup } from './revocation.js';
+import { withConcerningRevocations, type CertLookup } from './revocation.js';
 import type { PublicKey } from './pgp.js';
 
 /** What `.boxsig/` carries (the reader's prefix). */
@@ -198,4 +198,26 @@ export function keyLookups(store: { keyring: KeySource }, boxKeys: Map<string, P
     return opened.get(fpr)!;
   };
   return { orgKey: lookup, recordedKey: lookup };
+}
+
+/**
+ * A key source over keys and revocation certificates held in memory (the
+ * registry's view of an organisation: the keys and revocations it
+ * registered), with the same rule as the local keyring: every revocation that
+ * may concern a key travels with it.
+ */
+export function memoryKeySource(certs: readonly Cert[], revocations: readonly Sig[]): KeySource {
+  const byFpr = new Map<string, Cert>();
+  for (const c of certs) {
+    const known = byFpr.get(c.info.fingerprint);
+    byFpr.set(c.info.fingerprint, known ? mergeCert(known, c).cert : c);
+  }
+  const source: KeySource = {
+    async cert(fpr) {
+      const c = byFpr.get(fpr);
+      return c ? source.withRevocations(c) : null;
+    },
+    withRevocations: (c) => withConcerningRevocations(c, revocations),
+  };
+  return source;
 }

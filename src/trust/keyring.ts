@@ -19,7 +19,7 @@ import { handleOf, openKey } from '../keys/handle.js';
 import type { KeyData } from '../keys/keys.js';
 import { readPackets, SIGTYPE, writePackets } from '../keys/packets.js';
 import { armorPublicKey, dearmor, describeAlgorithm, expirationOf, userIdsOf, verifiesCryptographically, type PublicKey } from '../keys/pgp.js';
-import { describeRevocation, designatedRevokers, keyRevocation, verifiedRevocations } from '../keys/revocation.js';
+import { describeRevocation, keyRevocation, verifiedRevocations, withConcerningRevocations } from '../keys/revocation.js';
 import type { KeySource } from '../keys/signers.js';
 import type { TrustStore } from './store.js';
 
@@ -142,15 +142,9 @@ export class Keyring implements KeySource {
 
   /** Any copy of a key (from the keyring or a box) with every stored revocation that may concern it (KeySource). */
   async withRevocations(c: Cert): Promise<Cert> {
-    const ids = new Set([c.info.fingerprint, c.info.keyId]);
-    for (const r of await designatedRevokers(c)) ids.add(r).add(r.slice(-16));
-    const concerns = (s: Sig) =>
-      s.info.type === SIGTYPE.certRevocation ||
-      [...s.info.issuerFingerprints, ...s.info.issuerKeyIds].some((i) => ids.has(i)) ||
-      (!s.info.issuerFingerprints.length && !s.info.issuerKeyIds.length);
-    const stored = (await this.storedRevocations()).filter(concerns);
-    return stored.length ? attachSignatures(c, stored).cert : c;
+    return withConcerningRevocations(c, await this.storedRevocations());
   }
+
 
   /** A key from the keyring, opened for the checks with every stored revocation; null if absent. */
   async get(fpr: string): Promise<PublicKey | null> {

@@ -1,0 +1,95 @@
+/**
+ * An upload body with a size limit and an idle limit, detachable from the
+ * connection: the verifier may stop reading early (a refusal), and
+ * destroying what it reads must not destroy the connection, so that the
+ * client still gets an answer.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { BoxsigError } from '../errors.js';
+
+export interface LimitedBody {
+  stream: Readable;
+  /** Whether the client's body was read to its end. */
+  readonly ended: boolean;
+  /** Fail the upload (shutdown): the verifier sees this error, a drain in progress stops, the connection is dropped. */
+  fail(err: BoxsigError): void;
+  /**
+   * Read and discard whatever the client still sends (bounded by the size
+   * and idle limits), so that it reads the answer; resolves at its end, or
+   * false when the connection had to be dropped.
+   */
+  drain(): Promise<boolean>;
+}
+
+export function limitedBody(req: Readable, max: number, idleMs: number, what = 'the box'): LimitedBody {
+  const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let total = 0;
+  let ended = false;
+  let over = false;
+  let failed = false;
+  let stopDrain: (() => void) | null = null;
+  const dropConnection = (err: BoxsigError) => {
+    failed = true;
+    req.unpipe(stream);
+    stream.destroy(err);
+    stopDrain?.();
+    req.destroy();
+  };
+  let idle: NodeJS.Timeout | null = null;
+  const touch = () => {
+    if (idle) clearTimeout(idle);
+    if (ended || failed || !idleMs) return;
+    idle = setTimeout(() => dropConnection(new BoxsigError('NETWORK', `the client sent nothing for ${Math.round(idleMs / 1000)} s`)), idleMs);
+    idle.unref();
+  };
+  const onData = (chunk: Buffer) => {
+    total += chunk.length;
+    touch();
+    if (total > max && !over) {
+      over = true;
+      req.unpipe(stream);
+      req.pause();
+      stream.destroy(new BoxsigError('LIMIT', `${what} is larger than this registry accepts (${max} bytes)`, { status: 413, limit: max }));
+      stopDrain?.();
+    }
+  };
+  req.on('data', onData);
+  req.once('end', () => {
+    ended = true;
+    if (idle) clearTimeout(idle);
+  });
+  req.once('error', (e) => stream.destroy(new BoxsigError('NETWORK', `the upload was interrupted: ${e.message}`)));
+  req.once('close', () => {
+    if (idle) clearTimeout(idle);
+    if (!ended) stream.destroy(new BoxsigError('NETWORK', 'the client closed the connection before the end of the upload'));
+  });
+  req.pipe(stream);
+  touch();
+  return {
+    stream,
+    get ended() {
+      return ended;
+    },
+    fail: dropConnection,
+    drain(): Promise<boolean> {
+      req.unpipe(stream);
+      if (ended) return Promise.resolve(true);
+      if (over || failed || req.destroyed) return Promise.resolve(false);
+      return new Promise((resolve) => {
+        const done = (ok: boolean) => {
+          stopDrain = null;
+          req.off('end', onEnd);
+          req.off('close', onClose);
+          resolve(ok);
+        };
+        const onEnd = () => done(true);
+        const onClose = () => done(ended);
+        stopDrain = () => done(false);
+        req.on('end', onEnd);
+        req.on('close', onClose);
+        touch();
+        req.resume();
+      });
+    },
+  };
+}
