@@ -125,7 +125,7 @@ export function registerRegistryCommands(program: Command): void {
           for (const f of files) all.push(await addOrgKeys(db, name, fs.readFileSync(f), f));
           return all;
         });
-        const keys = results.flatMap((r) => r.keys);
+        const keys = [...new Set(results.flatMap((r) => r.keys))];
         const revocations = results.flatMap((r) => r.revocations);
         show(opts.json, { keys, revocations }, () => {
           for (const k of keys) out(`key ${k}`);

@@ -151,6 +151,20 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
   return doc;
 }
 
+/**
+ * A configuration document as JSON (the boxsig.json format), for storing or
+ * printing: Maps become objects built with defined properties (a glob such as
+ * "__proto__" stays an ordinary key; JSON.parse of the result reads it back
+ * as validateConfig expects).
+ */
+export function configToJson(doc: ConfigDoc): Record<string, unknown> {
+  const obj = <V>(m: Map<string, V>, f: (v: V) => unknown) => Object.fromEntries([...m].map(([k, v]) => [k, f(v)]));
+  return {
+    boxes: obj(doc.boxes, (p) => ({ ...p, ...(p.claims ? { claims: obj(p.claims, (v) => v) } : {}) })),
+    orgs: obj(doc.orgs, (v) => v),
+  };
+}
+
 export function readConfigFile(file: string): ConfigDoc {
   let bytes: Buffer;
   try {

@@ -14,6 +14,7 @@ import { isUniqueViolation, nowText, type Db } from './db/engine.js';
 import { fold, memberName, orgName, shown, type Role } from './names.js';
 import { audit, mustOrg, newId, type OrgRow } from './rows.js';
 import { parsePolicy, policySource } from './trust.js';
+import { configToJson } from '../policy/config.js';
 import type { Registry } from './registry.js';
 import { collectGarbage, type GcResult } from './gc.js';
 
@@ -41,25 +42,25 @@ export async function createOrg(db: Db, name: string, policyText: string | null,
         id,
         org,
         fold(org),
-        JSON.stringify(doc),
+        JSON.stringify(configToJson(doc)),
         now,
       ]);
-      await audit(q, actor, id, 'org.create', org, { policy: doc });
+      await audit(q, actor, id, 'org.create', org, { policy: configToJson(doc) });
     });
   } catch (e) {
     if (isUniqueViolation(e)) throw new BoxsigError('EXISTS', `organization ${org} already exists`);
     throw e;
   }
-  return { name: org, created: now, policy: doc, boxes: 0, tokens: 0 };
+  return { name: org, created: now, policy: configToJson(doc), boxes: 0, tokens: 0 };
 }
 
 export async function setPolicy(db: Db, name: string, policyText: string, actor: Principal = operator()): Promise<OrgSummary> {
   return db.tx(async (q) => {
     const org = await mustOrg(q, name);
     const doc = parsePolicy(policyText, policySource(org.name));
-    await q.run('UPDATE orgs SET policy = $2, updated_at = $3 WHERE id = $1', [org.id, JSON.stringify(doc), nowText()]);
-    await audit(q, actor, org.id, 'org.policy', org.name, { policy: doc });
-    return { name: org.name, created: org.created_at, policy: doc, boxes: 0, tokens: 0 };
+    await q.run('UPDATE orgs SET policy = $2, updated_at = $3 WHERE id = $1', [org.id, JSON.stringify(configToJson(doc)), nowText()]);
+    await audit(q, actor, org.id, 'org.policy', org.name, { policy: configToJson(doc) });
+    return { name: org.name, created: org.created_at, policy: configToJson(doc), boxes: 0, tokens: 0 };
   });
 }
 
@@ -187,7 +188,7 @@ export async function addOrgKeys(db: Db, orgName: string, bytes: Buffer, file: s
          ON CONFLICT (org_id, fingerprint) DO UPDATE SET armored = excluded.armored, kind = excluded.kind, updated_at = excluded.updated_at`,
         [org.id, fpr, kind, armorPublicKey(writeCert(cert)), now],
       );
-      added.push(fpr);
+      if (!added.includes(fpr)) added.push(fpr);
     }
     for (const r of revocations) {
       await q.run('INSERT INTO revocations (org_id, sha256, issuer, armored, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
