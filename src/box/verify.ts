@@ -15,6 +15,7 @@ import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
 import { commitTrust } from '../trust/commit.js';
 import { scrubUrl } from '../shared/urls.js';
+import { checkArchitecture } from './architecture.js';
 
 export interface VerifyOptions {
   expect?: ExpectedIdentity;
@@ -96,7 +97,7 @@ export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise
   const v = verdict as Verdict | null;
   if (!v) throw new BoxsigError('INTERNAL', 'internal error: the box was never judged');
   checkMetadataAgrees(v, read.metadata);
-  return resultOf(v, read);
+  return withWarning(resultOf(v, read), checkArchitecture(v, read.metadata, opts.expect?.architecture, opts.expect?.architecture !== undefined));
 }
 
 export interface InspectResult {
@@ -176,7 +177,8 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
   });
   const { files, metadata } = await checkBoxDir(dir, verdict.expectation, opts.onProgress ? countingProgress(opts.onProgress) : undefined);
   checkMetadataAgrees(verdict, metadata);
-  const result = resultOf(verdict, { files, rawBytes: files.reduce((n, f) => n + f.size, 0) });
+  const archWarning = checkArchitecture(verdict, metadata, opts.expect?.architecture, opts.expect?.architecture !== undefined);
+  const result = withWarning(resultOf(verdict, { files, rawBytes: files.reduce((n, f) => n + f.size, 0) }), archWarning);
   const recorded: string[] = [];
   if (opts.record) {
     const name = verdict.box?.name ?? opts.expect?.name;
@@ -190,6 +192,11 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
     }
   }
   return { ...result, recorded };
+}
+
+/** The result with one more warning (the architecture check's), if any. */
+function withWarning(r: VerifyResult, warning: string | null): VerifyResult {
+  return warning ? { ...r, warnings: [...r.warnings, warning] } : r;
 }
 
 function countingProgress(cb: (n: number) => void): (n: number) => void {
