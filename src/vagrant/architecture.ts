@@ -48,7 +48,8 @@ export function hostArchitecture(env: NodeJS.ProcessEnv = process.env, arch: str
   }
   if (arch === 'ppc64') return endianness === 'LE' ? 'powerpc64le' : 'powerpc64';
   const name = VAGRANT_NAMES.get(arch) ?? arch;
-  if (architectureProblem(name)) throw new BoxsigError('CONFIG', `this host's architecture ${JSON.stringify(arch)} has no Vagrant name; set VAGRANT_HOST_ARCHITECTURE`);
+  if (architectureProblem(name))
+    throw new BoxsigError('CONFIG', `this host's architecture ${JSON.stringify(arch)} has no Vagrant name; set VAGRANT_HOST_ARCHITECTURE`);
   return name;
 }
 

@@ -64,7 +64,8 @@ export function parseCatalog(bytes: Uint8Array, source: string): Catalog {
       const arch = present(pp.architecture);
       const defaultArch = present(pp.default_architecture);
       if (arch !== undefined && typeof arch !== 'string') bad(`version ${vv.version}: provider ${JSON.stringify(pp.name)} has a non-string "architecture"`);
-      if (defaultArch !== undefined && typeof defaultArch !== 'boolean') bad(`version ${vv.version}: provider ${JSON.stringify(pp.name)} has a non-boolean "default_architecture"`);
+      if (defaultArch !== undefined && typeof defaultArch !== 'boolean')
+        bad(`version ${vv.version}: provider ${JSON.stringify(pp.name)} has a non-boolean "default_architecture"`);
       unsafe({ provider: pp.name, ...(arch !== undefined ? { architecture: arch } : {}) });
       const prov: CatalogProvider = { name: pp.name as string, url: pp.url as string };
       if (typeof pp.checksum === 'string' && pp.checksum) {

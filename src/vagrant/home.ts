@@ -70,7 +70,11 @@ export function boxLocation(home: string, box: BoxPlace): BoxLocation {
   const parts = [boxDirName(box.name), box.version, ...(arch !== undefined ? [arch] : []), box.provider];
   const directory = path.resolve(root, ...parts);
   const rel = path.relative(root, directory).split(path.sep);
-  if (path.isAbsolute(path.relative(root, directory)) || rel.length !== parts.length || rel.some((p, i) => p !== parts[i] || p === '' || p === '.' || p === '..')) {
+  if (
+    path.isAbsolute(path.relative(root, directory)) ||
+    rel.length !== parts.length ||
+    rel.some((p, i) => p !== parts[i] || p === '' || p === '.' || p === '..')
+  ) {
     throw refuse('UNSAFE_ENTRY', `the box directory ${JSON.stringify(directory)} does not lie under ${root}`);
   }
   const levels = parts.map((_, i) => path.join(root, ...parts.slice(0, i + 1)));

@@ -94,7 +94,10 @@ function identityChanges(m: Manifest, box: BoxPlace): BoxChange[] {
     out.push({ kind: 'identity', detail: `the manifest says version ${JSON.stringify(m.box.version)}` });
   if (m.box.provider !== box.provider) out.push({ kind: 'identity', detail: `the manifest says provider ${JSON.stringify(m.box.provider)}` });
   if (!architecturesAgree(box.architecture, m.box.architecture))
-    out.push({ kind: 'identity', detail: `the manifest says architecture ${JSON.stringify(m.box.architecture)}, but the box is installed for ${box.architecture}` });
+    out.push({
+      kind: 'identity',
+      detail: `the manifest says architecture ${JSON.stringify(m.box.architecture)}, but the box is installed for ${box.architecture}`,
+    });
   return out;
 }
 
@@ -114,11 +117,7 @@ async function fileChanges(found: DirFile[], m: Manifest): Promise<BoxChange[]> 
 }
 
 /** Every difference between the installed box and its own manifest; null when it carries none. */
-export async function changesSinceInstall(
-  dir: string,
-  box: BoxPlace,
-  now = new Date(),
-): Promise<BoxChange[] | null> {
+export async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
   const prefix = readDirPrefix(dir);
   const found = walkBoxDir(dir); // refuses links and special files, like verification does
   if (!prefix.present) return null;
