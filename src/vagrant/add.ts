@@ -16,7 +16,7 @@ import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/j
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
 import { commitTrust } from '../trust/commit.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
-import { nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
+import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
 import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
 import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
@@ -267,7 +267,9 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       throw refuse('MALFORMED', 'the box has no metadata.json, which Vagrant requires');
     }
     checkMetadataAgrees(v, read.metadata);
-    const archWarning = checkArchitecture(v, read.metadata, installedFor, explicitArch !== undefined || choice?.architecture !== undefined);
+    // a warning when an architecture was asserted (--architecture, the catalog's entry) and nothing signed states one
+    const asserted = explicitArch !== undefined || statedArchitecture(choice?.architecture) !== undefined;
+    const archWarning = checkArchitecture(v, read.metadata, installedFor, asserted);
 
     // 3. the identity it is installed under
     let box: BoxIdentity;
