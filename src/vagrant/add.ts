@@ -21,7 +21,7 @@ import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
 import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
 import { boxLocation, checkLocation, describeBox, vagrantHome, type BoxPlace } from './home.js';
-import { explicitArchitecture, hostArchitecture, parseLayout, resolveLayout, type LayoutChoice } from './architecture.js';
+import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement, type LayoutChoice } from './architecture.js';
 import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
@@ -150,7 +150,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   if (opts.name && nameProblem(opts.name)) throw usage(`--name ${JSON.stringify(opts.name)} ${nameProblem(opts.name)}`);
   if (opts.provider && providerProblem(opts.provider)) throw usage(`--provider ${JSON.stringify(opts.provider)} ${providerProblem(opts.provider)}`);
   const explicitArch = explicitArchitecture(opts.architecture);
-  parseLayout(opts.layout, '--layout');
+  checkLayoutSettings(opts.layout);
   // what the box is installed for: Vagrant 2.4's `auto` is the host's architecture
   const installedFor = explicitArch ?? hostArchitecture();
 
@@ -203,14 +203,8 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   const home = vagrantHome(opts.vagrantHome);
   recoverVagrantHome(home);
   // Vagrant 2.4 installs a catalog entry under its architecture, a direct add under the one it is added for
-  const directoryArch = choice ? choice.directoryArchitecture : installedFor;
-  const layoutP = directoryArch !== undefined ? resolveLayout(home, { layout: opts.layout }) : Promise.resolve(null);
-  layoutP.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
-  const placeOf = async (box: { name: string; version: string; provider: string }): Promise<BoxPlace> => {
-    const layout = await layoutP;
-    return { name: box.name, version: box.version, provider: box.provider, ...(layout?.layout === '2.4' ? { architecture: directoryArch } : {}) };
-  };
-  if (expect.name && expect.version && expect.provider) refuseInstalled(home, await placeOf(expect as BoxIdentity), opts.force);
+  const placement = new Placement(home, choice ? choice.directoryArchitecture : installedFor, opts.layout);
+  if (expect.name && expect.version && expect.provider) refuseInstalled(home, await placement.place(expect as BoxIdentity), opts.force);
   const staging = newStagingDir(stagingRoot(home));
   const boxRoot = path.join(staging, 'box');
   const forget = onInterrupt(() => settle(staging));
@@ -239,7 +233,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
             mode: 'add',
             allowDowngrade: opts.allowDowngrade,
           });
-          if (verdict.box) refuseInstalled(home, await placeOf(verdict.box), opts.force);
+          if (verdict.box) refuseInstalled(home, await placement.place(verdict.box), opts.force);
           return verdict.expectation;
         },
         openFile,
@@ -283,7 +277,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       }
       box = { name: expect.name!, version: expect.version ?? '0', provider };
     }
-    const loc = boxLocation(home, await placeOf(box));
+    const loc = boxLocation(home, await placement.place(box));
     let replaced = false;
 
     // 4. record trust and move the box into place, under the trust-store lock; an interrupt waits for both
@@ -306,7 +300,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       ok: true,
       box,
       architecture: installedFor,
-      layout: await layoutP,
+      layout: await placement.layout(),
       directory: loc.directory,
       source: scrubUrl(opened.url),
       metadataUrl,

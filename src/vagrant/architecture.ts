@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { BoxsigError, usage } from '../errors.js';
 import { architectureProblem } from '../manifest/names.js';
-import { listInstalled } from './home.js';
+import { listInstalled, type BoxPlace } from './home.js';
 
 export type Layout = '2.3' | '2.4';
 export const LAYOUTS: readonly Layout[] = ['2.3', '2.4'];
@@ -108,4 +108,40 @@ export async function resolveLayout(home: string, opts: { layout?: string; env?:
     return { layout: '2.4', reason: 'no vagrant command; the Vagrant home already has architecture directories (Vagrant 2.4)' };
   }
   return { layout: '2.3', reason: 'no vagrant command and no architecture directory in the Vagrant home: the layout every Vagrant lists' };
+}
+
+/** Refuse a bad `--layout` or `BOXSIG_VAGRANT_LAYOUT` before anything is done. */
+export function checkLayoutSettings(layout: string | undefined, env: NodeJS.ProcessEnv = process.env): void {
+  parseLayout(layout, '--layout');
+  parseLayout(env.BOXSIG_VAGRANT_LAYOUT, 'BOXSIG_VAGRANT_LAYOUT');
+}
+
+/**
+ * Where an add puts a box: with an architecture directory (what Vagrant 2.4
+ * would use for it; undefined: none in any layout), the layout decides,
+ * once, in the background (`vagrant --version` may take a moment) until a
+ * place is first needed.
+ */
+export class Placement {
+  private readonly decided: Promise<LayoutChoice | null>;
+
+  constructor(
+    home: string,
+    private readonly directoryArchitecture: string | undefined,
+    layout?: string,
+  ) {
+    this.decided = directoryArchitecture !== undefined ? resolveLayout(home, { layout }) : Promise.resolve(null);
+    this.decided.catch(() => {}); // awaited by place() and layout(); a failure before then is not an unhandled rejection
+  }
+
+  /** The layout decided, or null when the box goes where every Vagrant looks. */
+  layout(): Promise<LayoutChoice | null> {
+    return this.decided;
+  }
+
+  async place(box: { name: string; version: string; provider: string }): Promise<BoxPlace> {
+    const decided = await this.decided;
+    const architecture = decided?.layout === '2.4' ? this.directoryArchitecture : undefined;
+    return { name: box.name, version: box.version, provider: box.provider, ...(architecture !== undefined ? { architecture } : {}) };
+  }
 }
