@@ -238,6 +238,20 @@ t.test('binding: metadata.json binds a manifest that states no architecture, and
   t.equal(v.json.code, 'WRONG_BOX');
   t.match(v.json.message, new RegExp(`metadata\\.json says architecture ${OTHER}, but the signed manifest says ${HOST}`));
 
+  // metadata.json is not validated like the manifest: its architecture is compared, and quoted when shown
+  const files3 = [
+    { path: 'metadata.json', data: Buffer.from(JSON.stringify({ provider: 'virtualbox', architecture: '\u001b[2Jx'.padEnd(100, 'y') })) },
+    { path: 'box-disk1.vmdk', data: pseudoRandom(20_000, 8) },
+  ];
+  const escape = await forgeSignedBox(path.join(s.dir, 'inputs', 'escape.box'), {
+    box: { name: 'tofu/esc', version: '1.0.0', provider: 'virtualbox' },
+    files: files3,
+  });
+  const e = boxsig(['add', escape.file, '--layout', '2.4'], { env: s.env, cwd: s.project });
+  t.equal(e.code, 1);
+  t.match(e.stderr, /WRONG_BOX\): this is not the box asked for: its metadata\.json says architecture "\\u001b\[2Jxy+…", expected/);
+  t.notMatch(e.stderr, /\u001b/, 'no escape sequence reaches the terminal');
+
   // nothing states an architecture: accepted for the catalog's entry, with a warning
   const bare = await forgeSignedBox(path.join(s.dir, 'inputs', 'bare.box'), {
     box: { name: 'tofu/bare', version: '1.0.0', provider: 'virtualbox' },
