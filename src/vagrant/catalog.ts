@@ -188,10 +188,13 @@ export function chooseFromCatalog(
   if (!chosen) {
     const withProvider = matching.filter((v) => names(v).length > 0);
     if (withProvider.length) {
+      const statesNone = !withProvider.some((v) => v.providers.some(hasArchitectureInfo));
       throw usage(
         `${catalog.name}: no version matching ${constraint} offers ${opts.provider ?? 'a box'} for ${wantedText(want)}; offered: ${offered(withProvider)}`,
         {},
-        'choose one with --architecture (or set VAGRANT_HOST_ARCHITECTURE, as for Vagrant)',
+        statesNone
+          ? 'the catalog states no architecture, so none can be chosen from it (as in Vagrant 2.4): add without --architecture, or add the box file itself with --architecture'
+          : 'choose one with --architecture (or set VAGRANT_HOST_ARCHITECTURE, as for Vagrant)',
       );
     }
     if (matching.length && opts.provider) throw usage(`${catalog.name}: no version matching ${constraint} has provider ${opts.provider}`);

@@ -267,6 +267,7 @@ t.test('choosing an entry as Vagrant 2.4 does', async (t) => {
       t.ok(err instanceof BoxsigError, `${r.what}: refused`);
       t.equal((err as BoxsigError).code, r.want.code, `${r.what}: code`);
       t.match((err as BoxsigError).message, r.want.message, `${r.what}: message`);
+      if (r.what.startsWith('a catalog without architecture and --architecture')) t.match((err as BoxsigError).hint, /states no architecture/, `${r.what}: hint`);
     }
   }
 });
