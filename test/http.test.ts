@@ -219,37 +219,44 @@ t.test('misbehaving servers: every failure keeps the error contract', async (t) 
   const w = world(t);
   const s = await server(t);
   const n = w.boxBytes.length;
-  const cases: Array<{ what: string; route: Parameters<HostileServer['route']>[1]; exit: number; code: string | string[]; message: RegExp; args?: string[] }> = [
-    {
-      what: 'a body shorter than its Content-Length',
-      route: raw([`content-length: ${n + 5000}`], w.boxBytes),
-      exit: 3,
-      code: 'NETWORK',
-      message: /ended before|closed|reset/,
-    },
-    { what: 'a reset in the middle of the body', route: raw([`content-length: ${n}`], w.boxBytes.subarray(0, n >> 1), 'reset'), exit: 3, code: 'NETWORK', message: /reset|closed/ },
-    {
-      what: 'a body longer than its Content-Length',
-      route: raw([`content-length: ${n - 5000}`], w.boxBytes),
-      exit: 1,
-      code: 'MALFORMED',
-      message: /truncated/,
-    },
-    {
-      what: 'an invalid chunked encoding',
-      route: raw(['transfer-encoding: chunked'], Buffer.concat([Buffer.from('10\r\n'), w.boxBytes.subarray(0, 16), Buffer.from('\r\nZZZ\r\nxx')])),
-      exit: 3,
-      code: 'NETWORK',
-      message: /HTTP/,
-    },
-    { what: 'not HTTP at all', route: (_q, _r, sock) => sock.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'), exit: 3, code: 'NETWORK', message: /HTTP|closed/ },
-    { what: 'a redirect loop', route: redirect('/loop.box'), exit: 3, code: 'NETWORK', message: /redirect/ },
-    { what: 'a redirect to a local file', route: redirect('file:///etc/passwd'), exit: 3, code: 'NETWORK', message: /redirect.*file:/ },
-    { what: 'a redirect without a location', route: (_q, res) => res.writeHead(302).end(), exit: 3, code: 'NETWORK', message: /redirect/ },
-    { what: 'a stalled body with --timeout 1', route: stall(w.boxBytes, 100_000), exit: 3, code: 'NETWORK', message: /stalled/, args: ['--timeout', '1'] },
-    { what: 'no answer with --timeout 1', route: () => undefined, exit: 3, code: 'NETWORK', message: /did not answer/, args: ['--timeout', '1'] },
-    { what: 'HTTP 500', route: send('oops', {}, 500), exit: 3, code: 'NETWORK', message: /HTTP 500/ },
-  ];
+  const cases: Array<{ what: string; route: Parameters<HostileServer['route']>[1]; exit: number; code: string | string[]; message: RegExp; args?: string[] }> =
+    [
+      {
+        what: 'a body shorter than its Content-Length',
+        route: raw([`content-length: ${n + 5000}`], w.boxBytes),
+        exit: 3,
+        code: 'NETWORK',
+        message: /ended before|closed|reset/,
+      },
+      {
+        what: 'a reset in the middle of the body',
+        route: raw([`content-length: ${n}`], w.boxBytes.subarray(0, n >> 1), 'reset'),
+        exit: 3,
+        code: 'NETWORK',
+        message: /reset|closed/,
+      },
+      {
+        what: 'a body longer than its Content-Length',
+        route: raw([`content-length: ${n - 5000}`], w.boxBytes),
+        exit: 1,
+        code: 'MALFORMED',
+        message: /truncated/,
+      },
+      {
+        what: 'an invalid chunked encoding',
+        route: raw(['transfer-encoding: chunked'], Buffer.concat([Buffer.from('10\r\n'), w.boxBytes.subarray(0, 16), Buffer.from('\r\nZZZ\r\nxx')])),
+        exit: 3,
+        code: 'NETWORK',
+        message: /HTTP/,
+      },
+      { what: 'not HTTP at all', route: (_q, _r, sock) => sock.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'), exit: 3, code: 'NETWORK', message: /HTTP|closed/ },
+      { what: 'a redirect loop', route: redirect('/loop.box'), exit: 3, code: 'NETWORK', message: /redirect/ },
+      { what: 'a redirect to a local file', route: redirect('file:///etc/passwd'), exit: 3, code: 'NETWORK', message: /redirect.*file:/ },
+      { what: 'a redirect without a location', route: (_q, res) => res.writeHead(302).end(), exit: 3, code: 'NETWORK', message: /redirect/ },
+      { what: 'a stalled body with --timeout 1', route: stall(w.boxBytes, 100_000), exit: 3, code: 'NETWORK', message: /stalled/, args: ['--timeout', '1'] },
+      { what: 'no answer with --timeout 1', route: () => undefined, exit: 3, code: 'NETWORK', message: /did not answer/, args: ['--timeout', '1'] },
+      { what: 'HTTP 500', route: send('oops', {}, 500), exit: 3, code: 'NETWORK', message: /HTTP 500/ },
+    ];
   for (const [i, c] of cases.entries()) {
     const p = i === 5 ? '/loop.box' : `/case-${i}.box`;
     s.route(p, c.route);

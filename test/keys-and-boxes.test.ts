@@ -78,7 +78,9 @@ t.test('sign: provider from metadata.json, contradictions, co-signing, re-signin
   t.equal(rc.code, 0, rc.stderr);
   t.equal(boxsig(['verify', path.join(dir, 'new', 'dir', 'rc.box'), '--version', '1.0.0-rc.1'], { env }).code, 0);
   // a reader that stops early is not an error
-  const piped = sh('sh', ['-c', `"${process.execPath}" "${path.join(process.cwd(), 'dist/cli/main.js')}" inspect "${s1}" | head -c1 >/dev/null; echo $?`], { env });
+  const piped = sh('sh', ['-c', `"${process.execPath}" "${path.join(process.cwd(), 'dist/cli/main.js')}" inspect "${s1}" | head -c1 >/dev/null; echo $?`], {
+    env,
+  });
   t.notMatch(piped.stderr, /EPIPE|at .*:\d+:\d+/, 'no stack trace when stdout closes early');
 
   // co-signing keeps the first signature; no duplicate .boxsig entries

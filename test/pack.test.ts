@@ -18,7 +18,12 @@ import { ROOT, makeBox, readJson } from './helpers.js';
 const VERSION = readJson(path.join(ROOT, 'package.json')).version as string;
 
 function npm(args: string[], cwd: string, timeout = 600_000) {
-  const r = spawnSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, encoding: 'utf8', timeout, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  const r = spawnSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd,
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
   return { code: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
 
@@ -34,7 +39,15 @@ t.test('npm pack: the compiled code, docs and plugins; no source maps, sources o
   tarball = path.join(packDir, info.filename);
   t.ok(fs.existsSync(tarball), info.filename);
   const files: string[] = info.files.map((f: { path: string }) => f.path);
-  for (const needed of ['package.json', 'README.md', 'dist/cli/main.js', 'dist/index.js', 'dist/index.d.ts', 'docs/FORMAT.md', 'plugins/packer/boxsig-packer-sign']) {
+  for (const needed of [
+    'package.json',
+    'README.md',
+    'dist/cli/main.js',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'docs/FORMAT.md',
+    'plugins/packer/boxsig-packer-sign',
+  ]) {
     t.ok(files.includes(needed), `ships ${needed}`);
   }
   t.same(
@@ -70,7 +83,12 @@ t.test('npm install -g from the package file: boxsig --version and a sign/verify
   t.ok(fs.existsSync(bin), `${bin} exists`);
 
   const work = path.join(dir, 'work');
-  const env = { ...process.env, BOXSIG_HOME: path.join(dir, 'home'), BOXSIG_PASSPHRASE: '', PATH: `${path.join(prefix, 'bin')}${path.delimiter}${process.env.PATH}` };
+  const env = {
+    ...process.env,
+    BOXSIG_HOME: path.join(dir, 'home'),
+    BOXSIG_PASSPHRASE: '',
+    PATH: `${path.join(prefix, 'bin')}${path.delimiter}${process.env.PATH}`,
+  };
   const run = (args: string[]) => spawnSync('boxsig', args, { cwd: work, env, encoding: 'utf8', timeout: 120_000 });
   let c = run(['--version']);
   t.equal(c.status, 0);
@@ -95,7 +113,7 @@ t.test('npm install -g . from the clone links the command to it', async (t) => {
   const r = npm(['install', '-g', '--prefix', prefix, '--ignore-scripts', '--offline', '.'], ROOT, 120_000);
   t.equal(r.code, 0, 'npm install -g .', { stderr: r.stderr });
   const bin = path.join(prefix, 'bin', 'boxsig');
-  t.equal(fs.realpathSync(bin), fs.realpathSync(path.join(ROOT, 'dist', 'cli', 'main.js')), 'the command is the clone\'s dist/cli/main.js');
+  t.equal(fs.realpathSync(bin), fs.realpathSync(path.join(ROOT, 'dist', 'cli', 'main.js')), "the command is the clone's dist/cli/main.js");
   const c = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   t.equal(c.stdout.trim(), VERSION);
 });

@@ -18,7 +18,10 @@ t.test('boxsig add of a 64 MiB box in an 80-column terminal: one line, redrawn i
   const dir = t.testdir({});
   const env = isolatedEnv(dir, { BOXSIG_PASSPHRASE: '' });
   const key = makeKey(dir, 'Acme Builds <builds@acme.example>', [], env);
-  const base = makeBox(path.join(dir, 'big.box'), { compress: 'none', files: { Vagrantfile: 'Vagrant.configure("2") do |c| end\n', 'box-disk1.vmdk': pseudoRandom(64 * MiB, 3) } });
+  const base = makeBox(path.join(dir, 'big.box'), {
+    compress: 'none',
+    files: { Vagrantfile: 'Vagrant.configure("2") do |c| end\n', 'box-disk1.vmdk': pseudoRandom(64 * MiB, 3) },
+  });
   const box = path.join(dir, 'big-signed.box');
   t.equal(sign(base, [key], ['--name', 'acme/big', '--version', '1.0.0', '-o', box], env).code, 0);
   // about 16 MiB/s: a download of four seconds or so
@@ -29,7 +32,7 @@ t.test('boxsig add of a 64 MiB box in an 80-column terminal: one line, redrawn i
   t.teardown(() => pane.close());
   const during: string[] = [];
   let screen = '';
-  for (const until = Date.now() + 120_000; Date.now() < until; ) {
+  for (const until = Date.now() + 120_000; Date.now() < until;) {
     screen = pane.capture();
     // finished: the final progress line is there (the exit marker may follow a moment later)
     if (/\[exit \d+\]/.test(screen) || /^downloading and verifying: /m.test(screen)) break;

@@ -55,7 +55,11 @@ async function claimBox(file: string): Promise<void> {
   const key = await newKey({ uid: 'Claims <claims@acme.example>' });
   const files = baseFiles();
   const manifest = manifestFor(files, { box: { name: 'acme/web', version: '1.0.0' }, claims: { note: `\x1b[1A\x1b[2K${FAKE}`, builder: 'ci\u202eorp' } });
-  const prefix = prefixEntries({ manifest, signatures: [{ fpr: fpr(key), armored: await signDetached(manifest, key) }], keys: [{ fpr: fpr(key), armored: armoredPublic(key) }] });
+  const prefix = prefixEntries({
+    manifest,
+    signatures: [{ fpr: fpr(key), armored: await signDetached(manifest, key) }],
+    keys: [{ fpr: fpr(key), armored: armoredPublic(key) }],
+  });
   fs.writeFileSync(file, zlib.gzipSync(Buffer.concat([prefix, bodyEntries(files), tar.end()])));
 }
 
@@ -122,19 +126,23 @@ t.test('untrusted text reaches no terminal raw: user IDs, claims, catalogs, file
   t.match(j.stdout, /notes\\u202etxt\.exe/);
 });
 
-t.test('in a real terminal, a user ID cannot turn a refusal into a fake verdict', { skip: !hasTool('tmux') && process.env.CI !== 'true' ? 'tmux is not installed (apt-get install -y tmux)' : false }, async (t) => {
-  const dir = t.testdir({});
-  const env = isolatedEnv(dir, { BOXSIG_PASSPHRASE: '' });
-  const evil = await evilKey(dir);
-  const other = makeKey(dir, 'Other <o@other.example>', [], env);
-  const box = path.join(dir, 'evil.box');
-  t.equal(sign(makeBox(path.join(dir, 'base.box')), [evil as any], ['--name', 'acme/web', '--version', '1.0.0', '-o', box], env).code, 0);
-  const pane = tmuxRun(dir, [process.execPath, CLI, 'verify', box, '--pin', other.fingerprint], env, 100, 20);
-  t.teardown(() => pane.close());
-  const screen = await pane.finished();
-  t.comment(`what a person sees:\n${screen}`);
-  t.match(screen, /\[exit 1\]/, 'refused');
-  t.match(screen, /^boxsig: REFUSED \(UNTRUSTED_KEY\)/m, 'the refusal line is on the screen');
-  t.notMatch(screen, /^boxsig: VERIFIED/m, 'no fake verdict line');
-  t.match(screen, /\\r\\x1b\[2Kboxsig: VERIFIED/, 'the escape sequences are shown as text');
-});
+t.test(
+  'in a real terminal, a user ID cannot turn a refusal into a fake verdict',
+  { skip: !hasTool('tmux') && process.env.CI !== 'true' ? 'tmux is not installed (apt-get install -y tmux)' : false },
+  async (t) => {
+    const dir = t.testdir({});
+    const env = isolatedEnv(dir, { BOXSIG_PASSPHRASE: '' });
+    const evil = await evilKey(dir);
+    const other = makeKey(dir, 'Other <o@other.example>', [], env);
+    const box = path.join(dir, 'evil.box');
+    t.equal(sign(makeBox(path.join(dir, 'base.box')), [evil as any], ['--name', 'acme/web', '--version', '1.0.0', '-o', box], env).code, 0);
+    const pane = tmuxRun(dir, [process.execPath, CLI, 'verify', box, '--pin', other.fingerprint], env, 100, 20);
+    t.teardown(() => pane.close());
+    const screen = await pane.finished();
+    t.comment(`what a person sees:\n${screen}`);
+    t.match(screen, /\[exit 1\]/, 'refused');
+    t.match(screen, /^boxsig: REFUSED \(UNTRUSTED_KEY\)/m, 'the refusal line is on the screen');
+    t.notMatch(screen, /^boxsig: VERIFIED/m, 'no fake verdict line');
+    t.match(screen, /\\r\\x1b\[2Kboxsig: VERIFIED/, 'the escape sequences are shown as text');
+  },
+);

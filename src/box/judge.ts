@@ -7,6 +7,7 @@ import type * as openpgp from 'openpgp';
 import { refuse, usage } from '../errors.js';
 import { checkSigners, keyLookups } from '../keys/signers.js';
 import { parseManifest, type BoxIdentity, type Manifest } from '../manifest/manifest.js';
+import { architecturesAgree } from '../manifest/names.js';
 import { parseUntrustedJson, isPlainObject } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
 import { applyOverrides, resolvePolicy, type BoxPolicy, type ConfigLayer, type ResolvedPolicy } from '../policy/config.js';
@@ -30,6 +31,8 @@ export interface ExpectedIdentity {
   name?: string;
   version?: string;
   provider?: string;
+  /** The architecture the box is installed for (absent or `unknown`: any). */
+  architecture?: string;
 }
 
 export interface TrustOptions {
@@ -72,6 +75,7 @@ function identityCheck(m: Manifest, expect: ExpectedIdentity): void {
   if (expect.name !== undefined && expect.name !== m.box.name) diffs.push(`name is ${m.box.name}, expected ${expect.name}`);
   if (expect.version !== undefined && expect.version !== m.box.version) diffs.push(`version is ${m.box.version}, expected ${expect.version}`);
   if (expect.provider !== undefined && expect.provider !== m.box.provider) diffs.push(`provider is ${m.box.provider}, expected ${expect.provider}`);
+  if (!architecturesAgree(expect.architecture, m.box.architecture)) diffs.push(`architecture is ${m.box.architecture}, expected ${expect.architecture}`);
   if (diffs.length) {
     throw refuse('WRONG_BOX', `this is not the box asked for: its signed ${diffs.join('; ')}`, {
       box: m.box,

@@ -18,6 +18,7 @@ import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { buildManifest, parseManifest, serializeManifest, MANIFEST_PATH, type Manifest, type ManifestFile, type BoxIdentity } from '../manifest/manifest.js';
 import { parseDuration } from '../manifest/duration.js';
 import { canonicalJson } from '../manifest/json.js';
+import { architectureProblem, architecturesAgree } from '../manifest/names.js';
 import type { ManifestSigner } from '../keys/signer.js';
 import { checkSigners } from './judge.js';
 import { readMetadata } from './judge.js';
@@ -31,6 +32,8 @@ export interface SignOptions {
   name?: string;
   version?: string;
   provider?: string;
+  /** The architecture to sign (default: what metadata.json states, else what the old manifest stated); metadata.json must agree. */
+  architecture?: string;
   /** Duration ("90d") or date; the manifest expires then. */
   expires?: string;
   claims?: Record<string, string>;
@@ -89,10 +92,24 @@ async function writeAll(fh: fs.promises.FileHandle, buf: Buffer, position: numbe
   }
 }
 
+/**
+ * The architecture a new manifest states: `--architecture`, else
+ * metadata.json's, else the old manifest's. `--architecture` must agree with
+ * metadata.json (`unknown` on either side states nothing).
+ */
+function signedArchitecture(given: string | undefined, metadata: string | undefined, old: string | undefined): string | undefined {
+  if (given !== undefined && !architecturesAgree(given, metadata)) {
+    throw usage(`--architecture ${given} contradicts metadata.json, which says architecture ${metadata}`);
+  }
+  return given ?? metadata ?? old;
+}
+
 export async function signBox(input: string, opts: SignOptions): Promise<SignResult> {
   if (opts.signers.length === 0) throw usage('give at least one --key (or --gpg-key)');
   const fprs = opts.signers.map((s) => s.fingerprint);
   if (new Set(fprs).size !== fprs.length) throw usage('the same key is given twice');
+  const archProblem = opts.architecture !== undefined ? architectureProblem(opts.architecture) : null;
+  if (archProblem) throw usage(`--architecture ${JSON.stringify(opts.architecture)} ${archProblem}`);
   const now = opts.now ?? new Date();
   const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now) : undefined;
   const output = path.resolve(opts.output ?? input);
@@ -221,7 +238,8 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     if (!name) throw usage('give --name (the box name, e.g. acme/ubuntu-24.04)');
     if (!version) throw usage('give --version (the box version, e.g. 1.2.3)');
     const box: BoxIdentity = { name, version, provider };
-    if (md.architecture) box.architecture = md.architecture;
+    const architecture = signedArchitecture(opts.architecture, md.architecture, oldManifest?.box.architecture);
+    if (architecture) box.architecture = architecture;
 
     // Keep the old manifest (and its valid signatures) when only the signers change.
     const fresh = buildManifest({

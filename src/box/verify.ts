@@ -15,6 +15,7 @@ import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
 import { commitTrust } from './commit.js';
 import { scrubUrl } from '../shared/urls.js';
+import { checkArchitecture } from './architecture.js';
 
 export interface VerifyOptions {
   expect?: ExpectedIdentity;
@@ -108,7 +109,7 @@ export async function verifyBox(path: string, opts: VerifyOptions = {}): Promise
   const v = verdict as Verdict | null;
   if (!v) throw new BoxsigError('INTERNAL', 'internal error: the box was never judged');
   checkMetadataAgrees(v, read.metadata);
-  return resultOf(v, read);
+  return withWarning(resultOf(v, read), checkArchitecture(v, read.metadata, opts.expect?.architecture, opts.expect?.architecture !== undefined));
 }
 
 export interface InspectResult {
@@ -189,13 +190,21 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
   });
   const { files, metadata } = await checkBoxDir(dir, verdict.expectation, opts.onProgress ? countingProgress(opts.onProgress) : undefined);
   checkMetadataAgrees(verdict, metadata);
-  const result = resultOf(verdict, { files, rawBytes: files.reduce((n, f) => n + f.size, 0) });
+  const archWarning = checkArchitecture(verdict, metadata, opts.expect?.architecture, opts.expect?.architecture !== undefined);
+  const result = withWarning(resultOf(verdict, { files, rawBytes: files.reduce((n, f) => n + f.size, 0) }), archWarning);
   const recorded: string[] = [];
   if (opts.record) {
     const name = verdict.box?.name ?? opts.expect?.name;
     const version = verdict.box?.version ?? opts.expect?.version ?? '0';
     if (!name) throw new BoxsigError('USAGE', '--record needs --name for an unsigned box');
-    const c = await commitTrust({ store, verdict, identity: { name, version }, source: opts.source !== undefined ? scrubUrl(opts.source) : undefined, now, allowDowngrade: opts.allowDowngrade });
+    const c = await commitTrust({
+      store,
+      verdict,
+      identity: { name, version },
+      source: opts.source !== undefined ? scrubUrl(opts.source) : undefined,
+      now,
+      allowDowngrade: opts.allowDowngrade,
+    });
     for (const e of c.recorded) recorded.push(`${e.event}: ${(e.keys ?? []).join(', ')}`);
     if (c.decision) {
       result.trust = c.decision.summary;
@@ -203,6 +212,11 @@ export async function verifyDir(dir: string, opts: VerifyDirOptions = {}): Promi
     }
   }
   return { ...result, recorded };
+}
+
+/** The result with one more warning (the architecture check's), if any. */
+function withWarning(r: VerifyResult, warning: string | null): VerifyResult {
+  return warning ? { ...r, warnings: [...r.warnings, warning] } : r;
 }
 
 function countingProgress(cb: (n: number) => void): (n: number) => void {

@@ -10,6 +10,7 @@ import { signerFromGpg, signerFromKey, withCertifications, type KeyCopy, type Ma
 import { TrustStore } from '../trust/store.js';
 import { parseDuration } from '../manifest/duration.js';
 import { formatTime } from '../manifest/manifest.js';
+import { architectureProblem } from '../manifest/names.js';
 import { signBox } from '../box/sign.js';
 import { verifyBox, inspectBox, type VerifyResult } from '../box/verify.js';
 import { stripBox } from '../box/strip.js';
@@ -121,7 +122,14 @@ export function registerCoreCommands(program: Command): void {
               passphrase = a;
             }
           }
-          const k = await generateKeyFiles(opts.out, { userIds: opts.uid, type: opts.type, passphrase: passphrase || undefined, expiresIn, revokers, date: now });
+          const k = await generateKeyFiles(opts.out, {
+            userIds: opts.uid,
+            type: opts.type,
+            passphrase: passphrase || undefined,
+            expiresIn,
+            revokers,
+            date: now,
+          });
           const expires = expiresIn !== undefined ? formatTime(new Date(now.getTime() + expiresIn * 1000)) : null;
           if (opts.json) {
             printJson({
@@ -160,6 +168,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--name <name>', 'box name, e.g. acme/ubuntu-24.04')
     .option('--version <version>', 'box version, e.g. 1.2.3')
     .option('--provider <provider>', 'provider (default: from metadata.json)')
+    .option('--architecture <arch>', 'architecture, e.g. amd64 or arm64 (default: from metadata.json, which must agree)')
     .option('--expires <duration>', 'the signed manifest expires after this: a number and a unit (90d, 6mo, 1y; s, min, h, d, w, mo, y) or a date')
     .option('--claim <key=value>', 'signed claim (repeatable)', collect)
     .option('--fresh', 'write a new manifest even if only signers change (drops existing signatures)')
@@ -177,6 +186,7 @@ export function registerCoreCommands(program: Command): void {
             name?: string;
             version?: string;
             provider?: string;
+            architecture?: string;
             expires?: string;
             claim?: string[];
             fresh?: boolean;
@@ -187,6 +197,8 @@ export function registerCoreCommands(program: Command): void {
           // cheap checks first: a bad claim or duration is refused before any key is unlocked
           const claims = parseClaims(opts.claim);
           if (opts.expires !== undefined) parseDuration(opts.expires);
+          const archProblem = opts.architecture !== undefined ? architectureProblem(opts.architecture) : null;
+          if (archProblem) throw usage(`--architecture ${JSON.stringify(opts.architecture)} ${archProblem}`);
           const signers = await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile, opts.cert);
           const size = fs.existsSync(box) ? fs.statSync(box).size : undefined;
           const progress = new Progress('signing', size, !opts.json);
@@ -195,6 +207,7 @@ export function registerCoreCommands(program: Command): void {
             name: opts.name,
             version: opts.version,
             provider: opts.provider,
+            architecture: opts.architecture,
             expires: opts.expires,
             claims,
             output: opts.output,
@@ -218,7 +231,7 @@ export function registerCoreCommands(program: Command): void {
               warnings: r.warnings,
             });
           } else {
-            out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.output}`);
+            out(`boxsig: signed ${r.box.name} ${r.box.version} (${r.box.provider}${r.box.architecture ? `, ${r.box.architecture}` : ''}) -> ${r.output}`);
             out(`  expires  ${r.manifest.expires ?? 'never (no --expires)'}`);
             out(`  files    ${r.files.map((f) => f.path).join(', ')}`);
             out(`  signers  ${r.signers.join(', ')}${r.kept.length ? ` (kept: ${r.kept.join(', ')})` : ''}`);
@@ -238,6 +251,7 @@ export function registerCoreCommands(program: Command): void {
     .option('--name <name>', 'the box must have this name')
     .option('--version <version>', 'the box must have this version')
     .option('--provider <provider>', 'the box must be for this provider')
+    .option('--architecture <arch>', 'the box must not state another architecture')
     .option('--pin <fpr>', 'only signatures by this key count (repeatable)', collect)
     .option('--config <file>', 'project policy file (default: boxsig.json here or in a parent)')
     .option('--policy-json <json>', 'an extra policy layer, shaped like boxsig.json (the Vagrant plugin passes config.boxsig here)')
@@ -258,6 +272,7 @@ export function registerCoreCommands(program: Command): void {
             name?: string;
             version?: string;
             provider?: string;
+            architecture?: string;
             pin?: string[];
             config?: string;
             policyJson?: string;
@@ -282,7 +297,9 @@ export function registerCoreCommands(program: Command): void {
             configFile: opts.config,
             ...(opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {}),
           });
-          const expect = { name: opts.name, version: opts.version, provider: opts.provider };
+          const archProblem = opts.architecture !== undefined ? architectureProblem(opts.architecture) : null;
+          if (archProblem) throw usage(`--architecture ${JSON.stringify(opts.architecture)} ${archProblem}`);
+          const expect = { name: opts.name, version: opts.version, provider: opts.provider, architecture: opts.architecture };
           if (opts.installed !== undefined) {
             const { verifyInstalled } = await import('../vagrant/installed.js');
             const r = await verifyInstalled({
@@ -301,7 +318,7 @@ export function registerCoreCommands(program: Command): void {
                   continue;
                 }
                 out(
-                  `${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`,
+                  `${b.ok ? 'OK      ' : 'REFUSED '} ${b.name} ${b.version} (${b.provider}${b.architecture ? `, ${b.architecture}` : ''})${b.ok ? `: ${b.signed ? b.trust : 'unsigned (allowed by policy)'}` : ` ${b.code}: ${b.message}`}`,
                 );
                 for (const w of b.warnings ?? []) warn(`${b.name} ${b.version}: ${w}`);
               }
@@ -413,6 +430,7 @@ export function registerRepackage(program: Command): void {
     .option('--expires <duration>', 'the signed manifest expires after this (90d, 6mo, 1y, or a date)')
     .option('--sign-version <version>', 'version to sign (default: the installed one; for version 0, the one its old manifest states)')
     .option('--accept-changes', 'repackage a box whose files changed since it was installed (the changes are listed)')
+    .option('--architecture <arch>', "the box in this architecture directory (Vagrant 2.4's layout; default: the host's, else the legacy layout)")
     .option('--vagrant-home <dir>')
     .addOption(jsonOption())
     .action(
@@ -430,6 +448,7 @@ export function registerRepackage(program: Command): void {
             expires?: string;
             signVersion?: string;
             acceptChanges?: boolean;
+            architecture?: string;
             vagrantHome?: string;
             json?: boolean;
           },
@@ -440,6 +459,7 @@ export function registerRepackage(program: Command): void {
           const signers = opts.key?.length || opts.gpgKey?.length ? await loadSigners(opts.key, opts.gpgKey, opts.passphraseFile) : [];
           const r = await repackageBox(name, provider, version, {
             vagrantHome: opts.vagrantHome,
+            architecture: opts.architecture,
             output: opts.output,
             signVersion: opts.signVersion,
             acceptChanges: opts.acceptChanges,
@@ -449,6 +469,7 @@ export function registerRepackage(program: Command): void {
             printJson({
               ok: true,
               output: r.output,
+              box: r.box,
               files: r.files,
               signed: Boolean(r.signed),
               signers: r.signed?.signers ?? [],
@@ -457,8 +478,9 @@ export function registerRepackage(program: Command): void {
             });
           else {
             for (const c of r.changes) warn(`accepted a change since install: ${c.detail}`);
-            if (r.checked === 'none') warn(`${name} ${version} (${provider}) carries no manifest: its files could not be checked for changes since install`);
-            out(`boxsig: repackaged ${name} ${version} (${provider}) -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
+            const label = `${name} ${version} (${provider}${r.box.architecture ? `, ${r.box.architecture}` : ''})`;
+            if (r.checked === 'none') warn(`${label} carries no manifest: its files could not be checked for changes since install`);
+            out(`boxsig: repackaged ${label} -> ${r.output}${r.signed ? `, signed by ${r.signed.signers.join(', ')}` : ' (unsigned)'}`);
           }
         },
       ),

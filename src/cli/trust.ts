@@ -332,6 +332,11 @@ export function registerTrustCommands(program: Command): void {
     .option('--name <name>', 'box name (required for an unsigned box)')
     .option('--box-version <version>', 'version or constraints, e.g. ">= 1.2, < 2"')
     .option('--provider <provider>', 'provider to choose from a catalog')
+    .option('--architecture <arch>', "architecture to choose from a catalog and install for (default: the host's, as Vagrant 2.4)")
+    .option(
+      '--layout <layout>',
+      "2.3 (boxes/NAME/VERSION/PROVIDER), 2.4 (.../VERSION/ARCH/PROVIDER) or auto: the installed vagrant's (default; also BOXSIG_VAGRANT_LAYOUT)",
+    )
     .option('--checksum <hex>', 'expected checksum of the downloaded file')
     .option('--checksum-type <type>', 'md5, sha1, sha256, sha384 or sha512 (default sha256)')
     .option('--pin <fpr>', 'only signatures by this key count (repeatable)', collect)
@@ -355,6 +360,8 @@ export function registerTrustCommands(program: Command): void {
             name?: string;
             boxVersion?: string;
             provider?: string;
+            architecture?: string;
+            layout?: string;
             checksum?: string;
             checksumType?: string;
             pin?: string[];
@@ -390,6 +397,8 @@ export function registerTrustCommands(program: Command): void {
               name: opts.name,
               boxVersion: opts.boxVersion,
               provider: opts.provider,
+              architecture: opts.architecture,
+              layout: opts.layout,
               checksum: opts.checksum,
               checksumType: opts.checksumType,
               pins,
@@ -413,7 +422,9 @@ export function registerTrustCommands(program: Command): void {
             (progress as Progress | null)?.done();
             if (opts.json) printJson(r);
             else {
-              out(`boxsig: added ${r.box.name} ${r.box.version} (${r.box.provider}) -> ${r.directory}${r.replaced ? ' (replaced the installed box)' : ''}`);
+              out(
+                `boxsig: added ${r.box.name} ${r.box.version} (${r.box.provider}) for ${r.architecture} -> ${r.directory}${r.replaced ? ' (replaced the installed box)' : ''}`,
+              );
               if (r.signed) {
                 for (const s of r.signers.filter((x) => x.trusted)) out(`  signed by ${s.fingerprint} ${s.userIds[0] ?? ''}: ${s.explanation}`);
               }

@@ -55,8 +55,27 @@ export function providerProblem(p: string): string | null {
 }
 
 export function architectureProblem(a: string): string | null {
-  if (a.length > 32 || !ARCH_RE.test(a)) return 'must be lower-case letters, digits and "_"';
+  if (a.length > 32 || !ARCH_RE.test(a)) return 'must be lower-case letters, digits and "_" (at most 32)';
   return null;
+}
+
+/** What Vagrant 2.4's catalogs say when the publisher did not state an architecture. */
+export const UNKNOWN_ARCHITECTURE = 'unknown';
+
+/** An architecture that states something: present and not `unknown`. */
+export function statedArchitecture(a: string | undefined | null): string | undefined {
+  return a && a !== UNKNOWN_ARCHITECTURE ? a : undefined;
+}
+
+/**
+ * The one rule that binds a box's architecture: what it states (the signed
+ * manifest, or metadata.json) must be the architecture it is installed for.
+ * An absent or `unknown` architecture on either side binds nothing.
+ */
+export function architecturesAgree(installedFor: string | undefined, stated: string | undefined): boolean {
+  const a = statedArchitecture(installedFor);
+  const b = statedArchitecture(stated);
+  return a === undefined || b === undefined || a === b;
 }
 
 export interface IdentityStrings {

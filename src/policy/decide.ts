@@ -300,7 +300,6 @@ async function recordedCertifiers(input: DecideInput, found: Findings, s: Signer
   return certifiers;
 }
 
-
 /** A signer the trust path would have counted, whose signature does not count (revoked, expired, key missing). */
 function checkLostSignatures({ policy }: DecideInput, found: Findings, count: number): void {
   const lost = found.unusable.find((s) => found.wouldTrust.has(s.fingerprint));

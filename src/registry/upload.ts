@@ -168,7 +168,7 @@ export function immutable(t: { org: string; box: string; version: string; provid
  * Check the signed identity against the API path before any signature is
  * verified (cheap first). judge() checks it again, after the signatures.
  */
-function precheckIdentity(prefix: BoxsigPrefix, expect: Required<ExpectedIdentity>): void {
+function precheckIdentity(prefix: BoxsigPrefix, expect: Required<Omit<ExpectedIdentity, 'architecture'>>): void {
   if (!prefix.manifest) return;
   const m = parseManifest(prefix.manifest);
   const diffs: string[] = [];
@@ -217,6 +217,7 @@ function checkAfterPass(t: UploadTarget, read: ReadResult, verdict: Verdict | nu
 /** Step 2 and 3: the single pass. */
 async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, trust: { view: TrustView; layers: ConfigLayer[] }): Promise<ValidatedUpload> {
   const expect = { name: fullName(t), version: t.version, provider: t.provider };
+  const judged: ExpectedIdentity = { ...expect, architecture: t.architecture };
   const content: Hash = createHash('sha256');
   let size = 0;
   let verdict: Verdict | null = null;
@@ -227,7 +228,7 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
     {
       onPrefix: async (prefix) => {
         precheckIdentity(prefix, expect);
-        verdict = await judge(prefix, expect, { store: trust.view, layers: trust.layers, mode: 'add' }).catch((e) => {
+        verdict = await judge(prefix, judged, { store: trust.view, layers: trust.layers, mode: 'add' }).catch((e) => {
           throw forRegistry(e, t.org);
         });
         if (prefix.manifest) manifestSha256 = createHash('sha256').update(prefix.manifest).digest('hex');

@@ -145,7 +145,6 @@ export class Keyring implements KeySource {
     return withConcerningRevocations(c, await this.storedRevocations());
   }
 
-
   /** A key from the keyring, opened for the checks with every stored revocation; null if absent. */
   async get(fpr: string): Promise<PublicKey | null> {
     const c = await this.cert(fpr);

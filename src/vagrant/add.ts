@@ -16,11 +16,13 @@ import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/j
 import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
 import { commitTrust } from '../box/commit.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
-import { nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
+import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
 import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
 import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
-import { boxLocation, checkLocation, vagrantHome } from './home.js';
+import { boxLocation, checkLocation, describeBox, vagrantHome, type BoxPlace } from './home.js';
+import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement, type LayoutChoice } from './architecture.js';
+import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
 
@@ -30,6 +32,10 @@ export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --box-version: an exact version or constraints (">= 1.2, < 2"). */
   boxVersion?: string;
   provider?: string;
+  /** --architecture: the catalog entry's architecture to choose (default: the host's, as Vagrant 2.4's `auto`). */
+  architecture?: string;
+  /** --layout: `2.3`, `2.4` or `auto` (see src/vagrant/architecture.ts). */
+  layout?: string;
   checksum?: string;
   checksumType?: string;
   vagrantHome?: string;
@@ -46,6 +52,10 @@ export interface AddOptions extends VerifyOptions, HttpOptions {
 export interface AddResult {
   ok: true;
   box: BoxIdentity;
+  /** The architecture the box was installed for: --architecture, or the host's. */
+  architecture: string;
+  /** The layout decided for an architecture directory; null when the box goes where every Vagrant looks (no architecture directory). */
+  layout: LayoutChoice | null;
   directory: string;
   source: string;
   metadataUrl: string | null;
@@ -141,6 +151,10 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   if (opts.checksumType && !CHECKSUM_TYPES.includes(opts.checksumType)) throw usage(`--checksum-type must be one of ${CHECKSUM_TYPES.join(', ')}`);
   if (opts.name && nameProblem(opts.name)) throw usage(`--name ${JSON.stringify(opts.name)} ${nameProblem(opts.name)}`);
   if (opts.provider && providerProblem(opts.provider)) throw usage(`--provider ${JSON.stringify(opts.provider)} ${providerProblem(opts.provider)}`);
+  const explicitArch = explicitArchitecture(opts.architecture);
+  checkLayoutSettings(opts.layout);
+  // what the box is installed for: Vagrant 2.4's `auto` is the host's architecture
+  const installedFor = explicitArch ?? hostArchitecture();
 
   // 1. what is SOURCE?
   let src: Source;
@@ -162,9 +176,17 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const { stream, url } = await openSource(src, http, 'application/json');
     const bytes = await readLimited(stream, LIMITS.maxCatalogBytes, `catalog ${sourceArg}`);
     const catalog = parseCatalog(bytes, scrubUrl(url));
-    choice = chooseFromCatalog(catalog, { constraint: opts.boxVersion, provider: opts.provider, name: askedName, cwd, source: scrubUrl(sourceArg) });
+    choice = chooseFromCatalog(catalog, {
+      constraint: opts.boxVersion,
+      provider: opts.provider,
+      architecture: explicitArch,
+      host: installedFor,
+      name: askedName,
+      cwd,
+      source: scrubUrl(sourceArg),
+    });
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
-    opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${choice.name} ${choice.version} (${choice.provider}) from ${scrubUrl(choice.url)}`);
+    opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${describeBox({ ...choice, architecture: choice.architecture })} from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);
   }
   const checksum = opts.checksum ?? choice?.checksum;
@@ -177,12 +199,14 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     if (versionProblem(opts.boxVersion)) throw usage('--box-version for a direct box (not a catalog) must be an exact version');
     exactVersion = opts.boxVersion;
   }
-  const expect = { name: choice?.name ?? askedName, version: exactVersion, provider: choice?.provider ?? opts.provider };
+  const expect = { name: choice?.name ?? askedName, version: exactVersion, provider: choice?.provider ?? opts.provider, architecture: installedFor };
 
-  // 2. the Vagrant home (after the recovery step) and the staging directory
+  // 2. the Vagrant home (after the recovery step), where Vagrant looks for the box, and the staging directory
   const home = vagrantHome(opts.vagrantHome);
   recoverVagrantHome(home);
-  if (expect.name && expect.version && expect.provider) refuseInstalled(home, expect as BoxIdentity, opts.force);
+  // Vagrant 2.4 installs a catalog entry under its architecture, a direct add under the one it is added for
+  const placement = new Placement(home, choice ? choice.directoryArchitecture : installedFor, opts.layout);
+  if (expect.name && expect.version && expect.provider) refuseInstalled(home, await placement.place(expect as BoxIdentity), opts.force);
   const staging = newStagingDir(stagingRoot(home));
   const boxRoot = path.join(staging, 'box');
   const forget = onInterrupt(() => settle(staging));
@@ -211,7 +235,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
             mode: 'add',
             allowDowngrade: opts.allowDowngrade,
           });
-          if (verdict.box) refuseInstalled(home, verdict.box, opts.force);
+          if (verdict.box) refuseInstalled(home, await placement.place(verdict.box), opts.force);
           return verdict.expectation;
         },
         openFile,
@@ -239,6 +263,9 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       throw refuse('MALFORMED', 'the box has no metadata.json, which Vagrant requires');
     }
     checkMetadataAgrees(v, read.metadata);
+    // a warning when an architecture was asserted (--architecture, the catalog's entry) and nothing signed states one
+    const asserted = explicitArch !== undefined || statedArchitecture(choice?.architecture) !== undefined;
+    const archWarning = checkArchitecture(v, read.metadata, installedFor, asserted);
 
     // 3. the identity it is installed under
     let box: BoxIdentity;
@@ -252,7 +279,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       }
       box = { name: expect.name!, version: expect.version ?? '0', provider };
     }
-    const loc = boxLocation(home, box);
+    const loc = boxLocation(home, await placement.place(box));
     let replaced = false;
 
     // 4. record trust and move the box into place, under the trust-store lock; an interrupt waits for both
@@ -270,10 +297,12 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       }),
     );
     const recorded = c.recorded.map((e) => `${e.event}: ${(e.keys ?? []).join(', ')}`);
-    const warnings = [...new Set([...v.warnings, ...(c.decision?.warnings ?? [])])];
+    const warnings = [...new Set([...v.warnings, ...(c.decision?.warnings ?? []), ...(archWarning ? [archWarning] : [])])];
     return {
       ok: true,
       box,
+      architecture: installedFor,
+      layout: await placement.layout(),
       directory: loc.directory,
       source: scrubUrl(opened.url),
       metadataUrl,
@@ -345,18 +374,18 @@ async function openSink(abs: string, rel: string, mode: number): Promise<FileSin
   };
 }
 
-function existsError(name: string, version: string, provider: string, target: string): BoxsigError {
+function existsError(box: BoxPlace, target: string): BoxsigError {
   return new BoxsigError(
     'EXISTS',
-    `box ${name} ${version} (${provider}) is already installed at ${target}`,
-    { directory: target, name, version, provider },
+    `box ${describeBox(box)} is already installed at ${target}`,
+    { directory: target, name: box.name, version: box.version, provider: box.provider, ...(box.architecture ? { architecture: box.architecture } : {}) },
     'give --force to replace it once the new box has verified',
   );
 }
 
 /** The box's location is usable, and (without --force) not taken. Every identity passes boxLocation first. */
-function refuseInstalled(home: string, box: BoxIdentity, force?: boolean): void {
+function refuseInstalled(home: string, box: BoxPlace, force?: boolean): void {
   const loc = boxLocation(home, box);
   checkLocation(loc);
-  if (!force && fs.existsSync(loc.directory)) throw existsError(box.name, box.version, box.provider, loc.directory);
+  if (!force && fs.existsSync(loc.directory)) throw existsError(box, loc.directory);
 }

@@ -1,15 +1,17 @@
 /**
  * Vagrant box catalogs ("metadata" JSON: name, versions[].providers[] with
- * url, checksum_type, checksum), and choosing an entry the way
- * `vagrant box add` does: the highest version satisfying the constraints that
- * has the provider.
+ * url, checksum_type, checksum, architecture, default_architecture), and
+ * choosing an entry the way Vagrant 2.4's `vagrant box add` does
+ * (lib/vagrant/box_metadata.rb, lib/vagrant/action/builtin/box_add.rb): the
+ * highest version satisfying the constraints that has the provider for the
+ * architecture asked for.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoxsigError, refuse, usage } from '../errors.js';
 import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
-import { identityProblems } from '../manifest/names.js';
+import { identityProblems, UNKNOWN_ARCHITECTURE } from '../manifest/names.js';
 import { compareVersions, parseConstraints, satisfies } from '../policy/version.js';
 
 export interface CatalogProvider {
@@ -18,6 +20,8 @@ export interface CatalogProvider {
   checksum_type?: string;
   checksum?: string;
   architecture?: string;
+  /** Vagrant Cloud's flag for the entry to use when none is for the host (only honoured for `unknown`, as Vagrant 2.4 does). */
+  default_architecture?: boolean;
 }
 
 export interface CatalogVersion {
@@ -57,7 +61,12 @@ export function parseCatalog(bytes: Uint8Array, source: string): Catalog {
     for (const p of (Array.isArray(vv.providers) ? vv.providers : []) as unknown[]) {
       if (!isPlainObject(p) || typeof p.name !== 'string' || typeof p.url !== 'string') bad(`version ${vv.version}: a provider has no "name" or "url"`);
       const pp = p as Record<string, unknown>;
-      unsafe({ provider: pp.name, ...(typeof pp.architecture === 'string' ? { architecture: pp.architecture } : {}) });
+      const arch = present(pp.architecture);
+      const defaultArch = present(pp.default_architecture);
+      if (arch !== undefined && typeof arch !== 'string') bad(`version ${vv.version}: provider ${JSON.stringify(pp.name)} has a non-string "architecture"`);
+      if (defaultArch !== undefined && typeof defaultArch !== 'boolean')
+        bad(`version ${vv.version}: provider ${JSON.stringify(pp.name)} has a non-boolean "default_architecture"`);
+      unsafe({ provider: pp.name, ...(arch !== undefined ? { architecture: arch } : {}) });
       const prov: CatalogProvider = { name: pp.name as string, url: pp.url as string };
       if (typeof pp.checksum === 'string' && pp.checksum) {
         const t = typeof pp.checksum_type === 'string' ? pp.checksum_type.toLowerCase() : 'sha256';
@@ -65,12 +74,18 @@ export function parseCatalog(bytes: Uint8Array, source: string): Catalog {
         prov.checksum = pp.checksum.trim().toLowerCase();
         prov.checksum_type = t;
       }
-      if (typeof pp.architecture === 'string') prov.architecture = pp.architecture;
+      if (arch !== undefined) prov.architecture = arch as string;
+      if (defaultArch !== undefined) prov.default_architecture = defaultArch as boolean;
       providers.push(prov);
     }
     versions.push({ version: vv.version as string, providers });
   }
   return { name: o.name as string, ...(typeof o.description === 'string' ? { description: o.description } : {}), versions };
+}
+
+/** A JSON value that is there: null counts as absent (Ruby's nil), as Vagrant reads it. */
+function present(v: unknown): unknown {
+  return v === null ? undefined : v;
 }
 
 export interface CatalogChoice {
@@ -81,6 +96,57 @@ export interface CatalogChoice {
   url: string;
   checksum?: string;
   checksumType?: string;
+  /** The architecture the chosen entry states (`unknown` included); absent for an entry without architecture information. */
+  architecture?: string;
+  /**
+   * The architecture directory Vagrant 2.4 installs the entry under: its
+   * architecture, except `unknown` marked as the default (a box from before
+   * architecture support) and an entry without architecture information,
+   * which go into the legacy layout (box_add.rb, `arch_name`).
+   */
+  directoryArchitecture?: string;
+}
+
+/** What architecture is asked for: Vagrant's `:auto` (the host's) or one given explicitly. */
+export type ArchitectureWanted = { auto: true; host: string } | { auto: false; architecture: string };
+
+function hasArchitectureInfo(p: CatalogProvider): boolean {
+  return p.architecture !== undefined || p.default_architecture !== undefined;
+}
+
+/**
+ * Vagrant 2.4's `BoxMetadata::Version#provider(name, architecture)`: the
+ * entry of provider `name` for the architecture wanted. Explicit: only an
+ * entry stating that architecture. Auto: the host's, else an `unknown` entry
+ * marked `default_architecture`, else the one entry of the provider when the
+ * catalog states no architecture for it. (Vagrant takes that last one when
+ * it lacks only `default_architecture`; boxsig requires it to state no
+ * architecture either, so that an entry stating another architecture is
+ * never installed on this host without being asked for.)
+ */
+export function providerEntry(v: CatalogVersion, name: string, want: ArchitectureWanted): CatalogProvider | undefined {
+  const entries = v.providers.filter((p) => p.name === name);
+  if (!want.auto) return entries.find((p) => p.architecture === want.architecture);
+  return (
+    entries.find((p) => p.architecture === want.host) ??
+    entries.find((p) => p.architecture === UNKNOWN_ARCHITECTURE && p.default_architecture === true) ??
+    (entries.length === 1 && !hasArchitectureInfo(entries[0]) ? entries[0] : undefined)
+  );
+}
+
+function describeEntry(p: CatalogProvider): string {
+  if (!hasArchitectureInfo(p)) return `${p.name} (no architecture)`;
+  return `${p.name} (${p.architecture ?? 'no architecture'}${p.default_architecture ? ', default' : ''})`;
+}
+
+/** What the matching versions offer, for a refusal: at most 10 versions. */
+function offered(versions: CatalogVersion[]): string {
+  const shown = versions.slice(0, 10).map((v) => `${v.version}: ${v.providers.map(describeEntry).join(', ') || 'nothing'}`);
+  return shown.join('; ') + (versions.length > 10 ? `; and ${versions.length - 10} older versions` : '');
+}
+
+function wantedText(want: ArchitectureWanted): string {
+  return want.auto ? `this host's architecture ${want.host} (nor an "unknown" one marked default_architecture)` : `architecture ${want.architecture}`;
 }
 
 /**
@@ -103,7 +169,7 @@ export function resolveBoxUrl(url: string, cwd: string): string {
 
 export function chooseFromCatalog(
   catalog: Catalog,
-  opts: { constraint?: string; provider?: string; name?: string; cwd: string; source: string },
+  opts: { constraint?: string; provider?: string; architecture?: string; host: string; name?: string; cwd: string; source: string },
 ): CatalogChoice {
   if (opts.name && opts.name !== catalog.name) {
     throw refuse('WRONG_BOX', `the catalog ${opts.source} is for box ${JSON.stringify(catalog.name)}, not ${opts.name}`, {
@@ -111,39 +177,42 @@ export function chooseFromCatalog(
       catalog: catalog.name,
     });
   }
+  const want: ArchitectureWanted = opts.architecture !== undefined ? { auto: false, architecture: opts.architecture } : { auto: true, host: opts.host };
+  const constraint = JSON.stringify(opts.constraint ?? '>= 0');
   const constraints = parseConstraints(opts.constraint ?? '>= 0');
   const sorted = [...catalog.versions].sort((a, b) => -compareVersions(a.version, b.version));
   const matching = sorted.filter((v) => satisfies(v.version, constraints));
-  const withProvider = opts.provider
-    ? matching.filter((v) => v.providers.some((p) => p.name === opts.provider))
-    : matching.filter((v) => v.providers.length > 0);
-  const chosen = withProvider[0];
+  const names = (v: CatalogVersion) => [...new Set(v.providers.map((p) => p.name))].filter((n) => !opts.provider || n === opts.provider);
+  const usable = (v: CatalogVersion) => names(v).filter((n) => providerEntry(v, n, want) !== undefined);
+  const chosen = matching.find((v) => usable(v).length > 0);
   if (!chosen) {
-    if (matching.length && opts.provider) {
-      throw new BoxsigError('USAGE', `${catalog.name}: no version matching ${JSON.stringify(opts.constraint ?? '>= 0')} has provider ${opts.provider}`);
+    const withProvider = matching.filter((v) => names(v).length > 0);
+    if (withProvider.length) {
+      const statesNone = !withProvider.some((v) => v.providers.some(hasArchitectureInfo));
+      throw usage(
+        `${catalog.name}: no version matching ${constraint} offers ${opts.provider ?? 'a box'} for ${wantedText(want)}; offered: ${offered(withProvider)}`,
+        {},
+        statesNone
+          ? 'the catalog states no architecture, so none can be chosen from it (as in Vagrant 2.4): add without --architecture, or add the box file itself with --architecture'
+          : 'choose one with --architecture (or set VAGRANT_HOST_ARCHITECTURE, as for Vagrant)',
+      );
     }
-    throw new BoxsigError(
-      'USAGE',
-      `${catalog.name}: no version matches ${JSON.stringify(opts.constraint ?? '>= 0')} (available: ${sorted.map((v) => v.version).join(', ') || 'none'})`,
-    );
+    if (matching.length && opts.provider) throw usage(`${catalog.name}: no version matching ${constraint} has provider ${opts.provider}`);
+    throw usage(`${catalog.name}: no version matches ${constraint} (available: ${sorted.map((v) => v.version).join(', ') || 'none'})`);
   }
-  let provider: CatalogProvider | undefined;
-  if (opts.provider) provider = chosen.providers.find((p) => p.name === opts.provider);
-  else if (chosen.providers.length === 1) provider = chosen.providers[0];
-  else {
-    throw usage(
-      `${catalog.name} ${chosen.version} has several providers (${chosen.providers
-        .map((p) => p.name)
-        .sort()
-        .join(', ')}): choose one with --provider`,
-    );
+  const candidates = usable(chosen);
+  if (candidates.length > 1) {
+    throw usage(`${catalog.name} ${chosen.version} has several providers (${candidates.sort().join(', ')}): choose one with --provider`);
   }
-  const p = provider!;
+  const p = providerEntry(chosen, candidates[0], want)!;
+  const unknownDefault = p.architecture === UNKNOWN_ARCHITECTURE && p.default_architecture === true;
   return {
     name: catalog.name,
     version: chosen.version,
     provider: p.name,
     url: resolveBoxUrl(p.url, opts.cwd),
     ...(p.checksum ? { checksum: p.checksum, checksumType: p.checksum_type } : {}),
+    ...(p.architecture !== undefined ? { architecture: p.architecture } : {}),
+    ...(p.architecture !== undefined && !unknownDefault ? { directoryArchitecture: p.architecture } : {}),
   };
 }

@@ -5,9 +5,12 @@
  *
  * `boxLocation` is the only way a box identity becomes a path: it validates
  * the strings (src/manifest/names.ts) and proves that the result lies exactly
- * three levels under `boxes/`; `checkLocation` refuses links and names that
- * another spelling already occupies. `scanInstalled` reads the layout back and
- * reports every entry that is not a box Vagrant would list the same way.
+ * three levels (four with an architecture) under `boxes/`; `checkLocation`
+ * refuses links, names that another spelling already occupies, and a box
+ * directory inside another (a provider and an architecture share the level
+ * under the version). `scanInstalled` reads the layout back the way Vagrant
+ * 2.4 walks it and reports every entry that is not a box Vagrant would list
+ * the same way.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,39 +31,60 @@ export function boxesDir(home: string): string {
   return path.join(home, 'boxes');
 }
 
-export interface BoxLocation {
+/** A box as Vagrant names it; `architecture` is the directory level Vagrant 2.4 adds (absent: the legacy layout). */
+export interface BoxPlace {
   name: string;
   version: string;
   provider: string;
+  architecture?: string;
+}
+
+export interface BoxLocation extends BoxPlace {
   /** `$VAGRANT_HOME/boxes`, resolved */
   root: string;
   /** `boxes/<name dir>` */
   nameDir: string;
   /** `boxes/<name dir>/<version>` */
   versionDir: string;
-  /** `boxes/<name dir>/<version>/<provider>`: where the box's files live */
+  /** `boxes/<name dir>/<version>/<arch>`, with an architecture */
+  archDir?: string;
+  /** `boxes/<name dir>/<version>[/<arch>]/<provider>`: where the box's files live */
   directory: string;
+  /** Every level from the name directory down to `directory`. */
+  levels: string[];
 }
 
 /**
  * THE choke point between a box identity and the file system: every name,
- * version and provider is validated here, whatever its source, and the path
- * is proven to lie exactly three levels under `boxes/`.
+ * version, architecture and provider is validated here, whatever its
+ * source, and the path is proven to lie exactly three levels (four with an
+ * architecture) under `boxes/`.
  */
-export function boxLocation(home: string, box: { name: string; version: string; provider: string }): BoxLocation {
-  const problems = identityProblems({ name: box.name, version: box.version, provider: box.provider });
+export function boxLocation(home: string, box: BoxPlace): BoxLocation {
+  const arch = box.architecture;
+  const problems = identityProblems({ name: box.name, version: box.version, provider: box.provider, ...(arch !== undefined ? { architecture: arch } : {}) });
   if (problems.length) {
     throw refuse('UNSAFE_ENTRY', `refusing to use the box ${problems.join('; ')} in a path`, { box: { ...box } });
   }
   const root = path.resolve(boxesDir(home));
-  const directory = path.resolve(root, boxDirName(box.name), box.version, box.provider);
-  const rel = path.relative(root, directory);
-  const parts = rel.split(path.sep);
-  if (path.isAbsolute(rel) || parts.length !== 3 || parts.some((p) => p === '' || p === '.' || p === '..')) {
+  const parts = [boxDirName(box.name), box.version, ...(arch !== undefined ? [arch] : []), box.provider];
+  const directory = path.resolve(root, ...parts);
+  const rel = path.relative(root, directory).split(path.sep);
+  if (
+    path.isAbsolute(path.relative(root, directory)) ||
+    rel.length !== parts.length ||
+    rel.some((p, i) => p !== parts[i] || p === '' || p === '.' || p === '..')
+  ) {
     throw refuse('UNSAFE_ENTRY', `the box directory ${JSON.stringify(directory)} does not lie under ${root}`);
   }
-  const versionDir = path.dirname(directory);
-  return { ...box, root, nameDir: path.dirname(versionDir), versionDir, directory };
+  const levels = parts.map((_, i) => path.join(root, ...parts.slice(0, i + 1)));
+  const place: BoxPlace = { name: box.name, version: box.version, provider: box.provider, ...(arch !== undefined ? { architecture: arch } : {}) };
+  return { ...place, root, nameDir: levels[0], versionDir: levels[1], ...(arch !== undefined ? { archDir: levels[2] } : {}), directory, levels };
+}
+
+/** How people read a box: `NAME VERSION (PROVIDER, ARCH)`. */
+export function describeBox(box: BoxPlace): string {
+  return `${box.name} ${box.version} (${box.provider}${box.architecture ? `, ${box.architecture}` : ''})`;
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
@@ -83,7 +107,7 @@ function entries(dir: string): string[] {
 
 /** Refuse when a level of the location exists but is not a plain directory (a link is never followed). */
 export function checkNoLinks(loc: BoxLocation): void {
-  for (const p of [loc.nameDir, loc.versionDir, loc.directory]) {
+  for (const p of loc.levels) {
     const st = lstatOrNull(p);
     if (!st) return;
     if (st.isSymbolicLink()) throw refuse('UNSAFE_ENTRY', `${p} is a symbolic link; boxsig never installs through or over a link`, { path: p });
@@ -101,10 +125,47 @@ function otherSpelling(names: string[], want: string, sameVersion: boolean): str
   });
 }
 
+/** The child directories of `dir` that hold a metadata.json: the boxes Vagrant 2.4 lists in an architecture directory. */
+function boxesIn(dir: string): string[] {
+  return entries(dir).filter((n) => {
+    const st = lstatOrNull(path.join(dir, n));
+    return st !== null && st.isDirectory() && hasMetadata(path.join(dir, n));
+  });
+}
+
 /**
- * Check that the location is usable: no link or file on the way, and no
- * other spelling of the same name (case-insensitive file systems share the
- * directory), version (Vagrant cannot tell 1.0 from 1.0.0) or provider.
+ * A provider and an architecture share the level under the version, so one
+ * box directory could land inside another: a box for architecture A inside
+ * the installed box of provider A, or a box of provider P over the
+ * architecture directory P of installed boxes (which `--force` would
+ * replace, boxes and all). Both are refused.
+ */
+function checkNotNested(loc: BoxLocation): void {
+  if (loc.archDir !== undefined) {
+    if (hasMetadata(loc.archDir)) {
+      throw refuse(
+        'UNSAFE_ENTRY',
+        `${describeBox(loc)} would be installed inside the installed box ${loc.name} ${loc.version} (${loc.architecture}): its directory is both a provider and an architecture`,
+        { path: loc.archDir },
+      );
+    }
+    return;
+  }
+  const inside = hasMetadata(loc.directory) ? [] : boxesIn(loc.directory);
+  if (inside.length) {
+    throw refuse(
+      'UNSAFE_ENTRY',
+      `${describeBox(loc)} would be installed over the architecture directory ${loc.provider} of the installed ${inside.map((p) => `${loc.name} ${loc.version} (${p}, ${loc.provider})`).join(', ')}`,
+      { path: loc.directory },
+    );
+  }
+}
+
+/**
+ * Check that the location is usable: no link or file on the way, no other
+ * spelling of the same name (case-insensitive file systems share the
+ * directory), version (Vagrant cannot tell 1.0 from 1.0.0), architecture or
+ * provider, and no box directory inside another.
  */
 export function checkLocation(loc: BoxLocation): void {
   checkNoLinks(loc);
@@ -126,12 +187,39 @@ export function checkLocation(loc: BoxLocation): void {
       `remove it first: vagrant box remove ${loc.name} --box-version ${otherVersion}`,
     );
   }
-  const otherProvider = otherSpelling(entries(loc.versionDir), loc.provider, false);
+  if (loc.archDir !== undefined) {
+    const otherArch = otherSpelling(entries(loc.versionDir), loc.architecture!, false);
+    if (otherArch) {
+      throw refuse('UNSAFE_ENTRY', `architecture ${loc.architecture} of ${loc.name} ${loc.version} would share a directory with ${otherArch}`, {
+        path: path.join(loc.versionDir, otherArch),
+      });
+    }
+  }
+  const parent = path.dirname(loc.directory);
+  const otherProvider = otherSpelling(entries(parent), loc.provider, false);
   if (otherProvider) {
     throw refuse('UNSAFE_ENTRY', `provider ${loc.provider} of ${loc.name} ${loc.version} would share a directory with ${otherProvider}`, {
-      path: path.join(loc.versionDir, otherProvider),
+      path: path.join(parent, otherProvider),
     });
   }
+  checkNotNested(loc);
+}
+
+/**
+ * Vagrant 2.4's `BoxCollection#find` for one version (lib/vagrant/box_collection.rb):
+ * with an explicit architecture only `VERSION/ARCH/PROVIDER`; with `auto`
+ * (architecture undefined) the host's `VERSION/HOST/PROVIDER`, else the
+ * legacy `VERSION/PROVIDER`. Returns the location whose directory holds a
+ * metadata.json, or null.
+ */
+export function findInstalled(home: string, box: BoxPlace, host: string): BoxLocation | null {
+  const candidates = box.architecture !== undefined ? [box.architecture] : [host, undefined];
+  for (const architecture of candidates) {
+    const loc = boxLocation(home, { name: box.name, version: box.version, provider: box.provider, ...(architecture !== undefined ? { architecture } : {}) });
+    checkNoLinks(loc);
+    if (hasMetadata(loc.directory)) return loc;
+  }
+  return null;
 }
 
 export interface InstalledBox {
@@ -174,9 +262,12 @@ function hasMetadata(dir: string): boolean {
 /**
  * Every box in the Vagrant home, and every entry that does not belong there:
  * links (never followed), files where directories belong, directories whose
- * names are not a valid name, version, architecture or provider. Empty
- * version and architecture directories (what `vagrant box remove` leaves) are
- * not boxes and not problems.
+ * names are not a valid name, version, architecture or provider, and boxes
+ * inside other boxes. The walk is Vagrant 2.4's `BoxCollection#all`: under a
+ * version, each directory holding a metadata.json is a box of that provider
+ * (the legacy layout), and each of its child directories holding one is a
+ * box of that architecture. Empty version and architecture directories (what
+ * `vagrant box remove` leaves) are not boxes and not problems.
  */
 export function scanInstalled(home: string): InstalledScan {
   const root = boxesDir(home);
@@ -229,6 +320,8 @@ function scanVersion(
     else if (hasMetadata(abs)) {
       if (providerProblem(level.name)) report(rel, `is not a valid provider directory (${providerProblem(level.name)})`);
       else out.boxes.push({ name, version, provider: level.name, directory: abs });
+      // Vagrant 2.4 also lists the boxes in it as boxes of architecture `level.name`
+      for (const inner of boxesIn(abs)) report(`${rel}/${inner}`, `is a box inside the box ${rel} (Vagrant 2.4 lists it as architecture ${level.name})`);
     } else if (architectureProblem(level.name)) report(rel, 'holds no metadata.json and is not a valid architecture directory');
     else scanArchitecture(root, rel, name, version, level.name, out, report);
   }

@@ -4,7 +4,9 @@
  * revocation learnt today flags a box added last month. Every entry of the
  * boxes directory that is not a box the way Vagrant would list it (a link, a
  * file, a directory whose name is not a valid name, version or provider) is
- * reported as a refusal: never skipped, never followed.
+ * reported as a refusal: never skipped, never followed. Both layouts are read:
+ * a box in Vagrant 2.4's architecture directory must not state another
+ * architecture (signed manifest, metadata.json).
  *
  * The trust store and the keyring are read once for the whole run, so the
  * cost is linear in the number of boxes, whatever the size of the store.
@@ -20,6 +22,8 @@ export interface InstalledVerdict {
   name: string;
   version: string;
   provider: string;
+  /** The architecture directory of a box in Vagrant 2.4's layout. */
+  architecture?: string;
   directory: string;
   ok: boolean;
   signed?: boolean;
@@ -112,12 +116,13 @@ export async function verifyInstalled(opts: {
 const CONCURRENCY = 4;
 
 async function verifyOne(b: InstalledBox, store: TrustStore, opts: { pins?: string[]; layers: ConfigLayer[]; now?: Date }): Promise<InstalledVerdict> {
-  const base = { name: b.name, version: b.version, provider: b.provider, directory: b.directory };
+  const base = { name: b.name, version: b.version, provider: b.provider, ...(b.architecture ? { architecture: b.architecture } : {}), directory: b.directory };
   try {
     const r = await verifyDir(b.directory, {
       // Vagrant installs a box added straight from a file or URL as version "0": the signed
       // manifest then states the real version, so only name and provider are checked
-      expect: { name: b.name, version: b.version === '0' ? undefined : b.version, provider: b.provider },
+      // a box in an architecture directory must not state another architecture
+      expect: { name: b.name, version: b.version === '0' ? undefined : b.version, provider: b.provider, architecture: b.architecture },
       pins: opts.pins,
       store,
       layers: opts.layers,

@@ -20,18 +20,24 @@ import { readDirPrefix, walkBoxDir, type DirFile } from '../box/dir.js';
 import { checkSigners } from '../box/judge.js';
 import { signBox, type SignOptions, type SignResult } from '../box/sign.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
-import { identityProblems } from '../manifest/names.js';
+import { architecturesAgree, identityProblems, statedArchitecture } from '../manifest/names.js';
 import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
-import { boxLocation, checkNoLinks, vagrantHome } from './home.js';
+import { describeBox, findInstalled, vagrantHome, type BoxLocation, type BoxPlace } from './home.js';
+import { explicitArchitecture, hostArchitecture } from './architecture.js';
 import { recoverVagrantHome } from './staging.js';
 
 export interface RepackageOptions {
   vagrantHome?: string;
+  /**
+   * The architecture directory to read (Vagrant 2.4's layout); default: as
+   * Vagrant 2.4 finds a box, the host's architecture, else the legacy layout.
+   */
+  architecture?: string;
   output?: string;
   /** Version to sign (default: the installed version; for Vagrant's "0", the version the box's old manifest states). */
   signVersion?: string;
   /** Sign the repackaged box with these signers. */
-  sign?: Omit<SignOptions, 'output' | 'name' | 'version' | 'provider'>;
+  sign?: Omit<SignOptions, 'output' | 'name' | 'version' | 'provider' | 'architecture'>;
   /** Repackage a box whose files changed since it was installed (the changes are reported in the result). */
   acceptChanges?: boolean;
   now?: Date;
@@ -46,6 +52,8 @@ export interface BoxChange {
 
 export interface RepackageResult {
   output: string;
+  /** The installed box that was repackaged (its architecture directory, in Vagrant 2.4's layout). */
+  box: BoxPlace;
   files: string[];
   signed: SignResult | null;
   /** 'manifest': checked against the box's own signed manifest; 'none': the box carries no manifest to check against. */
@@ -79,12 +87,17 @@ async function signatureChanges(prefix: ReturnType<typeof readDirPrefix>, now: D
     .map((s) => ({ kind: 'signature' as const, detail: `the signature of ${s.fingerprint} does not match .boxsig/manifest.json: ${s.reason}` }));
 }
 
-function identityChanges(m: Manifest, box: { name: string; version: string; provider: string }): BoxChange[] {
+function identityChanges(m: Manifest, box: BoxPlace): BoxChange[] {
   const out: BoxChange[] = [];
   if (m.box.name !== box.name) out.push({ kind: 'identity', detail: `the manifest names the box ${JSON.stringify(m.box.name)}` });
   if (box.version !== '0' && m.box.version !== box.version)
     out.push({ kind: 'identity', detail: `the manifest says version ${JSON.stringify(m.box.version)}` });
   if (m.box.provider !== box.provider) out.push({ kind: 'identity', detail: `the manifest says provider ${JSON.stringify(m.box.provider)}` });
+  if (!architecturesAgree(box.architecture, m.box.architecture))
+    out.push({
+      kind: 'identity',
+      detail: `the manifest says architecture ${JSON.stringify(m.box.architecture)}, but the box is installed for ${box.architecture}`,
+    });
   return out;
 }
 
@@ -104,11 +117,7 @@ async function fileChanges(found: DirFile[], m: Manifest): Promise<BoxChange[]> 
 }
 
 /** Every difference between the installed box and its own manifest; null when it carries none. */
-export async function changesSinceInstall(
-  dir: string,
-  box: { name: string; version: string; provider: string },
-  now = new Date(),
-): Promise<BoxChange[] | null> {
+export async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
   const prefix = readDirPrefix(dir);
   const found = walkBoxDir(dir); // refuses links and special files, like verification does
   if (!prefix.present) return null;
@@ -117,36 +126,49 @@ export async function changesSinceInstall(
   return [...(await signatureChanges(prefix, now)), ...identityChanges(m, box), ...(await fileChanges(found, m))];
 }
 
-/** The version the installed box's own (old) manifest states, if it has one that parses. */
-function manifestVersion(dir: string): string | undefined {
+/** The box part of the installed box's own (old) manifest, if it has one that parses. */
+function manifestBox(dir: string): { version?: unknown; architecture?: unknown } | undefined {
   try {
-    const m = JSON.parse(fs.readFileSync(path.join(dir, '.boxsig', 'manifest.json'), 'utf8')) as { box?: { version?: unknown } };
-    return typeof m.box?.version === 'string' ? m.box.version : undefined;
+    const m = JSON.parse(fs.readFileSync(path.join(dir, '.boxsig', 'manifest.json'), 'utf8')) as { box?: { version?: unknown; architecture?: unknown } };
+    return m.box;
   } catch {
     return undefined;
   }
 }
 
-/** The installed box directory: validated names, no link on the way (a symlinked box is never followed). */
-function installedDir(home: string, box: { name: string; version: string; provider: string }): string {
+function manifestString(dir: string, field: 'version' | 'architecture'): string | undefined {
+  const v = manifestBox(dir)?.[field];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * The installed box, found as Vagrant 2.4 finds it (either layout):
+ * validated names, no link on the way (a symlinked box is never followed).
+ */
+function installedBox(home: string, box: { name: string; version: string; provider: string; architecture?: string }): BoxLocation {
   const problems = identityProblems(box);
   if (problems.length) throw usage(`box ${problems.join('; ')}`);
-  const loc = boxLocation(home, box);
-  checkNoLinks(loc);
-  if (!fs.existsSync(loc.directory)) throw usage(`box ${box.name} ${box.version} (${box.provider}) is not installed in ${home}`);
-  return loc.directory;
+  const host = box.architecture === undefined ? hostArchitecture() : box.architecture;
+  const loc = findInstalled(home, box, host);
+  if (!loc) {
+    const where = box.architecture !== undefined ? `architecture ${box.architecture}` : `architecture ${host} or the legacy layout`;
+    throw usage(`box ${box.name} ${box.version} (${box.provider}) is not installed in ${home} (${where})`);
+  }
+  return loc;
 }
 
 export async function repackageBox(name: string, provider: string, version: string, opts: RepackageOptions = {}): Promise<RepackageResult> {
   const home = vagrantHome(opts.vagrantHome);
+  const architecture = explicitArchitecture(opts.architecture);
   recoverVagrantHome(home);
-  const box = { name, version, provider };
-  const dir = installedDir(home, box);
+  const loc = installedBox(home, { name, version, provider, ...(architecture !== undefined ? { architecture } : {}) });
+  const dir = loc.directory;
+  const box: BoxPlace = { name, version, provider, ...(loc.architecture !== undefined ? { architecture: loc.architecture } : {}) };
   const changes = await changesSinceInstall(dir, box, opts.now);
   if (changes?.length && !opts.acceptChanges) {
     throw refuse(
       'TAMPERED',
-      `${name} ${version} (${provider}) changed since it was installed:\n${changes.map((c) => `  ${c.detail}`).join('\n')}`,
+      `${describeBox(box)} changed since it was installed:\n${changes.map((c) => `  ${c.detail}`).join('\n')}`,
       { changes },
       'repackage it anyway with --accept-changes (the changes are then named in the output)',
     );
@@ -165,13 +187,15 @@ export async function repackageBox(name: string, provider: string, version: stri
     await create({ gzip: { level: 6 }, file: tmp, cwd: dir, portable: true, noDirRecurse: true }, ordered);
     let signed: SignResult | null = null;
     if (opts.sign) {
-      const signVersion = opts.signVersion ?? (version === '0' ? (manifestVersion(dir) ?? version) : version);
-      signed = await signBox(tmp, { ...opts.sign, name, version: signVersion, provider, output });
+      const signVersion = opts.signVersion ?? (version === '0' ? (manifestString(dir, 'version') ?? version) : version);
+      // the architecture it is installed for, else the one its old manifest stated (metadata.json must agree: signBox checks)
+      const signArch = statedArchitecture(box.architecture) ?? manifestString(dir, 'architecture');
+      signed = await signBox(tmp, { ...opts.sign, name, version: signVersion, provider, ...(signArch ? { architecture: signArch } : {}), output });
       fs.rmSync(tmp, { force: true });
     } else {
       fs.renameSync(tmp, output);
     }
-    return { output, files: ordered, signed, checked: changes ? 'manifest' : 'none', changes: changes ?? [] };
+    return { output, box, files: ordered, signed, checked: changes ? 'manifest' : 'none', changes: changes ?? [] };
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;

@@ -6,7 +6,7 @@
  * `tmp/`, on the same file system as `boxes/`):
  *
  *   box/           the box being extracted and verified
- *   tree/          `<name dir>/<version>/<provider>` (and `metadata_url`) built
+ *   tree/          `<name dir>/<version>[/<arch>]/<provider>` (and `metadata_url`) built
  *                  for the one rename that makes the box visible
  *   metadata_url   for a name that already has a directory: renamed over the
  *                  old one just before the box moves in
@@ -28,8 +28,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, ioError } from '../errors.js';
 import { processAlive, removeTree } from '../interrupt.js';
-import { boxDirName } from '../manifest/names.js';
-import { boxesDir, checkLocation, type BoxLocation } from './home.js';
+import { boxesDir, checkLocation, describeBox, type BoxLocation } from './home.js';
 
 const STAGING_RE = /^boxsig-add-(\d+)-[0-9a-f]+$/;
 const JOURNAL = 'journal.json';
@@ -194,28 +193,30 @@ export function recoverVagrantHome(home: string): RecoveryAction[] {
 
 /**
  * Move the verified box (in `<staging>/box`) into place with one rename of
- * the highest level that does not exist yet (name, version or provider
- * directory), writing `metadata_url` with it. With `force`, the installed box
- * is parked first and deleted when the staging directory is. Any failure
- * rolls back before it is thrown. Returns whether a box was replaced.
+ * the highest level that does not exist yet (name, version, architecture or
+ * provider directory), writing `metadata_url` with it. With `force`, the
+ * installed box is parked first and deleted when the staging directory is.
+ * Any failure rolls back before it is thrown. Returns whether a box was
+ * replaced.
  */
 export function installBox(staging: string, loc: BoxLocation, opts: { force: boolean; metadataUrl: string | null }): boolean {
   checkLocation(loc);
   const replace = exists(loc.directory);
   if (replace && !opts.force) {
-    throw new BoxsigError('EXISTS', `box ${loc.name} ${loc.version} (${loc.provider}) is already installed at ${loc.directory}`, {
+    throw new BoxsigError('EXISTS', `box ${describeBox(loc)} is already installed at ${loc.directory}`, {
       directory: loc.directory,
     });
   }
-  const level = !exists(loc.nameDir) ? 'name' : !exists(loc.versionDir) ? 'version' : 'provider';
-  const tName = path.join(staging, 'tree', boxDirName(loc.name));
-  const tVersion = path.join(tName, loc.version);
-  const tProvider = path.join(tVersion, loc.provider);
-  fs.mkdirSync(tVersion, { recursive: true });
-  fs.renameSync(path.join(staging, 'box'), tProvider);
+  // the same levels under <staging>/tree, then one rename of the first level that does not exist
+  const first = loc.levels.findIndex((l) => !exists(l));
+  const level = first === -1 ? loc.levels.length - 1 : first;
+  const tree = loc.levels.map((l) => path.join(staging, 'tree', path.relative(loc.root, l)));
+  const tName = tree[0];
+  fs.mkdirSync(path.dirname(tree[tree.length - 1]), { recursive: true });
+  fs.renameSync(path.join(staging, 'box'), tree[tree.length - 1]);
   let metadataUrl: Journal['metadataUrl'] = null;
   if (opts.metadataUrl !== null) {
-    if (level === 'name') writeSynced(path.join(tName, 'metadata_url'), opts.metadataUrl);
+    if (level === 0) writeSynced(path.join(tName, 'metadata_url'), opts.metadataUrl);
     else {
       const file = path.join(loc.nameDir, 'metadata_url');
       metadataUrl = { file, value: opts.metadataUrl, previous: readText(file) };
@@ -229,7 +230,7 @@ export function installBox(staging: string, loc: BoxLocation, opts: { force: boo
   try {
     if (metadataUrl) fs.renameSync(path.join(staging, 'metadata_url'), metadataUrl.file);
     if (replace) fs.renameSync(loc.directory, path.join(staging, 'parked'));
-    const [from, to] = level === 'name' ? [tName, loc.nameDir] : level === 'version' ? [tVersion, loc.versionDir] : [tProvider, loc.directory];
+    const [from, to] = [tree[level], loc.levels[level]];
     fs.renameSync(from, to);
     fsyncPath(path.dirname(to));
   } catch (e) {
