@@ -108,6 +108,63 @@ t.test('BOXSIG_HTTP_HEADERS: each header only to its host, dropped on a redirect
   );
 });
 
+t.test('VAGRANT_CLOUD_TOKEN: only to the host of VAGRANT_SERVER_URL, never to another host nor after a redirect to one', async (t) => {
+  const seen: Seen[] = [];
+  const routes = new Map<string, { file?: string; json?: string; redirect?: string }>();
+  const server = http.createServer(handler(routes, seen));
+  const port = await listen(server);
+  t.teardown(() => server.close());
+  // the server is 127.0.0.1; the catalog names the box on localhost (the same server, another host name)
+  routes.set('/acme/web', {
+    json: JSON.stringify({
+      name: 'acme/web',
+      versions: [
+        { version: '1.0', providers: [{ name: 'virtualbox', url: `http://localhost:${port}/web.box`, checksum: sha256(box), checksum_type: 'sha256' }] },
+      ],
+    }),
+  });
+  routes.set('/web.box', { file: box });
+  const tokenEnv = { ...env, VAGRANT_SERVER_URL: `http://127.0.0.1:${port}`, VAGRANT_CLOUD_TOKEN: 'cloud-token-secret' };
+  const r = await boxsigAsync(['add', 'acme/web', '--force', '--json'], { env: tokenEnv });
+  t.equal(r.code, 0, 'added', { output: r.stdout + r.stderr });
+  t.same(
+    seen.map((s) => `${s.method} ${s.host} ${s.path} ${s.authorization ?? '-'}`),
+    ['HEAD 127.0.0.1 /acme/web Bearer cloud-token-secret', 'GET 127.0.0.1 /acme/web Bearer cloud-token-secret', 'GET localhost /web.box -'],
+    'the catalog requests carry the token, the box request on another host does not',
+  );
+  t.notMatch(r.stdout + r.stderr, /cloud-token-secret/, 'the token is not shown');
+
+  seen.length = 0;
+  routes.set('/moved.box', { redirect: `http://localhost:${port}/web.box` });
+  const r2 = await boxsigAsync(['add', `http://127.0.0.1:${port}/moved.box`, '--force', '--json'], { env: tokenEnv });
+  t.equal(r2.code, 0, 'added through the redirect', { output: r2.stdout + r2.stderr });
+  t.same(
+    seen.map((s) => `${s.method} ${s.host} ${s.path} ${s.authorization ?? '-'}`),
+    [
+      'HEAD 127.0.0.1 /moved.box Bearer cloud-token-secret',
+      'HEAD localhost /web.box -',
+      'GET 127.0.0.1 /moved.box Bearer cloud-token-secret',
+      'GET localhost /web.box -',
+    ],
+    'no token after the redirect to another host',
+  );
+
+  seen.length = 0;
+  const elsewhere = await boxsigAsync(['add', `http://localhost:${port}/web.box`, '--force', '--json'], { env: tokenEnv });
+  t.equal(elsewhere.code, 0, 'a box from another host is added', { output: elsewhere.stdout + elsewhere.stderr });
+  t.ok(
+    seen.every((s) => s.authorization === undefined),
+    'and no request to that host carries the token',
+  );
+
+  // the plugin's own header for the host (BOXSIG_HTTP_HEADERS) wins over the token
+  seen.length = 0;
+  const headers = JSON.stringify({ '127.0.0.1': ['Authorization: Bearer from-the-plugin'] });
+  const r3 = await boxsigAsync(['add', 'acme/web', '--force', '--json'], { env: { ...tokenEnv, BOXSIG_HTTP_HEADERS: headers } });
+  t.equal(r3.code, 0, { output: r3.stdout + r3.stderr });
+  t.same([...new Set(seen.filter((s) => s.host === '127.0.0.1').map((s) => s.authorization))], ['Bearer from-the-plugin'], 'one Authorization: the given one');
+});
+
 t.test('a malformed BOXSIG_HTTP_HEADERS is a CONFIG error that does not print the values', async (t) => {
   for (const bad of ['not json', '["a"]', '{"h": "Authorization: x"}', '{"h": ["no colon"]}', '{"h": ["Authorization: se\\ncret"]}', '{"a b": ["X: y"]}']) {
     const r = await boxsigAsync(['add', box, '--json'], { env: { ...env, BOXSIG_HTTP_HEADERS: bad } });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { boxsig, boxsigAsync, isolatedEnv, makeBox, makeKey, must, requireTool, sh, sign, type KeyFiles } from './helpers.js';
-import { proxy, selfSigned, serve } from './http-server.js';
+import { proxy, selfSigned, serve, type Route } from './http-server.js';
 
 function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -240,32 +240,38 @@ t.test('ten concurrent adds and ten trust updates lose nothing, past a stale loc
 
 t.test('SIGKILL in the middle of an add leaves no box and no debris a later add trips over', async (t) => {
   const w = world(t);
-  // a box large enough to be mid-transfer when killed: served slowly
+  // a box of several MiB, killed at several points of its transfer
   const base = makeBox(path.join(w.dir, 'big.box'), { files: { 'disk.img': crypto.randomBytes(6 * 1024 * 1024) } });
   const big = path.join(w.dir, 'big-signed.box');
   t.equal(sign(base, [w.key], ['--name', 'acme/big', '--version', '1.0.0', '-o', big], w.env).code, 0);
-  const srv = await serve({ '/big.box': { file: big, rate: 128 * 1024 } }); // ~2.5 MiB/s: the last kill still lands mid-transfer
+  // the server sends the first AT bytes and holds the rest back: every kill lands mid-transfer, at a known point
+  const route: Route = { file: big };
+  const srv = await serve({ '/big.box': route });
   t.teardown(() => srv.close());
   const home = w.env.VAGRANT_HOME!;
   const staging = (pid: number) => {
     const tmp = path.join(home, 'tmp');
     return fs.existsSync(tmp) && fs.readdirSync(tmp).some((n) => n.startsWith(`boxsig-add-${pid}-`));
   };
-  for (const delay of [0, 100, 250, 400, 600, 800, 1000, 1300]) {
+  const size = fs.statSync(big).size;
+  for (const at of [0, 1, 16 * 1024, 256 * 1024, 1024 * 1024, 3 * 1024 * 1024, 5 * 1024 * 1024, size - 1]) {
+    const held = new Promise<void>((resolve) => Object.assign(route, { hold: at, onHold: resolve }));
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), 'add', `${srv.url}/big.box`, '--quiet'], {
       env: w.env,
       stdio: 'ignore',
     });
-    // counted from the moment the add has its staging directory, whatever its start-up time on a busy machine
+    const closed = new Promise((r) => child.on('close', r));
+    await Promise.race([held, closed]);
+    // and the add has its staging directory (it is killed while it is receiving)
     while (!staging(child.pid!) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
-    t.notOk(fs.existsSync(path.join(home, 'boxes', 'acme-VAGRANTSLASH-big')), `killed ${delay} ms into the transfer: no partial box`);
+    await closed;
+    t.notOk(fs.existsSync(path.join(home, 'boxes', 'acme-VAGRANTSLASH-big')), `killed after ${at} bytes of the transfer: no partial box`);
     const trustFile = path.join(w.env.BOXSIG_HOME!, 'trust.json');
     if (fs.existsSync(trustFile)) t.doesNotThrow(() => JSON.parse(fs.readFileSync(trustFile, 'utf8')), 'the trust store parses');
   }
+  delete route.hold;
   const debris = fs.readdirSync(path.join(home, 'tmp'));
   t.ok(debris.length >= 1, 'the killed adds left staging directories in Vagrant tmp');
   const r = await boxsigAsync(['add', big, '--json'], { env: w.env });

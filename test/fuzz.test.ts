@@ -8,7 +8,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ROOT, requireTool } from './helpers.js';
+import { ROOT, nodeCommand, requireTool } from './helpers.js';
 
 const CASES = Number(process.env.BOXSIG_FUZZ_CASES ?? 2000);
 const SEED = process.env.BOXSIG_FUZZ_SEED ?? 'ci-1';
@@ -19,16 +19,17 @@ t.test(`fuzzing: ${CASES} cases, seed ${SEED}`, async (t) => {
   if (!requireTool(t, 'bsdtar', 'libarchive-tools')) return;
   const env = { ...process.env };
   delete env.NODE_OPTIONS; // the test runner's loaders would slow every worker and CLI start
-  const r = spawnSync(
-    process.execPath,
-    [path.join(ROOT, 'test', 'fuzz', 'run.mjs'), '--cases', String(CASES), '--seed', SEED, '--cli-every', String(CLI_EVERY), '--json'],
-    {
-      env,
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: 540_000,
-    },
+  const [cmd, argv] = nodeCommand(
+    path.join(ROOT, 'test', 'fuzz', 'run.mjs'),
+    ['--cases', String(CASES), '--seed', SEED, '--cli-every', String(CLI_EVERY), '--json'],
+    env,
   );
+  const r = spawnSync(cmd, argv, {
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 540_000,
+  });
   let summary: any = null;
   try {
     summary = JSON.parse(r.stdout);

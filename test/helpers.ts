@@ -39,8 +39,20 @@ export function isolatedEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS
   return env;
 }
 
+/**
+ * The command line of `node CLI ARGS` with ENV. tap's process-info hook puts
+ * its loader back into NODE_OPTIONS of every process a test spawns, whatever
+ * env it is given; a test that removed NODE_OPTIONS from ENV does not want it
+ * (it costs CPU at every start): `env -u` removes it for real.
+ */
+export function nodeCommand(script: string, args: string[], env: NodeJS.ProcessEnv | undefined): [string, string[]] {
+  if (!env || env.NODE_OPTIONS !== undefined || process.env.NODE_OPTIONS === undefined) return [process.execPath, [script, ...args]];
+  return ['env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args]];
+}
+
 export function boxsig(args: string[], opts: RunOptions = {}): RunResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
+  const [cmd, argv] = nodeCommand(CLI, args, opts.env);
+  const r = spawnSync(cmd, argv, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
     input: opts.input,
@@ -62,7 +74,8 @@ export function boxsig(args: string[], opts: RunOptions = {}): RunResult {
 /** The same, without blocking the event loop (for concurrent runs). */
 export function boxsigAsync(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd });
+    const [cmd, argv] = nodeCommand(CLI, args, opts.env);
+    const child = spawn(cmd, argv, { env: opts.env ?? process.env, cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

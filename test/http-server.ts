@@ -18,6 +18,13 @@ export interface Route {
   rate?: number;
   /** accept the request and never answer */
   hang?: boolean;
+  /**
+   * send only the first HOLD bytes of the file, then nothing more until the
+   * client goes away (a transfer that is certainly in progress, whatever the
+   * speed of the machine); `onHold` is called once they were handed to the socket
+   */
+  hold?: number;
+  onHold?: () => void;
 }
 
 export interface Served {
@@ -52,6 +59,16 @@ function handler(routes: Record<string, Route>, hits: string[]) {
     }
     if (body) {
       res.end(body);
+      return;
+    }
+    if (r.hold !== undefined) {
+      const head = Buffer.alloc(Math.min(r.hold, size));
+      const fd = fs.openSync(r.file!, 'r');
+      fs.readSync(fd, head, 0, head.length, 0);
+      fs.closeSync(fd);
+      const onHold = r.onHold;
+      res.flushHeaders();
+      res.write(head, () => onHold?.());
       return;
     }
     if (!r.rate) {

@@ -6,8 +6,12 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import * as openpgp from 'openpgp';
 import { boxsig, isolatedEnv, makeBox, makeKey, must, sign, type KeyFiles } from './helpers.js';
+import { baseFiles, manifestFor } from './corpus/generate.mjs';
+import { craftBox } from './keys-helpers.js';
+import { FLAGS, detached, ed25519Key, publicKey, sp, type CraftKey } from './pgp-craft.js';
+
+const DAY = 86_400_000;
 
 function expectRefusal(t: any, r: { code: number; json: any; stderr: string }, code: string, what: string) {
   t.equal(r.code, 1, `${what}: exit status 1 (${r.stderr.trim().split('\n')[0]})`);
@@ -153,11 +157,12 @@ t.test('policy refusals: threshold, claims, expiry', async (t) => {
   cfg({ boxes: { 'acme/*': { pin: [f.key.fingerprint], claims: { builder: 'dev' } } } });
   t.equal(v(f.signed).code, 0, 'the required claim is present');
 
-  // an expired manifest
+  // an expired manifest: signed with an expiry already past (no waiting, whatever the machine's speed)
   fs.rmSync(path.join(dir, 'boxsig.json'));
-  const short = path.join(dir, 'short.box');
-  t.equal(sign(f.signed, [f.key], ['--expires', '1s', '-o', short], env).code, 0);
-  await new Promise((r) => setTimeout(r, 2100));
+  const short = craftedBox(path.join(dir, 'short.box'), ed25519Key(new Date(Date.now() - 10 * DAY)), {
+    created: new Date(Date.now() - 3 * DAY),
+    expires: new Date(Date.now() - DAY),
+  });
   expectRefusal(t, v(short), 'EXPIRED', 'a manifest past its expiry');
   cfg({ boxes: { '*': { expiry: 'warn' } } });
   const warned = v(short);
@@ -165,40 +170,32 @@ t.test('policy refusals: threshold, claims, expiry', async (t) => {
   t.match(warned.json.warnings.join('\n'), /expired/);
 });
 
-/** A signature made with the key material alone, at `date`, bypassing validity checks (to forge a signature by an expired key). */
-async function forgeSignature(secretFile: string, data: Uint8Array, date: Date): Promise<string> {
-  const key = await openpgp.readPrivateKey({ armoredKey: fs.readFileSync(secretFile, 'utf8') });
-  const sig = new openpgp.SignaturePacket();
-  const s = sig as any;
-  s.signatureType = openpgp.enums.signature.binary;
-  s.publicKeyAlgorithm = key.keyPacket.algorithm;
-  s.hashAlgorithm = openpgp.enums.hash.sha512;
-  const lit = new openpgp.LiteralDataPacket();
-  (lit as any).setBytes(data, openpgp.enums.literal.binary);
-  await s.sign(key.keyPacket, lit, date, true, openpgp.config);
-  const pl = new openpgp.PacketList();
-  pl.push(sig);
-  return openpgp.armor(openpgp.enums.armor.signature, pl.write());
+/**
+ * A box signed by crafted KEY (pgp-craft.ts: any creation time, any expiry),
+ * its manifest made at `created` and signed a minute later: dates in the past
+ * stand for "before" and "after", so nothing waits for a clock.
+ */
+function craftedBox(file: string, key: CraftKey, o: { created: Date; expires?: Date; keyExpiresSeconds?: number }): string {
+  const manifest = manifestFor(baseFiles(), { created: o.created, expires: o.expires });
+  const selfSig = o.keyExpiresSeconds ? { hashed: [sp.keyFlags(FLAGS.certify | FLAGS.sign), sp.keyExpires(o.keyExpiresSeconds)] } : {};
+  craftBox(file, {
+    manifest,
+    signatures: [{ fpr: key.fpr, packet: detached(key, manifest, { created: new Date(o.created.getTime() + 60_000) }) }],
+    keys: [{ fpr: key.fpr, packet: publicKey(key, 'Short Lived <s@acme.example>', [], selfSig) }],
+  });
+  return file;
 }
 
 t.test('key refusals: expired and revoked keys', async (t) => {
   const f = fixture(t);
   const { dir, env } = f;
-  // a key that expires one second after it is made
-  const shortKey = makeKey(dir, 'Short Lived <s@acme.example>', ['--expires', '2s'], env);
-  const box = makeBox(path.join(dir, 'k.box'));
-  const signed = path.join(dir, 'k-signed.box');
-  t.equal(sign(box, [shortKey], ['--name', 'acme/k', '--version', '1', '-o', signed], env).code, 0, 'signed while the key is valid');
-  await new Promise((r) => setTimeout(r, 3000));
+  // a key made ten days ago that expired a day later: a signature from its first day and one made now
+  const made = new Date(Date.now() - 10 * DAY);
+  const shortKey = ed25519Key(made);
+  const valid = { keyExpiresSeconds: DAY / 1000 };
+  const signed = craftedBox(path.join(dir, 'k-signed.box'), shortKey, { created: new Date(made.getTime() + DAY / 2), ...valid });
   t.equal(boxsig(['verify', signed, '--json'], { env }).code, 0, 'a signature made before the key expired stays valid');
-  // a signature made after the key expired
-  const d2 = path.join(dir, 'late2');
-  fs.mkdirSync(d2);
-  must('tar', ['xf', signed, '-C', d2]);
-  const m = fs.readFileSync(path.join(d2, '.boxsig/manifest.json'));
-  fs.writeFileSync(path.join(d2, `.boxsig/signatures/${shortKey.fingerprint}.asc`), await forgeSignature(shortKey.secret, m, new Date()));
-  const lateBox = path.join(dir, 'late2.box');
-  must('tar', ['czf', lateBox, '-C', d2, '.boxsig', ...fs.readdirSync(d2).filter((n) => n !== '.boxsig')]);
+  const lateBox = craftedBox(path.join(dir, 'late2.box'), shortKey, { created: new Date(Date.now() - 120_000), ...valid });
   expectRefusal(t, boxsig(['verify', lateBox, '--json'], { env }), 'KEY_EXPIRED', 'a signature made after the key expired');
 
   // a revoked key: compromised invalidates every signature

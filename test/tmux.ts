@@ -7,10 +7,14 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 export interface Pane {
-  /** The visible text of the pane, trailing blank lines removed. */
-  capture(): string;
+  /**
+   * The visible text of the pane, trailing blank lines removed. JOINED: the
+   * lines the program wrote, with the rows the terminal wrapped them into
+   * joined again (line counts then do not depend on the length of a path).
+   */
+  capture(joined?: boolean): string;
   /** Wait until the command has finished (it writes a marker line); returns the pane then. */
-  finished(timeoutMs?: number): Promise<string>;
+  finished(timeoutMs?: number, joined?: boolean): Promise<string>;
   close(): void;
 }
 
@@ -31,13 +35,17 @@ export function tmuxRun(dir: string, argv: string[], env: NodeJS.ProcessEnv, wid
   const tmux = (...args: string[]) => spawnSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
   const started = tmux('new-session', '-d', '-x', String(width), '-y', String(height), script);
   if (started.status !== 0) throw new Error(`tmux new-session failed: ${started.stderr}`);
-  const capture = () => (tmux('capture-pane', '-p', '-t', '0').stdout ?? '').replace(/\n+$/, '');
+  const capture = (joined = false) => {
+    const text = tmux('capture-pane', '-p', ...(joined ? ['-J'] : []), '-t', '0').stdout ?? '';
+    // -J keeps trailing spaces: drop them, as without it
+    return (joined ? text.replace(/ +$/gm, '') : text).replace(/\n+$/, '');
+  };
   return {
     capture,
-    async finished(timeoutMs = 120_000) {
+    async finished(timeoutMs = 120_000, joined = false) {
       const until = Date.now() + timeoutMs;
       for (;;) {
-        const text = capture();
+        const text = capture(joined);
         if (/\[exit \d+\]/.test(text) || Date.now() > until) return text;
         await new Promise((r) => setTimeout(r, 200));
       }

@@ -206,17 +206,40 @@ export function project(lab: Lab, name: string, vagrantfile: string): string {
   return d;
 }
 
+const asOtherUser = (lab: Lab) => Boolean(lab.user && process.getuid?.() === 0 && lab.user.uid !== 0);
+
 function spawnOptions(lab: Lab, cwd: string, env?: NodeJS.ProcessEnv) {
   return {
     env: env ?? lab.env,
     cwd,
-    ...(lab.user && process.getuid?.() === 0 ? { uid: lab.user.uid, gid: lab.user.gid } : {}),
+    ...(asOtherUser(lab) ? { uid: lab.user!.uid, gid: lab.user!.gid } : {}),
   };
+}
+
+/**
+ * `vagrant ARGS`, as another user without tap's process recording: tap puts
+ * its hook (NODE_OPTIONS, _TAPJS_PROCESSINFO_*) back into the environment of
+ * every process this test spawns, whatever env it is given, and the hook
+ * writes into the worktree's .tap/processinfo/, which the unprivileged user
+ * cannot: its EACCES then comes out of the child_process call of the boxsig
+ * Vagrant runs (`vagrant --version`, for the layout) and fails the add.
+ * `env -u` removes them between this process and vagrant.
+ */
+function vagrantCommand(lab: Lab, args: string[]): [string, string[]] {
+  if (!asOtherUser(lab)) return ['vagrant', args];
+  const tapVars = [
+    'NODE_OPTIONS',
+    '_TAPJS_PROCESSINFO_EXTERNAL_ID_',
+    '_TAPJS_PROCESSINFO_EXCLUDE_',
+    ...Object.keys(process.env).filter((k) => k.startsWith('_TAPJS_PROCESSINFO_')),
+  ];
+  return ['env', [...[...new Set(tapVars)].flatMap((k) => ['-u', k]), 'vagrant', ...args]];
 }
 
 /** Runs vagrant; output is stdout and stderr together (Vagrant prints errors on stderr). */
 export function vagrant(lab: Lab, args: string[], cwd: string, timeout = 120_000, env?: NodeJS.ProcessEnv): VagrantResult {
-  const r = sh('vagrant', args, { ...spawnOptions(lab, cwd, env), timeout });
+  const [cmd, argv] = vagrantCommand(lab, args);
+  const r = sh(cmd, argv, { ...spawnOptions(lab, cwd, env), timeout });
   return { code: r.code, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -231,7 +254,8 @@ export interface Running {
  * without blocking the event loop (the test's HTTP server runs in this process).
  */
 export function startVagrant(lab: Lab, args: string[], cwd: string, env?: NodeJS.ProcessEnv): Running {
-  const child = spawn('vagrant', args, { ...spawnOptions(lab, cwd, env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const [cmd, argv] = vagrantCommand(lab, args);
+  const child = spawn(cmd, argv, { ...spawnOptions(lab, cwd, env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

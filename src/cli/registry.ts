@@ -72,7 +72,7 @@ export function registerRegistryCommands(program: Command): void {
   const registry = program.command('registry').description('the boxsig registry: serve it, and manage its orgs, tokens and boxes');
 
   engineOptions(registry.command('serve').description('run the registry (Vagrant Cloud API v1, catalogs, downloads, upload verification)'), true)
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8080)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8484)')
     .option('--public-url <url>', 'the URL clients reach the registry by (behind a load balancer)')
     .action(
       action(async (opts: EngineFlags) => {

@@ -6,8 +6,10 @@
  * bytes it sent (the SHA-256 it computed while sending).
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { BoxsigError, isRefusalCode, refuse, usage, type ErrorCode } from '../errors.js';
 import { inspectBox } from '../box/verify.js';
 import { signBox, type SignOptions } from '../box/sign.js';
@@ -207,19 +209,60 @@ async function put(url: string, file: string, onProgress?: (sent: number, total:
     },
   });
   const body = fs.createReadStream(file, { highWaterMark: CHUNK_SIZE }).pipe(counter);
-  let res: Response;
-  try {
-    res = await fetch(url, {
+  const res = await sendBody(url, body, size);
+  if (res.status !== 200) throw registryError(res.status, res.text, 'the registry refused the upload');
+  const v = JSON.parse(res.text) as { sha256?: string; size?: number; warnings?: string[] };
+  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [] };
+}
+
+const uploadFailed = (e: Error) => new BoxsigError('NETWORK', `the upload failed: ${e.message}`);
+
+/**
+ * PUT BODY (SIZE bytes) to URL and read the answer, which may come before
+ * the body was sent: a registry refuses a box over its size limit (or a
+ * token with too many uploads) at once and closes the connection after its
+ * answer. The sending then stops, and the answer is what counts, not the
+ * EPIPE or ECONNRESET of a write that was no longer wanted.
+ */
+function sendBody(url: string, body: Readable, size: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      reject(new BoxsigError('NETWORK', 'the registry gave an upload URL that is not a URL'));
+      return;
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      reject(new BoxsigError('NETWORK', `the registry gave an upload URL that is not http(s): ${target.protocol}`));
+      return;
+    }
+    const request = (target.protocol === 'https:' ? https : http).request(target, {
       method: 'PUT',
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: Readable.toWeb(body),
-      duplex: 'half',
-    } as RequestInit);
-  } catch (e) {
-    throw new BoxsigError('NETWORK', `the upload failed: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
-  }
-  const text = await res.text();
-  if (res.status !== 200) throw registryError(res.status, text, 'the registry refused the upload');
-  const v = JSON.parse(text) as { sha256?: string; size?: number; warnings?: string[] };
-  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [] };
+    });
+    let answered = false;
+    request.once('response', (res) => {
+      answered = true;
+      // an early answer: stop sending (a no-op when the body was sent in full)
+      body.unpipe(request);
+      body.destroy();
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => {
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        request.destroy();
+      });
+      res.once('error', (e) => reject(uploadFailed(e)));
+      res.once('aborted', () => reject(new BoxsigError('NETWORK', 'the upload failed: the registry closed the connection in the middle of its answer')));
+    });
+    request.on('error', (e) => {
+      if (!answered) reject(uploadFailed(e));
+    });
+    body.once('error', (e) => {
+      request.destroy();
+      reject(e instanceof BoxsigError ? e : new BoxsigError('IO', `cannot read the box: ${e.message}`));
+    });
+    body.pipe(request);
+  });
 }

@@ -44,7 +44,7 @@ export interface RegistryConfig {
 }
 
 export const DEFAULTS: RegistryConfig = {
-  listen: { host: '127.0.0.1', port: 8080 },
+  listen: { host: '127.0.0.1', port: 8484 },
   publicUrl: null,
   data: null,
   database: null,

@@ -19,7 +19,7 @@ import type { BoxIdentity } from '../manifest/manifest.js';
 import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
 import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
-import { httpRequest, readLimited, scrubUrl, type HttpOptions } from './http.js';
+import { DEFAULT_SERVER, httpRequest, readLimited, scrubUrl, withServerToken, type HttpOptions } from './http.js';
 import { boxLocation, checkLocation, describeBox, vagrantHome, type BoxPlace } from './home.js';
 import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement, type LayoutChoice } from './architecture.js';
 import { checkArchitecture } from '../box/architecture.js';
@@ -144,7 +144,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     caCert: opts.caCert,
     caPath: opts.caPath,
     clientCert: opts.clientCert,
-    hostHeaders: opts.hostHeaders,
+    hostHeaders: withServerToken(opts.hostHeaders),
     timeout: opts.timeout,
   };
   if (opts.checksum && !opts.checksumType) opts.checksumType = opts.checksum.length === 128 ? 'sha512' : 'sha256';
@@ -166,7 +166,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     if (p) throw usage(`box name ${JSON.stringify(sourceArg)} ${p}`);
     if (opts.name !== undefined && opts.name !== sourceArg) throw usage(`--name ${opts.name} contradicts the box ${sourceArg} asked for`);
     askedName = sourceArg;
-    const server = (process.env.VAGRANT_SERVER_URL ?? 'https://vagrantcloud.com').replace(/\/+$/, '');
+    const server = (process.env.VAGRANT_SERVER_URL ?? DEFAULT_SERVER).replace(/\/+$/, '');
     src = { kind: 'http', location: `${server}/${sourceArg}` };
   } else throw usage(`${sourceArg}: no such file, and not a URL or an org/name box`);
 

@@ -156,6 +156,32 @@ export function parseHostHeaders(json: string, source: string): HostHeaders {
   return out;
 }
 
+/**
+ * Vagrant's token, as Vagrant sends it: `VAGRANT_CLOUD_TOKEN` goes as
+ * `Authorization: Bearer …` to the host of `VAGRANT_SERVER_URL` (default
+ * vagrantcloud.com) and to no other host — nor after a redirect to another
+ * host, since host headers are chosen per request. An Authorization header
+ * already given for that host (BOXSIG_HTTP_HEADERS: the plugin) wins.
+ */
+export function withServerToken(hostHeaders: HostHeaders | undefined, env: NodeJS.ProcessEnv = process.env): HostHeaders | undefined {
+  const token = env.VAGRANT_CLOUD_TOKEN;
+  if (!token) return hostHeaders;
+  if (/[\x00-\x1f\x7f]/.test(token)) throw new BoxsigError('CONFIG', 'VAGRANT_CLOUD_TOKEN holds a control character');
+  let host: string;
+  try {
+    host = new URL(env.VAGRANT_SERVER_URL ?? DEFAULT_SERVER).hostname.toLowerCase();
+  } catch {
+    throw new BoxsigError('CONFIG', 'VAGRANT_SERVER_URL is not a URL');
+  }
+  const out: HostHeaders = new Map(hostHeaders ?? []);
+  const given = out.get(host) ?? [];
+  if (!given.some(([name]) => name.toLowerCase() === 'authorization')) out.set(host, [...given, ['Authorization', `Bearer ${token}`]]);
+  return out;
+}
+
+/** Where `boxsig add ORG/NAME` looks when VAGRANT_SERVER_URL is not set (as Vagrant). */
+export const DEFAULT_SERVER = 'https://vagrantcloud.com';
+
 function headersFor(url: string, hostHeaders: HostHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   if (!hostHeaders?.size) return out;

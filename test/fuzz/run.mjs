@@ -334,9 +334,8 @@ async function worker() {
   }
   current = null;
   void current;
-  process.send({ type: 'done' });
-  // let the IPC channel flush
-  await new Promise((r) => setTimeout(r, 10));
+  // disconnect once 'done' (and so every result before it) is written to the channel, not after a delay
+  await new Promise((r) => process.send({ type: 'done' }, r));
   process.disconnect();
 }
 

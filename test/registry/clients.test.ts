@@ -148,6 +148,17 @@ t.test('a private box needs a token of its org', async (t) => {
   t.not(anon.code, 0, 'vagrant box add without a token fails');
   const withToken = await vagrant(lab, ['box', 'add', 'acme/secret'], { VAGRANT_SERVER_URL: url, VAGRANT_CLOUD_TOKEN: read });
   t.equal(withToken.code, 0, 'vagrant box add with VAGRANT_CLOUD_TOKEN succeeds', { out: withToken.out });
+  // boxsig add ORG/NAME as Vagrant: the token of VAGRANT_CLOUD_TOKEN for the catalog and the download
+  const home = path.join(lab.dir, 'boxsig-add-home');
+  const server = { ...lab.env, VAGRANT_SERVER_URL: url };
+  const anonAdd = boxsig(['add', 'acme/secret', '--vagrant-home', home, '--json'], { env: server });
+  t.equal(anonAdd.json?.code, 'NETWORK', 'boxsig add without a token fails', { out: anonAdd.stdout + anonAdd.stderr });
+  t.match(anonAdd.json?.message, /401/);
+  const otherAdd = boxsig(['add', 'acme/secret', '--vagrant-home', home, '--json'], { env: { ...server, VAGRANT_CLOUD_TOKEN: otherRead } });
+  t.match(otherAdd.json?.message, /403/, "boxsig add with another org's token: 403");
+  const tokenAdd = boxsig(['add', 'acme/secret', '--vagrant-home', home, '--json'], { env: { ...server, VAGRANT_CLOUD_TOKEN: read } });
+  t.equal(tokenAdd.code, 0, 'boxsig add with VAGRANT_CLOUD_TOKEN succeeds', { out: tokenAdd.stdout + tokenAdd.stderr });
+  t.notMatch(tokenAdd.stdout + tokenAdd.stderr + anonAdd.stdout + anonAdd.stderr, read, 'the token is never shown');
   const list = await getJson(`${url}/api/v1/user/acme`);
   t.same(list.json.boxes, [], 'the org listing hides the private box from anonymous clients');
 });

@@ -60,6 +60,8 @@ t.test('precedence and validation', async (t) => {
   const embedded = loadConfig({ data: dir }, {});
   t.equal(embedded.downloads, 'proxy', 'without S3, downloads are proxied');
   t.equal(embedded.database, null);
+  // 8080 is taken by Swift's proxy (the S3 engine of the tests) and by many development servers
+  t.same(embedded.listen, { host: '127.0.0.1', port: 8484 }, 'the default address does not clash with Swift on 8080');
 
   const bad: Array<[string, object, NodeJS.ProcessEnv, RegExp]> = [
     ['an unknown field', { data: dir, nope: 1 }, {}, /registry\.json: nope: unknown field/],

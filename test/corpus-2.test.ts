@@ -1,0 +1,6 @@
+/**
+ * The hostile-box corpus, part 2 of 3 (test/corpus-suite.ts says what is checked).
+ */
+import { hostileCorpus } from './corpus-suite.js';
+
+hostileCorpus(1, 3);
