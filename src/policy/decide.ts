@@ -148,9 +148,40 @@ function trust(found: Findings, s: Signer, via: TrustPath, explanation: string, 
  * where neither does.
  */
 async function trustThroughPath(input: DecideInput, found: Findings): Promise<void> {
+  await trustThroughOnePath(input, found);
+  await narrowToOwnPolicy(input, found);
+}
+
+async function trustThroughOnePath(input: DecideInput, found: Findings): Promise<void> {
   if (input.policy.pins.length) return trustPinned(input, found);
   if (input.policy.org) return trustOrganisationChains(input, found);
   return trustOnFirstUseOrRotation(input, found);
+}
+
+/**
+ * A project layer narrows, never widens: where a project's pin or
+ * organisation decided the path, a signer counts only if the user's own
+ * policy trusts it too — the user's pins, organisations, or the record of
+ * the name (trust on first use). A name the user has no word on (no own pin,
+ * organisation or record) takes the project's path as it is.
+ */
+async function narrowToOwnPolicy(input: DecideInput, found: Findings): Promise<void> {
+  const own = input.policy.own;
+  if (!own || underTofu(input.policy)) return;
+  if (!own.pins.length && !own.org && !input.record?.keys.length) return;
+  const mine = newFindings(input.signers, own);
+  await trustThroughOnePath({ ...input, policy: own }, mine);
+  const source = input.policy.pins.length ? input.policy.origin.pin : input.policy.org?.source;
+  for (const fpr of [...found.trusted.keys()]) {
+    if (mine.trusted.has(fpr)) continue;
+    found.trusted.delete(fpr);
+    found.notes.push(
+      `${fpr} is trusted by ${source ?? 'a project file'} but not by your own configuration or record for ${input.manifest.box.name}: a project file narrows your trust, it never widens it`,
+    );
+  }
+  for (const f of [...found.wouldTrust]) if (!mine.wouldTrust.has(f)) found.wouldTrust.delete(f);
+  found.notes.push(...mine.notes.filter((n) => !found.notes.includes(n)));
+  if (underTofu(own)) found.tofu = mine.tofu;
 }
 
 function underTofu(policy: ResolvedPolicy): boolean {
@@ -356,7 +387,8 @@ function checkKeyChanged(input: DecideInput, found: Findings): void {
   const { policy, record, manifest } = input;
   const replaced = new Set(record?.retired?.map((r) => r.key));
   const newFprs = found.valid.map((s) => s.fingerprint).filter((f) => !replaced.has(f));
-  if (!underTofu(policy) || !record?.keys.length || !newFprs.length) return;
+  const tofu = underTofu(policy) || (policy.own !== undefined && underTofu(policy.own));
+  if (!tofu || !record?.keys.length || !newFprs.length) return;
   const name = manifest.box.name;
   const accept = `boxsig trust accept ${name} ${newFprs[0]}`;
   throw refuse(
