@@ -387,6 +387,7 @@ export function registerCoreCommands(program: Command): void {
               .join(' ') || '(none)'
           }`,
         );
+        if (m.signers) out(`  signers  ${m.signers.join(', ')} (named by the manifest: other signatures are ignored)`);
         out('  files');
         for (const f of m.files) out(`    ${f.sha256}  ${String(f.size).padStart(12)}  ${f.path}`);
         out('  signatures (not judged for trust)');
