@@ -75,9 +75,15 @@ function stagingRoots(home: string): string[] {
   return [path.join(home, 'tmp'), path.join(home, '.boxsig-staging')];
 }
 
+/**
+ * The staging directory is this user's alone (0700) while the box is checked;
+ * `box/`, which becomes the installed provider directory, has the mode
+ * Vagrant's own add gives it (0777 less the umask, as mkdir -p).
+ */
 export function newStagingDir(root: string): string {
   const dir = path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
-  fs.mkdirSync(path.join(dir, 'box'), { recursive: true, mode: 0o700 });
+  fs.mkdirSync(dir, { mode: 0o700 });
+  fs.mkdirSync(path.join(dir, 'box'));
   return dir;
 }
 
