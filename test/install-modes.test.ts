@@ -56,3 +56,30 @@ t.test('installed modes: no execute bit from a tar header; directories as Vagran
     t.equal(mode(d), 0o777 & ~umask, `${path.relative(boxes, d)}: 0777 less the umask, as Vagrant's mkdir -p`);
   }
 });
+
+t.test('a Vagrant home that is not a plain directory tree is a configuration error', async (t) => {
+  const dir = t.testdir({ 'a-file': 'x' });
+  const env = isolatedEnv(dir);
+  const box = await boxWithModes(path.join(dir, 'modes.box'), {});
+  for (const home of ['/proc', path.join(dir, 'a-file')]) {
+    // the timeout only guards the test run: before the fix, /proc spun forever
+    const r = boxsig(['add', box, '--vagrant-home', home, '--json'], { env, timeout: 120_000 });
+    t.equal(r.code, 2, `${home}: exit 2`);
+    t.equal(r.json?.code, 'CONFIG', `${home}: CONFIG`);
+    t.match(r.json?.message, /is not a plain directory tree/);
+  }
+});
+
+t.test('a key file is read with a cap: /dev/zero is a usage error, not unbounded memory', async (t) => {
+  const dir = t.testdir({});
+  const env = isolatedEnv(dir);
+  for (const args of [
+    ['key', 'import', '/dev/zero'],
+    ['key', 'revoke', '--import', '/dev/zero'],
+  ]) {
+    const r = boxsig([...args, '--json'], { env, timeout: 120_000 });
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    t.equal(r.json?.code, 'USAGE');
+    t.match(r.json?.message, /larger than 16 MiB/);
+  }
+});

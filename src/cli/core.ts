@@ -14,6 +14,7 @@ import { architectureProblem } from '../manifest/names.js';
 import { signBox } from '../box/sign.js';
 import { verifyBox, inspectBox, type VerifyResult } from '../box/verify.js';
 import { stripBox } from '../box/strip.js';
+import { readKeyFile } from '../keys/files.js';
 import { action, collect, jsonOption, parseClaims } from './common.js';
 import { err, humanBytes, out, passphraseSource, printJson, Progress, warn } from './io.js';
 
@@ -45,11 +46,7 @@ export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], p
 }
 
 function readFileArg(file: string, what: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw usage(`cannot read ${what} ${file}: ${(e as Error).message}`);
-  }
+  return readKeyFile(file, `${what} ${file}`);
 }
 
 async function readRevokerKey(file: string) {

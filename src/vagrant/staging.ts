@@ -28,6 +28,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, ioError } from '../errors.js';
 import { processAlive, removeTree } from '../interrupt.js';
+import { makeDirs } from '../shared/files.js';
 import { boxesDir, boxLocation, checkLocation, checkNoLinks, describeBox, type BoxLocation, type BoxPlace } from './home.js';
 
 const STAGING_RE = /^boxsig-add-(\d+)-[0-9a-f]+$/;
@@ -59,15 +60,26 @@ interface Transaction {
 /** Where boxsig stages an add: Vagrant's tmp directory when it is on the same file system as boxes/. */
 export function stagingRoot(home: string): string {
   const tmp = path.join(home, 'tmp');
-  fs.mkdirSync(tmp, { recursive: true });
-  fs.mkdirSync(boxesDir(home), { recursive: true });
+  homeDirs(home, tmp);
+  homeDirs(home, boxesDir(home));
   if (fs.statSync(tmp).dev !== fs.statSync(boxesDir(home)).dev) {
     // a tmp on another file system cannot be renamed into boxes/: stage beside boxes/
     const alt = path.join(home, '.boxsig-staging');
-    fs.mkdirSync(alt, { recursive: true });
+    homeDirs(home, alt);
     return alt;
   }
   return tmp;
+}
+
+/** A directory of the Vagrant home, made level by level: a home that is not a plain directory tree (/proc, a file) is a configuration error. */
+function homeDirs(home: string, dir: string): void {
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `the Vagrant home ${home} is not a plain directory tree: cannot make ${dir} (${(e as Error).message})`, {
+      home,
+    });
+  }
 }
 
 /** Both places a staging directory can be, whether or not they exist. */
