@@ -87,15 +87,10 @@ function stagingRoots(home: string): string[] {
   return [path.join(home, 'tmp'), path.join(home, '.boxsig-staging')];
 }
 
-/**
- * The staging directory is this user's alone (0700) while the box is checked;
- * `box/`, which becomes the installed provider directory, has the mode
- * Vagrant's own add gives it (0777 less the umask, as mkdir -p).
- */
+/** The staging directory is this user's alone (0700) while the box is checked (one mkdir: nothing to clean up before it returns). */
 export function newStagingDir(root: string): string {
   const dir = path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
-  fs.mkdirSync(dir, { mode: 0o700 });
-  fs.mkdirSync(path.join(dir, 'box'));
+  fs.mkdirSync(path.join(dir, 'box'), { recursive: true, mode: 0o700 });
   return dir;
 }
 
@@ -289,6 +284,8 @@ export function installBox(staging: string, home: string, loc: BoxLocation, opts
   const tree = loc.levels.map((l) => path.join(staging, 'tree', path.relative(loc.root, l)));
   const tName = tree[0];
   fs.mkdirSync(path.dirname(tree[tree.length - 1]), { recursive: true });
+  // the provider directory gets the mode Vagrant's own add gives it (0777 less the umask, as the levels just made), not staging's 0700
+  fs.chmodSync(path.join(staging, 'box'), fs.statSync(path.dirname(tree[tree.length - 1])).mode & 0o777);
   fs.renameSync(path.join(staging, 'box'), tree[tree.length - 1]);
   let metadataUrl: Journal['metadataUrl'] = null;
   const metadataUrlFile = path.join(loc.nameDir, 'metadata_url');
