@@ -92,16 +92,11 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
   if (prefix.present && !prefix.manifest) {
     throw refuse('MALFORMED', '.boxsig/ has no manifest.json before the first file of the box (the .boxsig/ entries must lead the archive)');
   }
-  if (!prefix.present) return judgeUnsigned(expect, trust);
+  if (!prefix.present) return judgeUnsigned(expect, trust, 'it has no .boxsig/ entries');
   const now = trust.now ?? new Date();
   const manifest = parseManifest(prefix.manifest!);
+  if (prefix.signatures.size === 0) return judgeUnsignedManifest(manifest, expect, trust);
   const policy = policyFor(trust, manifest.box.name);
-  if (prefix.signatures.size === 0) {
-    checkSignaturesRequired(policy, manifest.box.name, `box ${manifest.box.name} has a manifest but no signature`);
-    identityCheck(manifest, expect);
-    const warning = `UNSIGNED: the manifest of ${manifest.box.name} carries no signature; accepted only because the policy says signatures: optional`;
-    return { ...unsignedVerdict(policy, warning), manifest, manifestBytes: prefix.manifest, box: manifest.box, expectation: expectationOf(manifest) };
-  }
   const { signers, boxKeys } = await checkSigners(prefix, trust.store, policy, now);
   checkSignaturesIntact(signers);
   identityCheck(manifest, expect);
@@ -136,16 +131,31 @@ function policyFor(trust: TrustOptions, name: string): ResolvedPolicy {
   return applyOverrides(resolvePolicy(trust.layers, name), trust.overrides ?? {});
 }
 
-/** A box with no `.boxsig/` at all: only a name given by the caller can apply a policy that allows it. */
-function judgeUnsigned(expect: ExpectedIdentity, trust: TrustOptions): Verdict {
+/**
+ * An unsigned box: only a name given by the caller (--name, the catalog, the
+ * registry's target) can apply a policy that allows it; its version is the
+ * caller's too (or Vagrant's 0). Nothing in the box names it.
+ */
+function judgeUnsigned(expect: ExpectedIdentity, trust: TrustOptions, why: string): Verdict {
   const name = expect.name;
   if (!name) {
-    throw refuse('UNSIGNED', 'the box is not signed (it has no .boxsig/ entries)', {}, 'give --name to apply a policy that allows unsigned boxes');
+    throw refuse('UNSIGNED', `the box is not signed (${why})`, {}, 'give --name to apply a policy that allows unsigned boxes');
   }
   const policy = policyFor(trust, name);
   const origin = policy.origin.signatures;
-  checkSignaturesRequired(policy, name, `box ${name} is not signed and the policy requires signatures${origin ? ` (${origin})` : ''}`);
+  checkSignaturesRequired(policy, name, `box ${name} is not signed (${why}) and the policy requires signatures${origin ? ` (${origin})` : ''}`);
   return unsignedVerdict(policy, `UNSIGNED: box ${name} carries no signature; accepted only because the policy (${origin}) says signatures: optional`);
+}
+
+/**
+ * A manifest without signatures is unsigned bytes of the box: it names
+ * nothing (not the name, not the version, not the policy). The box is judged
+ * exactly as an unsigned one; its file list only serves to check the files
+ * against, as the gzip CRC the reader then skips would.
+ */
+function judgeUnsignedManifest(manifest: Manifest, expect: ExpectedIdentity, trust: TrustOptions): Verdict {
+  const verdict = judgeUnsigned(expect, trust, 'its .boxsig/ has a manifest but no signature');
+  return { ...verdict, expectation: expectationOf(manifest) };
 }
 
 function unsignedVerdict(policy: ResolvedPolicy, warning: string): Verdict {

@@ -199,7 +199,8 @@ export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOpti
     }
     curHash = createHash('sha256');
     curMeta = e.path === 'metadata.json' && e.size <= LIMITS.maxMetadataBytes ? [] : null;
-    curSink = hooks.openFile ? await hooks.openFile(e.path, e.mode & 0o111 ? 0o755 : 0o644) : null;
+    // 0644 whatever the tar header says: modes are not signed, so the network does not choose what is executable
+    curSink = hooks.openFile ? await hooks.openFile(e.path, 0o644) : null;
   };
 
   const endBodyEntry = async (e: TarEntry) => {

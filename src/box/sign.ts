@@ -104,6 +104,23 @@ function signedArchitecture(given: string | undefined, metadata: string | undefi
   return given ?? metadata ?? old;
 }
 
+/**
+ * Whether the old manifest can be kept for these keys: it names them all
+ * among its signers, or it names none and one key signs (adding a
+ * co-signature). Several keys at once get a manifest that names them.
+ */
+function keepsSigners(old: Manifest, fprs: string[]): boolean {
+  return old.signers ? fprs.every((f) => old.signers!.includes(f)) : fprs.length === 1;
+}
+
+function unnamedCoSignature(fprs: string[]): string {
+  return (
+    `the manifest is kept, and it names no signers (it was signed with one key): the co-signature by ${fprs.join(', ')} counts where that key is ` +
+    'already trusted (pin, organisation, record), but proves no key rotation. To rotate keys, sign with the old and the new key at once ' +
+    '(--key OLD --key NEW) or certify the new key with the old one (docs/TRUST.md)'
+  );
+}
+
 export async function signBox(input: string, opts: SignOptions): Promise<SignResult> {
   if (opts.signers.length === 0) throw usage('give at least one --key (or --gpg-key)');
   const fprs = opts.signers.map((s) => s.fingerprint);
@@ -248,6 +265,8 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
       expires: expiresIn !== undefined ? new Date(now.getTime() + expiresIn * 1000) : undefined,
       claims: opts.claims ?? oldManifest?.claims,
       files: read.files,
+      // several keys at once: each signature commits to the others (a co-signature can then prove a rotation)
+      signers: fprs.length > 1 ? fprs : undefined,
     });
     let manifest = fresh;
     let manifestBytes = serializeManifest(fresh);
@@ -260,7 +279,8 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
       opts.expires === undefined &&
       (opts.claims === undefined || same(opts.claims, oldManifest.claims)) &&
       same(oldManifest.box, box) &&
-      same(oldManifest.files, fresh.files);
+      same(oldManifest.files, fresh.files) &&
+      keepsSigners(oldManifest, fprs);
     if (reusable && old && oldManifest) {
       manifest = oldManifest;
       manifestBytes = old.manifest!;
@@ -270,6 +290,8 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
         if (s.valid && old.keys.has(s.fingerprint)) kept.set(s.fingerprint, { sig: old.signatures.get(s.fingerprint)!, key: old.keys.get(s.fingerprint)! });
         else dropped.push({ fingerprint: s.fingerprint, reason: s.reason ?? 'invalid' });
       }
+      const unnamed = kept.size && !manifest.signers ? fprs.filter((f) => !old.signatures.has(f)) : [];
+      if (unnamed.length) warnings.push(unnamedCoSignature(unnamed));
     } else if (old?.signatures.size) {
       for (const f of old.signatures.keys()) {
         if (!fprs.includes(f)) dropped.push({ fingerprint: f, reason: 'the manifest changed, so its signature no longer applies' });

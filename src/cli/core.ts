@@ -14,6 +14,7 @@ import { architectureProblem } from '../manifest/names.js';
 import { signBox } from '../box/sign.js';
 import { verifyBox, inspectBox, type VerifyResult } from '../box/verify.js';
 import { stripBox } from '../box/strip.js';
+import { readKeyFile } from '../keys/files.js';
 import { action, collect, jsonOption, parseClaims } from './common.js';
 import { err, humanBytes, out, passphraseSource, printJson, Progress, warn } from './io.js';
 
@@ -45,11 +46,7 @@ export async function loadSigners(keys: string[] = [], gpgKeys: string[] = [], p
 }
 
 function readFileArg(file: string, what: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw usage(`cannot read ${what} ${file}: ${(e as Error).message}`);
-  }
+  return readKeyFile(file, `${what} ${file}`);
 }
 
 async function readRevokerKey(file: string) {
@@ -387,6 +384,7 @@ export function registerCoreCommands(program: Command): void {
               .join(' ') || '(none)'
           }`,
         );
+        if (m.signers) out(`  signers  ${m.signers.join(', ')} (named by the manifest: other signatures are ignored)`);
         out('  files');
         for (const f of m.files) out(`    ${f.sha256}  ${String(f.size).padStart(12)}  ${f.path}`);
         out('  signatures (not judged for trust)');

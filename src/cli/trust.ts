@@ -2,14 +2,13 @@
  * Trust store and keyring commands: trust list|pin|forget|accept,
  * key import|export|list|certify|add-uid|revoke, and add.
  */
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { BoxsigError, usage } from '../errors.js';
 import { TrustStore, type ImportResult } from '../trust/store.js';
 import { fingerprintOf, loadSecretKey, normalizeFingerprint, parseFingerprintArg, readKeyData, type KeyData } from '../keys/keys.js';
 import { writeCert } from '../keys/cert.js';
 import { certifyScope } from '../keys/certify.js';
-import { writeKeyFile } from '../keys/files.js';
+import { readKeyFile, writeKeyFile } from '../keys/files.js';
 import { addUserIdToKeyFile } from '../keys/generate.js';
 import { armorPublicKey, publicBytes } from '../keys/pgp.js';
 import { makeRevocationCertificate, reasonCode } from '../keys/revoke.js';
@@ -20,17 +19,14 @@ import { formatTime } from '../manifest/manifest.js';
 import { action, collect, jsonOption } from './common.js';
 import { err, out, passphraseSource, printJson, warn, Progress } from './io.js';
 import { httpRequest, readLimited, scrubUrl } from '../vagrant/http.js';
+import { KEY_FILE_LIMIT } from '../shared/files.js';
 
 async function readKeySource(src: string): Promise<Buffer> {
   if (/^https?:\/\//i.test(src)) {
     const r = await httpRequest(src, {});
-    return readLimited(r.body, 16 * 1024 * 1024, scrubUrl(src));
+    return readLimited(r.body, KEY_FILE_LIMIT, scrubUrl(src));
   }
-  try {
-    return fs.readFileSync(src === '-' ? 0 : src);
-  } catch (e) {
-    throw usage(`cannot read ${src}: ${(e as Error).message}`);
-  }
+  return readKeyFile(src === '-' ? 0 : src, src);
 }
 
 function parseSeconds(v: string): number {
@@ -40,11 +36,7 @@ function parseSeconds(v: string): number {
 }
 
 function readLocalFile(file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw usage(`cannot read ${file}: ${(e as Error).message}`);
-  }
+  return readKeyFile(file, file);
 }
 
 async function readOneKey(src: string) {

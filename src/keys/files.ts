@@ -18,7 +18,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BoxsigError, ioError } from '../errors.js';
+import { KEY_FILE_LIMIT, readCapped, TooLarge } from '../shared/files.js';
+import { BoxsigError, ioError, usage } from '../errors.js';
 
 export interface WriteOptions {
   /** secret material: mode 0600 (default: 0644) */
@@ -111,5 +112,19 @@ export function writeNewKeyFiles(files: Array<{ file: string; data: string | Uin
   } catch (e) {
     for (const d of done) fs.rmSync(d, { force: true });
     throw e;
+  }
+}
+
+/**
+ * Every read of a key file, revocation or certificate named on the command
+ * line: at most KEY_FILE_LIMIT bytes are read (a device such as /dev/zero or
+ * a FIFO never ends), larger is a usage error, as is a file that cannot be read.
+ */
+export function readKeyFile(file: string | 0, what: string): Buffer {
+  try {
+    return readCapped(file, KEY_FILE_LIMIT);
+  } catch (e) {
+    if (e instanceof TooLarge) throw usage(`${what} is larger than ${KEY_FILE_LIMIT / 1024 / 1024} MiB: not a key file`);
+    throw usage(`cannot read ${what}: ${(e as Error).message}`);
   }
 }

@@ -11,7 +11,7 @@
  * hostile `.boxsig/` costs a bounded amount of work before it is refused.
  */
 import { refuse } from '../errors.js';
-import { parseManifest } from '../manifest/manifest.js';
+import { namesSigner, parseManifest, type Manifest } from '../manifest/manifest.js';
 import { mergeCert, type Cert, type Sig } from './cert.js';
 import { CERTIFICATION_TYPES } from './packets.js';
 import { handleOf, openKey, setCarried } from './handle.js';
@@ -124,14 +124,26 @@ function unknownSigner(fpr: string, sig: DetachedSignature): CheckedSigner {
   };
 }
 
-function manifestCreated(manifest: Buffer | null): Date | null {
+/** A signature by a key the signed manifest does not name: ignored, so not worth a key or a verification. */
+function unnamedSigner(fpr: string, sig: DetachedSignature, named: string[]): CheckedSigner {
+  return {
+    ...unknownSigner(fpr, sig),
+    reason: `the signed manifest names its signers (${named.join(', ')}) and not ${fpr}: its signature is ignored`,
+  };
+}
+
+function readManifest(manifest: Buffer | null): Manifest | null {
   if (!manifest) return null;
   try {
-    const t = Date.parse(parseManifest(manifest).created);
-    return Number.isNaN(t) ? null : new Date(t);
+    return parseManifest(manifest);
   } catch {
     return null; // an unreadable manifest is refused by whoever reads it
   }
+}
+
+function manifestCreated(m: Manifest | null): Date | null {
+  const t = m ? Date.parse(m.created) : NaN;
+  return Number.isNaN(t) ? null : new Date(t);
 }
 
 /** Parse every signer's key and check every signature over the manifest bytes. */
@@ -146,10 +158,15 @@ export async function checkSigners(
   const boxCerts = await readBoxKeys(prefix);
   // 2. the keys, merged with the keyring, and the signatures
   const lookup = certLookup(store, async (f) => boxCerts.signers.get(f) ?? boxCerts.certifiers.get(f) ?? null);
-  const created = manifestCreated(prefix.manifest);
+  const manifest = readManifest(prefix.manifest);
+  const created = manifestCreated(manifest);
   const signers: CheckedSigner[] = [];
   const boxKeys = new Map<string, PublicKey>();
   for (const [fpr, sig] of [...sigs].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (manifest?.signers && !namesSigner(manifest, fpr)) {
+      signers.push(unnamedSigner(fpr, sig, manifest.signers));
+      continue;
+    }
     const cert = await lookup(fpr);
     if (!cert) {
       signers.push(unknownSigner(fpr, sig));

@@ -36,11 +36,19 @@ export interface Manifest {
   expires?: string;
   claims: Record<string, string>;
   files: ManifestFile[];
+  /**
+   * The primary fingerprints of the keys meant to sign this manifest (sorted,
+   * unique). Each signer's signature commits to the others: only a manifest
+   * that names its signers lets a co-signature prove a key rotation, and a
+   * signature by a key it does not name counts for nothing.
+   */
+  signers?: string[];
 }
 
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const CLAIM_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\/-]{0,63}$/;
 const SHA256_RE = /^[0-9a-f]{64}$/;
+const FPR_RE = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
 
 export const MAX_CLAIM_VALUE = 4096;
 
@@ -77,8 +85,20 @@ export function serializeManifest(m: Manifest): Buffer {
   return Buffer.from(canonicalJson({ ...m, files }), 'utf8');
 }
 
+/** Whether a key's signature belongs to the manifest: it names that key among its signers, or names no signers at all. */
+export function namesSigner(m: Pick<Manifest, 'signers'>, fingerprint: string): boolean {
+  return m.signers === undefined || m.signers.includes(fingerprint);
+}
+
 /** Build and validate a manifest from the signer's inputs (problems are usage errors). */
-export function buildManifest(input: { box: BoxIdentity; created: Date; expires?: Date; claims?: Record<string, string>; files: ManifestFile[] }): Manifest {
+export function buildManifest(input: {
+  box: BoxIdentity;
+  created: Date;
+  expires?: Date;
+  claims?: Record<string, string>;
+  files: ManifestFile[];
+  signers?: string[];
+}): Manifest {
   const { box } = input;
   const problems: string[] = [];
   const n = nameProblem(box.name);
@@ -106,11 +126,23 @@ export function buildManifest(input: { box: BoxIdentity; created: Date; expires?
   };
   if (box.architecture === undefined) delete m.box.architecture;
   if (input.expires) m.expires = formatTime(input.expires);
+  if (input.signers) m.signers = [...new Set(input.signers)].sort();
   return m;
 }
 
 function bad(msg: string): never {
   throw refuse('MALFORMED', `manifest: ${msg}`);
+}
+
+/** `signers`: 1 to 32 primary fingerprints, upper-case hex, sorted, each once. */
+function checkSignersField(v: unknown): void {
+  if (!Array.isArray(v) || v.length === 0 || v.length > LIMITS.maxSigners) bad(`"signers" must be a list of 1 to ${LIMITS.maxSigners} fingerprints`);
+  let prev = '';
+  for (const f of v as unknown[]) {
+    if (typeof f !== 'string' || !FPR_RE.test(f)) bad(`"signers" holds ${JSON.stringify(f).slice(0, 80)}, not an upper-case hex fingerprint`);
+    if (!(prev < f)) bad('"signers" is not sorted, or names a key twice');
+    prev = f;
+  }
 }
 
 /**
@@ -127,7 +159,7 @@ export function parseManifest(bytes: Uint8Array): Manifest {
     }
     bad(`unknown format ${JSON.stringify(v.format)}`);
   }
-  const allowed = new Set(['format', 'box', 'created', 'expires', 'claims', 'files']);
+  const allowed = new Set(['format', 'box', 'created', 'expires', 'claims', 'files', 'signers']);
   for (const k of Object.keys(v)) if (!allowed.has(k)) bad(`unknown field ${JSON.stringify(k)}`);
 
   const box = v.box;
@@ -186,6 +218,7 @@ export function parseManifest(bytes: Uint8Array): Manifest {
     if (norm === 'metadata.json') hasMetadata = true;
   }
   if (!hasMetadata) bad('the box has no metadata.json');
+  if (v.signers !== undefined) checkSignersField(v.signers);
   const m = v as unknown as Manifest;
   const canonical = serializeManifest(m);
   if (!Buffer.from(bytes).equals(canonical)) {

@@ -65,6 +65,13 @@ export interface ResolvedPolicy {
   sources: string[];
   /** What a project layer tried to weaken in the user's own configuration. */
   warnings: string[];
+  /**
+   * The policy of the user's own layers alone, when a project layer (boxsig.json,
+   * the Vagrantfile) took part: a signer trusted through a project's pin or
+   * organisation must also be trusted by the user's own pins, organisations or
+   * trust-on-first-use record (a project narrows, never widens).
+   */
+  own?: ResolvedPolicy;
 }
 
 const POLICY_FIELDS = ['pin', 'threshold', 'signatures', 'claims', 'expiry', 'revocation', 'rollback'] as const;
@@ -235,7 +242,11 @@ export function checkProjectFileOwner(file: string): void {
 export function resolvePolicy(layers: ConfigLayer[], name: string): ResolvedPolicy {
   const resolved = resolveFields(layers, name);
   resolved.sources = layers.map((l) => l.source);
-  if (layers.some((l) => !isOwn(l))) guardOwnPolicy(resolved, resolveFields(layers.filter(isOwn), name));
+  if (layers.some((l) => !isOwn(l))) {
+    const own = resolveFields(layers.filter(isOwn), name);
+    guardOwnPolicy(resolved, own);
+    Object.defineProperty(resolved, 'own', { value: own, enumerable: false });
+  }
   return resolved;
 }
 
@@ -356,7 +367,9 @@ function projectOrigins(p: ResolvedPolicy, own: ResolvedPolicy): string {
 
 /** Command-line flags override whatever the layers resolved, for this run only. */
 export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy {
-  const out = { ...p, origin: { ...p.origin } };
+  const out: ResolvedPolicy = { ...p, origin: { ...p.origin } };
+  // a pin given on the command line is the user's own decision for this run; otherwise the own policy still narrows
+  if (p.own && !(o.pin && o.pin.length)) Object.defineProperty(out, 'own', { value: p.own, enumerable: false });
   for (const f of POLICY_FIELDS) {
     const v = o[f];
     if (v === undefined || (f === 'pin' && (v as string[]).length === 0)) continue;

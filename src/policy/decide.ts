@@ -8,7 +8,7 @@
  */
 import type * as openpgp from 'openpgp';
 import { refuse } from '../errors.js';
-import type { Manifest } from '../manifest/manifest.js';
+import { namesSigner, type Manifest } from '../manifest/manifest.js';
 import type { SignatureCheck } from '../keys/verify.js';
 import { BOXSIG_UID_PREFIX, checkCertifications, nameFilter, scopeFilter } from '../keys/certify.js';
 import type { ResolvedPolicy } from './config.js';
@@ -81,6 +81,8 @@ interface Findings {
   notes: string[];
   /** Chains that failed only because the organisation key is revoked. */
   revokedChains: string[];
+  /** Signatures by keys the signed manifest does not name: ignored (why, for messages). */
+  ignored: string[];
   tofu: TofuAction | null;
   warnings: string[];
 }
@@ -94,10 +96,11 @@ const plural = (n: number, one: string, many: string) => (n === 1 ? one : many);
  * bad (checkSignaturesIntact).
  */
 export async function decideTrust(input: DecideInput): Promise<Decision> {
-  const found = newFindings(input.signers, input.policy);
+  const found = newFindings(input, input.policy);
   await trustThroughPath(input, found);
   const count = countTrusted([...found.trusted.values()]);
   if (count < input.policy.threshold) {
+    checkNamedSignatures(input, found);
     checkLostSignatures(input, found, count);
     checkThreshold(input, found, count);
     checkNoKeyLeft(input, found);
@@ -124,16 +127,27 @@ export function checkSignaturesIntact(signers: Signer[]): void {
   if (bad) throw refuse(bad.code!, `signature ${bad.fingerprint} is invalid: ${bad.reason}`, { fingerprint: bad.fingerprint });
 }
 
-function newFindings(signers: Signer[], policy: ResolvedPolicy): Findings {
+/**
+ * The signers the decision looks at: only those the signed manifest names,
+ * when it names its signers. A detached signature is separable and addable
+ * by anyone who has the box; a signature the manifest's own signers did not
+ * commit to counts for nothing, whatever its key (reported).
+ */
+function newFindings({ manifest, signers: all }: DecideInput, policy: ResolvedPolicy): Findings {
+  const signers = all.filter((s) => namesSigner(manifest, s.fingerprint));
+  const ignored = all
+    .filter((s) => !namesSigner(manifest, s.fingerprint))
+    .map((s) => `the signature by ${s.fingerprint} is ignored: it is not named by the signed manifest, whose signers are ${manifest.signers!.join(', ')}`);
   return {
     valid: signers.filter((s) => s.valid),
     unusable: signers.filter((s) => !s.valid),
     trusted: new Map(),
     wouldTrust: new Set(),
-    notes: [...policy.warnings],
+    notes: [...policy.warnings, ...ignored],
     revokedChains: [],
+    ignored,
     tofu: null,
-    warnings: signers.flatMap((s) => s.warnings),
+    warnings: [...signers.flatMap((s) => s.warnings), ...ignored],
   };
 }
 
@@ -148,9 +162,40 @@ function trust(found: Findings, s: Signer, via: TrustPath, explanation: string, 
  * where neither does.
  */
 async function trustThroughPath(input: DecideInput, found: Findings): Promise<void> {
+  await trustThroughOnePath(input, found);
+  await narrowToOwnPolicy(input, found);
+}
+
+async function trustThroughOnePath(input: DecideInput, found: Findings): Promise<void> {
   if (input.policy.pins.length) return trustPinned(input, found);
   if (input.policy.org) return trustOrganisationChains(input, found);
   return trustOnFirstUseOrRotation(input, found);
+}
+
+/**
+ * A project layer narrows, never widens: where a project's pin or
+ * organisation decided the path, a signer counts only if the user's own
+ * policy trusts it too — the user's pins, organisations, or the record of
+ * the name (trust on first use). A name the user has no word on (no own pin,
+ * organisation or record) takes the project's path as it is.
+ */
+async function narrowToOwnPolicy(input: DecideInput, found: Findings): Promise<void> {
+  const own = input.policy.own;
+  if (!own || underTofu(input.policy)) return;
+  if (!own.pins.length && !own.org && !input.record?.keys.length) return;
+  const mine = newFindings(input, own);
+  await trustThroughOnePath({ ...input, policy: own }, mine);
+  const source = input.policy.pins.length ? input.policy.origin.pin : input.policy.org?.source;
+  for (const fpr of [...found.trusted.keys()]) {
+    if (mine.trusted.has(fpr)) continue;
+    found.trusted.delete(fpr);
+    found.notes.push(
+      `${fpr} is trusted by ${source ?? 'a project file'} but not by your own configuration or record for ${input.manifest.box.name}: a project file narrows your trust, it never widens it`,
+    );
+  }
+  for (const f of [...found.wouldTrust]) if (!mine.wouldTrust.has(f)) found.wouldTrust.delete(f);
+  found.notes.push(...mine.notes.filter((n) => !found.notes.includes(n)));
+  if (underTofu(own)) found.tofu = mine.tofu;
 }
 
 function underTofu(policy: ResolvedPolicy): boolean {
@@ -221,8 +266,22 @@ async function trustOnFirstUseOrRotation(input: DecideInput, found: Findings): P
   const others = found.valid.filter((s) => !record.keys.includes(s.fingerprint));
   const newcomers = others.filter((s) => !trustReplaced(input, found, s));
   if (!newcomers.length) return;
-  if (byRecorded.length) return trustCoSigned(found, record.keys, byRecorded, newcomers);
+  if (byRecorded.length && input.manifest.signers) return trustCoSigned(found, record.keys, byRecorded, newcomers);
   await trustCertifiedByRecorded(input, found, record.keys, newcomers);
+  if (byRecorded.length) noteUnprovenCoSigners(input, found, newcomers);
+}
+
+/**
+ * A co-signature on a manifest that names no signers proves nothing about the
+ * new key: anyone can put a detached signature over the same bytes. Reported,
+ * because an older boxsig recorded it as a rotation.
+ */
+function noteUnprovenCoSigners({ manifest }: DecideInput, found: Findings, newcomers: Signer[]): void {
+  const unproven = newcomers.filter((s) => !found.trusted.has(s.fingerprint)).map((s) => s.fingerprint);
+  if (!unproven.length) return;
+  const note = `the co-signature by ${unproven.join(', ')} proves no key rotation for ${manifest.box.name}: the signed manifest does not name its signers, so a recorded key's signature does not vouch for ${plural(unproven.length, 'it', 'them')} (a publisher rotates by signing with the old and the new key at once, or by certifying the new key with the old one); ${plural(unproven.length, 'it counts', 'they count')} for nothing`;
+  found.notes.push(note);
+  found.warnings.push(note);
 }
 
 function trustFirstUse(input: DecideInput, found: Findings): void {
@@ -265,7 +324,11 @@ function replacedProblem(r: RetiredKey, s: Signer, version: string): string | nu
   return null;
 }
 
-/** Rotation by co-signature: a recorded key signed the same box. The new key adds nothing to the threshold. */
+/**
+ * Rotation by co-signature: a recorded key signed a manifest that names the
+ * new key among its signers (so the recorded key's owner meant it). The new
+ * key adds nothing to the threshold.
+ */
 function trustCoSigned(found: Findings, recorded: string[], byRecorded: Signer[], newcomers: Signer[]): void {
   const cosigners = byRecorded.map((r) => r.fingerprint).join(', ');
   for (const s of newcomers) trust(found, s, 'tofu-rotation', `co-signed with recorded key ${cosigners} (key rotation)`, []);
@@ -300,6 +363,14 @@ async function recordedCertifiers(input: DecideInput, found: Findings, s: Signer
   return certifiers;
 }
 
+/** Every signature is by a key the signed manifest does not name: none of its own signers signed it. */
+function checkNamedSignatures({ manifest }: DecideInput, found: Findings): void {
+  if (found.valid.length || found.unusable.length || !found.ignored.length) return;
+  throw refuse('UNTRUSTED_KEY', `box ${manifest.box.name} carries no signature by a signer its manifest names:\n  ${found.ignored.join('\n  ')}`, {
+    named: manifest.signers,
+  });
+}
+
 /** A signer the trust path would have counted, whose signature does not count (revoked, expired, key missing). */
 function checkLostSignatures({ policy }: DecideInput, found: Findings, count: number): void {
   const lost = found.unusable.find((s) => found.wouldTrust.has(s.fingerprint));
@@ -311,7 +382,7 @@ function checkLostSignatures({ policy }: DecideInput, found: Findings, count: nu
 /** Some signers are trusted, but they stand for fewer distinct keys trusted before this box than the threshold. */
 function checkThreshold({ policy, manifest }: DecideInput, found: Findings, count: number): void {
   if (found.trusted.size === 0) return;
-  const why = thresholdNotes([...found.trusted.values()]);
+  const why = [...thresholdNotes([...found.trusted.values()]), ...found.ignored];
   throw refuse(
     'THRESHOLD_NOT_MET',
     `box ${manifest.box.name} has ${count} distinct trusted ${plural(count, 'key', 'keys')}; the policy (${policy.origin.threshold ?? 'threshold'}) requires ${policy.threshold}${why.length ? `:\n  ${why.join('\n  ')}` : ''}`,
@@ -356,7 +427,8 @@ function checkKeyChanged(input: DecideInput, found: Findings): void {
   const { policy, record, manifest } = input;
   const replaced = new Set(record?.retired?.map((r) => r.key));
   const newFprs = found.valid.map((s) => s.fingerprint).filter((f) => !replaced.has(f));
-  if (!underTofu(policy) || !record?.keys.length || !newFprs.length) return;
+  const tofu = underTofu(policy) || (policy.own !== undefined && underTofu(policy.own));
+  if (!tofu || !record?.keys.length || !newFprs.length) return;
   const name = manifest.box.name;
   const accept = `boxsig trust accept ${name} ${newFprs[0]}`;
   throw refuse(

@@ -71,6 +71,18 @@ export function compareVersions(a: string, b: string): number {
   return compareSegments(canonicalSegments(x), canonicalSegments(y));
 }
 
+/** A version parsed once, to sort many (a catalog) without parsing each string at every comparison. */
+export type VersionKey = readonly Segment[];
+
+export function versionKey(v: string): VersionKey {
+  return canonicalSegments(normalise(v));
+}
+
+/** Gem::Version#<=> on parsed versions: the same order as compareVersions. */
+export function compareVersionKeys(x: VersionKey, y: VersionKey): number {
+  return compareSegments(x as Segment[], y as Segment[]);
+}
+
 /** Gem::Version#prerelease?: the version holds a letter (a "-" counts: it becomes ".pre."). */
 export function isPrerelease(v: string): boolean {
   return /[a-zA-Z]/.test(normalise(v));

@@ -209,7 +209,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   if (expect.name && expect.version && expect.provider) refuseInstalled(home, await placement.place(expect as BoxIdentity), opts.force);
   const staging = newStagingDir(stagingRoot(home));
   const boxRoot = path.join(staging, 'box');
-  const forget = onInterrupt(() => settle(staging));
+  const forget = onInterrupt(() => settle(staging, home));
 
   const { store, layers } = await defaultTrust(opts);
   const now = opts.now ?? new Date();
@@ -292,7 +292,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
         now,
         allowDowngrade: opts.allowDowngrade,
         install: async () => {
-          replaced = installBox(staging, loc, { force: opts.force ?? false, metadataUrl });
+          replaced = installBox(staging, home, loc, { force: opts.force ?? false, metadataUrl });
         },
       }),
     );
@@ -318,15 +318,15 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     };
   } finally {
     forget();
-    settleQuietly(staging);
+    settleQuietly(staging, home);
   }
 }
 
 /** Settle the staging directory; if even that fails, a later command's recovery step removes it. */
-function settleQuietly(staging: string): void {
+function settleQuietly(staging: string, home: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      settle(staging);
+      settle(staging, home);
       return;
     } catch {
       // once more, then leave it to the recovery step

@@ -12,7 +12,7 @@ import { BoxsigError, refuse, usage } from '../errors.js';
 import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
 import { LIMITS } from '../archive/limits.js';
 import { identityProblems, UNKNOWN_ARCHITECTURE } from '../manifest/names.js';
-import { compareVersions, parseConstraints, satisfies } from '../policy/version.js';
+import { compareVersionKeys, parseConstraints, satisfies, versionKey } from '../policy/version.js';
 
 export interface CatalogProvider {
   name: string;
@@ -139,6 +139,14 @@ function describeEntry(p: CatalogProvider): string {
   return `${p.name} (${p.architecture ?? 'no architecture'}${p.default_architecture ? ', default' : ''})`;
 }
 
+/** The catalog's versions, newest first; each version string is parsed once (a catalog may list many). */
+function newestFirst(versions: CatalogVersion[]): CatalogVersion[] {
+  return versions
+    .map((v) => ({ v, key: versionKey(v.version) }))
+    .sort((a, b) => -compareVersionKeys(a.key, b.key))
+    .map((x) => x.v);
+}
+
 /** What the matching versions offer, for a refusal: at most 10 versions. */
 function offered(versions: CatalogVersion[]): string {
   const shown = versions.slice(0, 10).map((v) => `${v.version}: ${v.providers.map(describeEntry).join(', ') || 'nothing'}`);
@@ -180,7 +188,7 @@ export function chooseFromCatalog(
   const want: ArchitectureWanted = opts.architecture !== undefined ? { auto: false, architecture: opts.architecture } : { auto: true, host: opts.host };
   const constraint = JSON.stringify(opts.constraint ?? '>= 0');
   const constraints = parseConstraints(opts.constraint ?? '>= 0');
-  const sorted = [...catalog.versions].sort((a, b) => -compareVersions(a.version, b.version));
+  const sorted = newestFirst(catalog.versions);
   const matching = sorted.filter((v) => satisfies(v.version, constraints));
   const names = (v: CatalogVersion) => [...new Set(v.providers.map((p) => p.name))].filter((n) => !opts.provider || n === opts.provider);
   const usable = (v: CatalogVersion) => names(v).filter((n) => providerEntry(v, n, want) !== undefined);
@@ -198,7 +206,12 @@ export function chooseFromCatalog(
       );
     }
     if (matching.length && opts.provider) throw usage(`${catalog.name}: no version matching ${constraint} has provider ${opts.provider}`);
-    throw usage(`${catalog.name}: no version matches ${constraint} (available: ${sorted.map((v) => v.version).join(', ') || 'none'})`);
+    const available =
+      sorted
+        .slice(0, 10)
+        .map((v) => v.version)
+        .join(', ') + (sorted.length > 10 ? ` and ${sorted.length - 10} older` : '');
+    throw usage(`${catalog.name}: no version matches ${constraint} (available: ${available || 'none'})`);
   }
   const candidates = usable(chosen);
   if (candidates.length > 1) {

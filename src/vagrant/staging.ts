@@ -28,33 +28,58 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, ioError } from '../errors.js';
 import { processAlive, removeTree } from '../interrupt.js';
-import { boxesDir, checkLocation, describeBox, type BoxLocation } from './home.js';
+import { makeDirs } from '../shared/files.js';
+import { boxesDir, boxLocation, checkLocation, checkNoLinks, describeBox, type BoxLocation, type BoxPlace } from './home.js';
 
 const STAGING_RE = /^boxsig-add-(\d+)-[0-9a-f]+$/;
 const JOURNAL = 'journal.json';
 
+/**
+ * The journal names the box, never a path: recovery derives every path from
+ * the identity through boxLocation (the one choke point), so a journal
+ * planted or altered in a shared Vagrant home cannot point anywhere else
+ * than the box directory and its name directory's metadata_url.
+ */
 interface Journal {
-  format: 1;
-  /** the box directory under boxes/ */
-  target: string;
+  format: 2;
+  /** the box being installed */
+  box: BoxPlace;
   /** an installed box was moved to parked/ */
   replace: boolean;
-  /** metadata_url renamed into an existing name directory */
-  metadataUrl: { file: string; value: string; previous: string | null } | null;
+  /** metadata_url renamed into an existing name directory: the text written and the one it replaced */
+  metadataUrl: { value: string; previous: string | null } | null;
+}
+
+/** A journal with the paths it stands for, derived from its box identity. */
+interface Transaction {
+  journal: Journal;
+  loc: BoxLocation;
+  metadataUrlFile: string;
 }
 
 /** Where boxsig stages an add: Vagrant's tmp directory when it is on the same file system as boxes/. */
 export function stagingRoot(home: string): string {
   const tmp = path.join(home, 'tmp');
-  fs.mkdirSync(tmp, { recursive: true });
-  fs.mkdirSync(boxesDir(home), { recursive: true });
+  homeDirs(home, tmp);
+  homeDirs(home, boxesDir(home));
   if (fs.statSync(tmp).dev !== fs.statSync(boxesDir(home)).dev) {
     // a tmp on another file system cannot be renamed into boxes/: stage beside boxes/
     const alt = path.join(home, '.boxsig-staging');
-    fs.mkdirSync(alt, { recursive: true });
+    homeDirs(home, alt);
     return alt;
   }
   return tmp;
+}
+
+/** A directory of the Vagrant home, made level by level: a home that is not a plain directory tree (/proc, a file) is a configuration error. */
+function homeDirs(home: string, dir: string): void {
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw new BoxsigError('CONFIG', `the Vagrant home ${home} is not a plain directory tree: cannot make ${dir} (${(e as Error).message})`, {
+      home,
+    });
+  }
 }
 
 /** Both places a staging directory can be, whether or not they exist. */
@@ -62,6 +87,7 @@ function stagingRoots(home: string): string[] {
   return [path.join(home, 'tmp'), path.join(home, '.boxsig-staging')];
 }
 
+/** The staging directory is this user's alone (0700) while the box is checked (one mkdir: nothing to clean up before it returns). */
 export function newStagingDir(root: string): string {
   const dir = path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
   fs.mkdirSync(path.join(dir, 'box'), { recursive: true, mode: 0o700 });
@@ -108,14 +134,38 @@ function writeSynced(file: string, data: string): void {
   }
 }
 
-function readJournal(staging: string): Journal | null {
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** The journal's shape, checked field by field (it is read back from disk: untrusted). */
+function journalShape(v: unknown): Journal | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const j = v as Record<string, unknown>;
+  const b = j.box as Record<string, unknown> | null;
+  if (j.format !== 2 || typeof j.replace !== 'boolean' || b === null || typeof b !== 'object') return null;
+  if (!isString(b.name) || !isString(b.version) || !isString(b.provider) || (b.architecture !== undefined && !isString(b.architecture))) return null;
+  const m = j.metadataUrl as Record<string, unknown> | null;
+  if (m !== null && (typeof m !== 'object' || !isString(m.value) || (m.previous !== null && !isString(m.previous)))) return null;
+  const box: BoxPlace = { name: b.name, version: b.version, provider: b.provider, ...(isString(b.architecture) ? { architecture: b.architecture } : {}) };
+  return { format: 2, box, replace: j.replace, metadataUrl: m === null ? null : { value: m.value as string, previous: m.previous as string | null } };
+}
+
+/** The journal of a staging directory and its paths, or null when there is none or it names no valid box. */
+function readTransaction(staging: string, home: string): Transaction | null {
   const text = readText(path.join(staging, JOURNAL));
   if (text === null) return null;
+  let journal: Journal | null;
   try {
-    const j = JSON.parse(text) as Journal;
-    return j && j.format === 1 && typeof j.target === 'string' ? j : null;
+    journal = journalShape(JSON.parse(text));
   } catch {
     return null; // a journal that was never renamed into place is never read: this one is whole or absent
+  }
+  if (!journal) return null;
+  try {
+    const loc = boxLocation(home, journal.box);
+    checkNoLinks(loc);
+    return { journal, loc, metadataUrlFile: path.join(loc.nameDir, 'metadata_url') };
+  } catch {
+    return null; // names no box boxsig could have installed: nothing to undo
   }
 }
 
@@ -129,21 +179,41 @@ function ignoreMissing(fn: () => void): void {
 }
 
 /** Put back what an unfinished transaction changed: the parked box, the previous metadata_url. */
-function undo(staging: string, j: Journal): void {
+function undo(staging: string, t: Transaction): void {
   const parked = path.join(staging, 'parked');
-  if (j.replace && exists(parked) && !exists(j.target)) {
-    fs.mkdirSync(path.dirname(j.target), { recursive: true });
-    ignoreMissing(() => fs.renameSync(parked, j.target));
+  const target = t.loc.directory;
+  if (t.journal.replace && isPlainDirectory(parked) && !exists(target)) {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    ignoreMissing(() => fs.renameSync(parked, target));
   }
-  const m = j.metadataUrl;
-  if (m && readText(m.file) === m.value) {
-    if (m.previous === null) ignoreMissing(() => fs.rmSync(m.file));
+  const m = t.journal.metadataUrl;
+  const file = t.metadataUrlFile;
+  if (m && readText(file) === m.value) {
+    if (m.previous === null) ignoreMissing(() => fs.rmSync(file));
     else {
       const back = path.join(staging, 'metadata_url.previous');
       fs.rmSync(back, { force: true });
       writeSynced(back, m.previous);
-      ignoreMissing(() => fs.renameSync(back, m.file));
+      ignoreMissing(() => fs.renameSync(back, file));
     }
+  }
+}
+
+function isPlainDirectory(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** A staging directory recovery may act on: a real directory (not a link) that this user owns. */
+function ownStagingDir(p: string): boolean {
+  try {
+    const st = fs.lstatSync(p);
+    return st.isDirectory() && (typeof process.getuid !== 'function' || st.uid === process.getuid());
+  } catch {
+    return false;
   }
 }
 
@@ -151,13 +221,13 @@ function undo(staging: string, j: Journal): void {
  * Complete or roll back the transaction of a staging directory, then delete
  * the directory. Returns what it did.
  */
-export function settle(staging: string): 'none' | 'completed' | 'rolled back' {
-  const j = readJournal(staging);
+export function settle(staging: string, home: string): 'none' | 'completed' | 'rolled back' {
+  const t = readTransaction(staging, home);
   let outcome: 'none' | 'completed' | 'rolled back' = 'none';
-  if (j) {
-    const finished = exists(j.target) && (!j.replace || exists(path.join(staging, 'parked')));
+  if (t) {
+    const finished = exists(t.loc.directory) && (!t.journal.replace || exists(path.join(staging, 'parked')));
     outcome = finished ? 'completed' : 'rolled back';
-    if (!finished) undo(staging, j);
+    if (!finished) undo(staging, t);
   }
   removeTree(staging);
   return outcome;
@@ -185,7 +255,8 @@ export function recoverVagrantHome(home: string): RecoveryAction[] {
       const m = STAGING_RE.exec(n);
       if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
       const staging = path.join(root, n);
-      done.push({ staging, outcome: settle(staging) });
+      if (!ownStagingDir(staging)) continue; // another user's, or a link: never acted on
+      done.push({ staging, outcome: settle(staging, home) });
     }
   }
   return done;
@@ -199,7 +270,7 @@ export function recoverVagrantHome(home: string): RecoveryAction[] {
  * Any failure rolls back before it is thrown. Returns whether a box was
  * replaced.
  */
-export function installBox(staging: string, loc: BoxLocation, opts: { force: boolean; metadataUrl: string | null }): boolean {
+export function installBox(staging: string, home: string, loc: BoxLocation, opts: { force: boolean; metadataUrl: string | null }): boolean {
   checkLocation(loc);
   const replace = exists(loc.directory);
   if (replace && !opts.force) {
@@ -213,28 +284,37 @@ export function installBox(staging: string, loc: BoxLocation, opts: { force: boo
   const tree = loc.levels.map((l) => path.join(staging, 'tree', path.relative(loc.root, l)));
   const tName = tree[0];
   fs.mkdirSync(path.dirname(tree[tree.length - 1]), { recursive: true });
+  // the provider directory gets the mode Vagrant's own add gives it (0777 less the umask, as the levels just made), not staging's 0700
+  fs.chmodSync(path.join(staging, 'box'), fs.statSync(path.dirname(tree[tree.length - 1])).mode & 0o777);
   fs.renameSync(path.join(staging, 'box'), tree[tree.length - 1]);
   let metadataUrl: Journal['metadataUrl'] = null;
+  const metadataUrlFile = path.join(loc.nameDir, 'metadata_url');
   if (opts.metadataUrl !== null) {
     if (level === 0) writeSynced(path.join(tName, 'metadata_url'), opts.metadataUrl);
     else {
-      const file = path.join(loc.nameDir, 'metadata_url');
-      metadataUrl = { file, value: opts.metadataUrl, previous: readText(file) };
+      metadataUrl = { value: opts.metadataUrl, previous: readText(metadataUrlFile) };
       writeSynced(path.join(staging, 'metadata_url'), opts.metadataUrl);
     }
   }
-  const journal: Journal = { format: 1, target: loc.directory, replace, metadataUrl };
+  const box: BoxPlace = {
+    name: loc.name,
+    version: loc.version,
+    provider: loc.provider,
+    ...(loc.architecture !== undefined ? { architecture: loc.architecture } : {}),
+  };
+  const journal: Journal = { format: 2, box, replace, metadataUrl };
+  const transaction: Transaction = { journal, loc: boxLocation(home, box), metadataUrlFile };
   writeSynced(path.join(staging, `${JOURNAL}.new`), JSON.stringify(journal));
   fs.renameSync(path.join(staging, `${JOURNAL}.new`), path.join(staging, JOURNAL));
   fsyncPath(staging);
   try {
-    if (metadataUrl) fs.renameSync(path.join(staging, 'metadata_url'), metadataUrl.file);
+    if (metadataUrl) fs.renameSync(path.join(staging, 'metadata_url'), metadataUrlFile);
     if (replace) fs.renameSync(loc.directory, path.join(staging, 'parked'));
     const [from, to] = [tree[level], loc.levels[level]];
     fs.renameSync(from, to);
     fsyncPath(path.dirname(to));
   } catch (e) {
-    undo(staging, journal);
+    undo(staging, transaction);
     fs.rmSync(path.join(staging, JOURNAL), { force: true });
     throw ioError(`cannot move the box into ${loc.directory}`, e);
   }

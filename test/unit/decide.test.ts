@@ -50,6 +50,8 @@ interface Row {
   trusted?: Record<string, string>;
   tofu?: { kind: string; added: string[] } | null;
   warning?: RegExp;
+  /** the signers the signed manifest names (absent: it names none) */
+  named?: string[];
 }
 
 function input(row: Row): DecideInput {
@@ -62,6 +64,7 @@ function input(row: Row): DecideInput {
       ...(row.expires ? { expires: row.expires } : {}),
       claims: row.claims ?? {},
       files: [],
+      ...(row.named ? { signers: row.named } : {}),
     },
     signers: row.signers,
     policy,
@@ -107,12 +110,39 @@ const rows: Row[] = [
   { name: 'a recorded key is trusted', signers: [signer(A)], record: record([A]), trusted: { [A]: 'tofu-recorded' }, tofu: null },
   { name: 'a new key with no proof is a key change', signers: [signer(B)], record: record([A]), refused: 'KEY_CHANGED' },
   {
-    name: 'a new key co-signed by a recorded key is a rotation',
+    name: 'a new key co-signed by a recorded key, on a manifest naming both, is a rotation',
     signers: [signer(A), signer(B)],
+    named: [A, B],
     record: record([A]),
     trusted: { [A]: 'tofu-recorded', [B]: 'tofu-rotation' },
     tofu: { kind: 'rotation', added: [B] },
   },
+  {
+    name: 'a co-signature on a manifest that names no signers proves no rotation',
+    signers: [signer(A), signer(B)],
+    record: record([A]),
+    trusted: { [A]: 'tofu-recorded' },
+    tofu: null,
+    warning: /co-signature by B{40} proves no key rotation/,
+  },
+  {
+    name: 'a signature the manifest does not name is ignored: no rotation',
+    signers: [signer(A), signer(B), signer(C)],
+    named: [A, B],
+    record: record([A]),
+    trusted: { [A]: 'tofu-recorded', [B]: 'tofu-rotation' },
+    tofu: { kind: 'rotation', added: [B] },
+    warning: /signature by C{40} is ignored: it is not named by the signed manifest/,
+  },
+  {
+    name: 'a signature the manifest does not name is ignored: not recorded on first use',
+    signers: [signer(A), signer(C)],
+    named: [A],
+    trusted: { [A]: 'tofu-first-use' },
+    tofu: { kind: 'first-use', added: [A] },
+  },
+  { name: 'a signature the manifest does not name is ignored: not even a pinned one', signers: [signer(C)], named: [A], policy: { pins: [C] }, refused: 'UNTRUSTED_KEY' },
+  { name: 'a signature the manifest does not name is ignored: only it signed', signers: [signer(C)], named: [A], record: record([A]), refused: 'UNTRUSTED_KEY' },
   { name: 'a revoked recorded key is reported as revoked', signers: [revoked(A)], record: record([A]), refused: 'KEY_REVOKED' },
   {
     name: 'the only signature does not count: its own code',
@@ -136,6 +166,7 @@ const rows: Row[] = [
   {
     name: 'threshold 2: a recorded key and a co-signing newcomer count once',
     signers: [signer(A), signer(B)],
+    named: [A, B],
     policy: { threshold: 2 },
     record: record([A]),
     refused: 'THRESHOLD_NOT_MET',
@@ -143,6 +174,7 @@ const rows: Row[] = [
   {
     name: 'threshold 2: two recorded keys rotate in a third',
     signers: [signer(A), signer(B), signer(C)],
+    named: [A, B, C],
     policy: { threshold: 2 },
     record: record([A, B]),
     trusted: { [A]: 'tofu-recorded', [B]: 'tofu-recorded', [C]: 'tofu-rotation' },

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { compareVersions, isGemVersion, isPrerelease, parseConstraints, satisfies } from '../../src/policy/version.js';
+import { compareVersionKeys, compareVersions, isGemVersion, isPrerelease, parseConstraints, satisfies, versionKey } from '../../src/policy/version.js';
 import { requireTool } from '../helpers.js';
 
 const VERSIONS = [
@@ -189,4 +189,13 @@ t.test('the cases of issue 11, spelled out', async (t) => {
   t.ok(compareVersions('1.0-rc1', '1.0.0.a') > 0, '1.0-rc1 (1.0.pre.rc1) above 1.0.0.a');
   t.equal(compareVersions('01.002', '1.2'), 0, 'leading zeros do not count');
   t.equal(compareVersions('1.0.0', '1'), 0, 'trailing zeros do not count');
+});
+
+t.test('parsed once: versionKey order is compareVersions order, for every pair of the table', async (t) => {
+  // a catalog is sorted by parsed keys (each string parsed once, not at every comparison:
+  // a 16 MiB catalog of 125,000 long versions took half a minute of CPU before)
+  let disagree = 0;
+  for (const a of VERSIONS)
+    for (const b of VERSIONS) if (Math.sign(compareVersionKeys(versionKey(a), versionKey(b))) !== Math.sign(compareVersions(a, b))) disagree++;
+  t.equal(disagree, 0);
 });
