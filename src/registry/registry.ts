@@ -33,7 +33,18 @@ import {
   type VersionRow,
 } from './rows.js';
 import { boxJson, boxSummary, providerJson, versionJson, type Links } from './views.js';
-import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
+import {
+  findSession,
+  forRegistry,
+  immutable,
+  recordPublication,
+  receiveUpload,
+  signerSummary,
+  type AfterValidation,
+  type SignerSummary,
+  type UploadOutcome,
+} from './upload.js';
+import { judgeAtPublication } from './publication.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 
 export interface Log {
@@ -385,13 +396,16 @@ export class Registry {
       const ready = providers.filter((x) => x.blob_sha256);
       if (!ready.length) throw usage(`${label} has no uploaded box yet: upload one before releasing`);
       const now = new Date();
+      // judged again now: a revocation, a policy change or an expiry since the upload refuses the release
+      const signers = new Map<string, SignerSummary[]>();
+      for (const x of ready) signers.set(x.id, signerSummary((await this.judgeProvider(q, c, x, now)).verdict));
       await q.run(`UPDATE versions SET status = 'active', released_at = $2, updated_at = $2 WHERE id = $1`, [c.version.id, nowText(now)]);
       for (const x of ready) {
         await recordPublication(
           q,
           { provider_id: x.id, org: c.org.name, box: c.box.name, version: c.version.version, provider: x.name, architecture: x.architecture },
           { sha256: x.blob_sha256!, size: x.size ?? 0, manifestSha256: x.manifest_sha256 },
-          x.signers ? JSON.parse(x.signers) : [],
+          signers.get(x.id)!,
           now,
         );
       }
@@ -399,6 +413,14 @@ export class Registry {
       await this.db.announce(q, c.box.id);
       return versionJson(links, c.org, c.box, { ...c.version, status: 'active', released_at: nowText(now), updated_at: nowText(now) }, providers);
     });
+  }
+
+  /** A provider's stored box judged against the org's trust as it is in this transaction (publication.ts). */
+  private async judgeProvider(q: Sql, c: VersionCtx, x: ProviderRow, now: Date) {
+    const blob = await q.one<{ object_key: string }>('SELECT object_key FROM blobs WHERE sha256 = $1', [x.blob_sha256]);
+    if (!blob) throw new BoxsigError('INTERNAL', 'internal error: an uploaded provider has no blob');
+    const p = { org: c.org, box: c.box, version: c.version.version, provider: x.name, architecture: x.architecture, objectKey: blob.object_key };
+    return judgeAtPublication(q, this.blobs, p, now, (e) => forRegistry(e, c.org.name));
   }
 
   async revokeVersion(p: Principal | null, path: VersionPath): Promise<never> {
