@@ -19,10 +19,25 @@ export function shown(v: unknown): string {
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
+/**
+ * One spelling per name: the registry finds orgs and boxes whatever the case
+ * of a path, while policies, certified scopes and Vagrant match names as
+ * written; so a name is its own case-folded form (lower case), and
+ * `acme/Ubuntu` cannot be another box than `acme/ubuntu` for the policy.
+ */
+function checkLowerCase(what: string, name: string): void {
+  if (name !== fold(name)) {
+    throw usage(
+      `${what} ${shown(name)} has upper-case letters: names are lower case at this registry (it finds a box whatever the case of a path, and its policy matches names as written); use ${shown(fold(name))}`,
+    );
+  }
+}
+
 export function orgName(v: unknown): string {
   if (typeof v !== 'string' || v.length > 100 || !PART_RE.test(v)) {
     throw usage(`organization name ${shown(v)} must be letters, digits, ".", "_", "+" or "-" (at most 100)`);
   }
+  checkLowerCase('organization name', v);
   return v;
 }
 
@@ -31,7 +46,13 @@ export function boxName(org: string, v: unknown): string {
   if (typeof v !== 'string' || !PART_RE.test(v)) throw usage(`box name ${shown(v)} must be letters, digits, ".", "_", "+" or "-"`);
   const p = nameProblem(`${org}/${v}`);
   if (p) throw usage(`box name ${shown(`${org}/${v}`)} ${p}`);
+  checkLowerCase('box name', `${org}/${v}`);
   return v;
+}
+
+/** A policy glob with upper-case letters matches no name of this registry: refused rather than silently inert. */
+export function lowerCaseGlobProblem(glob: string): string | null {
+  return glob === fold(glob) ? null : `${shown(glob)} has upper-case letters, and names are lower case at this registry: write ${shown(fold(glob))}`;
 }
 
 export function versionName(v: unknown): string {

@@ -14,6 +14,7 @@ import { decideTrust, type Decision } from '../policy/decide.js';
 import { keyLookups, type TrustView, type Verdict } from '../box/judge.js';
 import type { TrustRecord, TrustState } from '../trust/store.js';
 import { nowText, type Sql } from './db/engine.js';
+import { lowerCaseGlobProblem } from './names.js';
 
 export const MAX_POLICY_BYTES = 1024 * 1024;
 
@@ -25,7 +26,12 @@ export function parsePolicy(bytes: Uint8Array | string, source: string): ConfigD
   } catch (e) {
     throw new BoxsigError('CONFIG', `${source}: ${(e as Error).message}`);
   }
-  return validateConfig(raw, source);
+  const doc = validateConfig(raw, source);
+  for (const glob of [...doc.boxes.keys(), ...doc.orgs.keys()]) {
+    const problem = lowerCaseGlobProblem(glob);
+    if (problem) throw new BoxsigError('CONFIG', `${source}: ${problem}`);
+  }
+  return doc;
 }
 
 export function policySource(org: string): string {
