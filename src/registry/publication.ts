@@ -83,3 +83,30 @@ export async function judgeAtPublication(
     throw new BoxsigError(err.code, `${what} cannot be published now: ${err.message}`, err.details, err.hint);
   }
 }
+
+/**
+ * A revoked token publishes nothing: a box it uploaded, not yet published,
+ * is refused when it would be (the upload's own commit checks its token in
+ * the same transaction: `tokenStillValid`).
+ */
+export async function checkUploaderNotRevoked(q: Sql, providerId: string, label: string): Promise<void> {
+  const row = await q.one<{ revoked_at: string | null }>(
+    `SELECT t.revoked_at FROM uploads u JOIN tokens t ON t.id = u.token_id
+      WHERE u.provider_id = $1 AND u.state = 'published' ORDER BY u.updated_at DESC LIMIT 1`,
+    [providerId],
+  );
+  if (row?.revoked_at) {
+    throw new BoxsigError('DENIED', `${label} was uploaded with a token that has since been revoked: upload it again with a valid token, or delete it`, {
+      status: 403,
+    });
+  }
+}
+
+/** At the commit of an upload: the token that asked for the upload URL is still valid (not revoked, not expired). */
+export async function tokenStillValid(q: Sql, tokenId: string, now: string): Promise<void> {
+  const row = await q.one<{ revoked_at: string | null; expires_at: string | null }>('SELECT revoked_at, expires_at FROM tokens WHERE id = $1', [tokenId]);
+  if (!row || row.revoked_at || (row.expires_at && row.expires_at <= now)) {
+    const why = !row || row.revoked_at ? 'was revoked' : 'expired';
+    throw new BoxsigError('DENIED', `the token that asked for this upload URL ${why} during the upload: nothing was published`, { status: 403 });
+  }
+}

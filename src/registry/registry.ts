@@ -44,7 +44,7 @@ import {
   type SignerSummary,
   type UploadOutcome,
 } from './upload.js';
-import { judgeAtPublication } from './publication.js';
+import { checkUploaderNotRevoked, judgeAtPublication } from './publication.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 
 export interface Log {
@@ -420,6 +420,7 @@ export class Registry {
     const blob = await q.one<{ object_key: string }>('SELECT object_key FROM blobs WHERE sha256 = $1', [x.blob_sha256]);
     if (!blob) throw new BoxsigError('INTERNAL', 'internal error: an uploaded provider has no blob');
     const p = { org: c.org, box: c.box, version: c.version.version, provider: x.name, architecture: x.architecture, objectKey: blob.object_key };
+    await checkUploaderNotRevoked(q, x.id, `${c.org.name}/${c.box.name} ${c.version.version} ${x.name}${x.architecture === 'unknown' ? '' : ` (${x.architecture})`}`);
     return judgeAtPublication(q, this.blobs, p, now, (e) => forRegistry(e, c.org.name));
   }
 

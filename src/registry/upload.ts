@@ -36,7 +36,7 @@ import { nowText, type Sql } from './db/engine.js';
 import { newObjectKey, type BlobWriter } from './blobs/store.js';
 import { audit } from './rows.js';
 import { commitSigners, orgTrustView, policyLayers } from './trust.js';
-import { judgeAtPublication } from './publication.js';
+import { judgeAtPublication, tokenStillValid } from './publication.js';
 import type { Registry } from './registry.js';
 import { UNKNOWN_ARCHITECTURE, type Role } from './names.js';
 import type { Principal } from './auth.js';
@@ -300,6 +300,7 @@ async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promi
     }
     if (cur.status === 'deleted') throw new BoxsigError('NOT_FOUND', `${fullName(t)} ${t.version} was deleted during the upload`);
     if (cur.status === 'active' && cur.blob_sha256) throw immutable(t);
+    await tokenStillValid(q, t.token_id, nowText(now));
     // publishing now (the version is released): judged again against the org's trust as it is now
     if (cur.status === 'active') ({ upload: u, view } = await judgedNow(reg, q, u, now));
     const decision = u.verdict ? await commitSigners(q, view, u.verdict, t.box_id, now) : null;

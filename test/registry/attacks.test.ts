@@ -122,3 +122,65 @@ t.test('a provider added to a released version is judged when it is published, n
   const providers = (await catalog(url, 'acme/ubuntu')).versions[0].providers.map((p: any) => p.name);
   t.same(providers, ['virtualbox'], 'the libvirt box is not published');
 });
+
+t.test('one spelling per name: upper-case org and box names, and policy globs that could never match, are refused', async (t) => {
+  const { lab, url } = await setup(t);
+  const ci = key(lab, 'CI <ci@acme.example>');
+  const evil = key(lab, 'Evil <evil@x.example>');
+  createOrg(lab, 'acme', { boxes: { 'acme/ubuntu': { pin: [ci.fingerprint] }, 'acme/prod-*': { claims: { builder: 'ci-prod' } } } });
+  const pub = token(lab, 'acme', 'publish');
+  for (const name of ['Ubuntu', 'PROD-web', 'prod-Web']) {
+    const r = await api(url, pub, 'POST', '/boxes', { box: { username: 'acme', name } });
+    t.equal(r.status, 400, `box ${name}: refused`);
+    t.match(r.json.errors?.[0], /^USAGE: box name "acme\/\S+" has upper-case letters: names are lower case at this registry/);
+  }
+  const p = await publish(lab, url, pub, box(lab, [evil], 'acme/PROD-web', '1.0.0'), ['--release']);
+  t.not(p.code, 0, 'boxsig publish of acme/PROD-web fails');
+  t.equal((await fetch(`${url}/acme/prod-web`)).status, 404, 'nothing is served at /acme/prod-web');
+  const wrongCase = await publish(lab, url, pub, box(lab, [ci], 'acme/Ubuntu', '1.0.0'));
+  t.not(wrongCase.code, 0, 'a box signed as acme/Ubuntu is refused');
+  const r = boxsig(['registry', 'org', 'create', 'Acme2', ...lab.inst.flags, '--json'], { env: lab.env });
+  t.equal(r.json?.code, 'USAGE', 'an upper-case org name is refused');
+  const file = path.join(lab.dir, 'upper-policy.json');
+  fs.writeFileSync(file, JSON.stringify({ boxes: { 'acme/Ubuntu': { pin: [ci.fingerprint] } } }));
+  const pol = boxsig(['registry', 'org', 'policy', 'acme', '--policy', file, ...lab.inst.flags, '--json'], { env: lab.env });
+  t.equal(pol.json?.code, 'CONFIG', 'a policy glob with upper-case letters is refused');
+  t.match(pol.json?.message, /"acme\/Ubuntu" has upper-case letters/);
+  const good = await publish(lab, url, pub, box(lab, [ci], 'acme/ubuntu', '1.0.0'), ['--release']);
+  t.equal(good.code, 0, 'the lower-case name works', { out: good.stdout });
+  t.same(await versionsIn(url, 'ACME/Ubuntu'), ['1.0.0'], 'any spelling in a path finds the one box');
+});
+
+t.test('a revoked token publishes nothing: not an upload it started, not a box it uploaded before a release', async (t) => {
+  const { lab, url } = await setup(t);
+  createOrg(lab, 'acme');
+  const ci = key(lab, 'CI <ci@acme.example>');
+  const owner = token(lab, 'acme', 'publish', 'owner');
+  const thief = mustAdmin(lab, ['token', 'create', '--org', 'acme', '--role', 'publish', '--member', 'thief']);
+  const revoke = () => mustAdmin(lab, ['token', 'revoke', thief.id]);
+  t.equal((await publish(lab, url, owner, box(lab, [ci], 'acme/ubuntu', '1.0.0'), ['--release'])).code, 0);
+
+  // mid-upload: a new provider of the released version
+  const big = box(lab, [ci], 'acme/ubuntu', '1.0.0', { provider: 'libvirt', files: { 'disk.img': pseudoRandom(6 * 1024 * 1024, 8) } });
+  t.equal((await api(url, thief.token, 'POST', '/box/acme/ubuntu/version/1.0.0/providers', { provider: { name: 'libvirt' } })).status, 200);
+  const up = await api(url, thief.token, 'GET', '/box/acme/ubuntu/version/1.0.0/provider/libvirt/upload');
+  const put = slowPut(up.json.upload_path, big, 2 * 1024 * 1024);
+  await until(async () => (await lab.inst.query(`SELECT 1 FROM uploads WHERE state = 'receiving'`)).length > 0 && put.sent() >= 2 * 1024 * 1024);
+  const before = await lab.inst.objects();
+  revoke();
+  put.release();
+  const res = (await put.response) as { status: number; json: any };
+  t.equal(res.status, 403, 'the upload is refused at its commit', { res });
+  t.match(res.json.errors?.[0], /^DENIED: the token that asked for this upload URL was revoked/);
+  t.same(((await catalog(url, 'acme/ubuntu')).versions[0].providers as any[]).map((p) => p.name), ['virtualbox'], 'nothing new in the catalog');
+  t.ok((await lab.inst.objects()).length < before.length, 'its object is discarded');
+
+  // uploaded before the revocation, released after it by another token
+  const thief2 = mustAdmin(lab, ['token', 'create', '--org', 'acme', '--role', 'publish', '--member', 'thief2']);
+  t.equal((await publish(lab, url, thief2.token, box(lab, [ci], 'acme/ubuntu', '2.0.0'))).code, 0, 'uploaded, not released');
+  mustAdmin(lab, ['token', 'revoke', thief2.id]);
+  const rel = await release(url, owner, 'acme/ubuntu', '2.0.0');
+  t.equal(rel.status, 403, 'the release is refused', { rel });
+  t.match(rel.json.errors?.[0], /^DENIED: acme\/ubuntu 2\.0\.0 virtualbox was uploaded with a token that has since been revoked/);
+  t.same(await versionsIn(url, 'acme/ubuntu'), ['1.0.0']);
+});
