@@ -42,8 +42,14 @@ export function statusOf(e: BoxsigError): number {
   }
 }
 
+/** Server-side failures whose text names the engines (database URL, driver errors): logged, never answered. */
+const HIDDEN = new Map<string, string>([
+  ['INTERNAL', 'internal error (see the registry log)'],
+  ['IO', 'the registry cannot reach its storage (see the registry log)'],
+]);
+
 export function errorBody(e: BoxsigError): { errors: string[]; code: string } {
-  const msg = e.code === 'INTERNAL' ? 'internal error (see the registry log)' : e.message;
+  const msg = HIDDEN.get(e.code) ?? e.message;
   return { errors: [`${e.code}: ${msg}`], code: e.code };
 }
 
@@ -96,7 +102,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
 
   app.setErrorHandler((err, req, reply) => {
     const be = fastifyError(err);
-    if (be.code === 'INTERNAL') req.log.error({ err: be.message, stack: be.details.stack }, 'internal error');
+    if (HIDDEN.has(be.code)) req.log.error({ err: be.message, code: be.code, stack: be.details.stack }, 'internal error');
     reply.code(statusOf(be)).header('content-type', 'application/json').send(errorBody(be));
   });
   app.setNotFoundHandler((req, reply) => {

@@ -13,10 +13,29 @@ export const ROLES = ['read', 'publish', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 export const UNKNOWN_ARCHITECTURE = 'unknown';
 
-/** Show untrusted text in a message: quoted, control characters escaped, shortened. */
+/**
+ * Show untrusted text in a message: quoted, control characters escaped,
+ * shortened. A value that is not a string is described by its type, never
+ * converted: a client's object may carry a `toString` that is not a function.
+ */
 export function shown(v: unknown): string {
-  const s = typeof v === 'string' ? v : String(v);
-  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+  if (typeof v !== 'string') return describe(v);
+  return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return Array.isArray(v) ? '(an array)' : `(a${typeof v === 'object' ? 'n object' : ` ${typeof v}`})`;
+}
+
+/**
+ * Whether a name from a path or a body can name an org or a box at all
+ * (checked before any query, which it never reaches otherwise: a NUL byte
+ * makes PostgreSQL fail). Any case: lookups fold it.
+ */
+export function isLookupName(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 200 && PART_RE.test(v);
 }
 
 /**

@@ -452,8 +452,11 @@ export class Registry {
     const def = bool(b.default_architecture, 'default_architecture');
     if (def !== undefined) out.defaultArchitecture = def;
     if (b.checksum !== undefined && b.checksum !== null && b.checksum !== '') {
-      const sum = String(b.checksum).trim().toLowerCase();
-      const type = typeof b.checksum_type === 'string' && b.checksum_type ? b.checksum_type.toLowerCase() : 'sha256';
+      if (typeof b.checksum !== 'string') throw usage('checksum must be a hexadecimal string');
+      const sum = b.checksum.trim().toLowerCase();
+      const given = b.checksum_type;
+      if (given !== undefined && given !== null && typeof given !== 'string') throw usage('checksum_type must be a string');
+      const type = given ? given.toLowerCase() : 'sha256';
       if (!CHECKSUM_TYPES.includes(type)) throw usage(`checksum_type ${shown(b.checksum_type)} must be one of ${CHECKSUM_TYPES.join(', ')}`);
       if (!/^[0-9a-f]{32,128}$/.test(sum)) throw usage('checksum must be hexadecimal');
       out.checksum = sum;

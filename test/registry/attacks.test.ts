@@ -11,10 +11,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { boxsig, pseudoRandom } from '../helpers.js';
-import { engines } from './engines.js';
+import { BoxsigError } from '../../src/errors.js';
+import { errorBody } from '../../src/registry/http.js';
+import { engines, reportUnavailable, stopEngines } from './engines.js';
 import { box, catalog, createOrg, key, mustAdmin, newLab, publish, slowPut, startRegistry, token, until, type Lab } from './lab.js';
 
-const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
+const all = engines('all');
+const embedded = all.available.find((e) => e.name === 'embedded')!;
+t.teardown(stopEngines);
+reportUnavailable(t, all.unavailable);
 
 async function setup(t: any, env: NodeJS.ProcessEnv = {}): Promise<{ lab: Lab; url: string; reg: Awaited<ReturnType<typeof startRegistry>> }> {
   const dir = t.testdir({});
@@ -184,3 +189,45 @@ t.test('a revoked token publishes nothing: not an upload it started, not a box i
   t.match(rel.json.errors?.[0], /^DENIED: acme\/ubuntu 2\.0\.0 virtualbox was uploaded with a token that has since been revoked/);
   t.same(await versionsIn(url, 'acme/ubuntu'), ['1.0.0']);
 });
+
+for (const engine of all.available.filter((e) => e.name !== 'postgres+s3')) {
+  t.test(`${engine.name}: client text reaches no query and no conversion unchecked; server errors carry no internals`, async (t) => {
+    const dir = t.testdir({});
+    const inst = await engine.create(dir);
+    t.teardown(() => inst.close());
+    const lab = newLab(dir, inst);
+    createOrg(lab, 'acme');
+    const pub = token(lab, 'acme', 'publish');
+    const reg = await startRegistry(lab);
+    t.teardown(() => reg.stop());
+    const url = reg.url;
+    t.equal((await api(url, pub, 'POST', '/boxes', { box: { username: 'acme', name: 'app' } })).status, 200);
+    t.equal((await api(url, pub, 'POST', '/box/acme/app/versions', { version: { version: '1.0.0' } })).status, 200);
+    const unconvertible: Array<[string, string, unknown]> = [
+      ['POST', '/boxes', { box: { username: 'acme', name: { toString: 1 } } }],
+      ['POST', '/boxes', { box: { username: 'acme', name: { toString: 'x', valueOf: 1 } } }],
+      ['POST', '/box/acme/app/versions', { version: { version: { toString: 'x' } } }],
+      ['PUT', '/box/acme/app/version/1.0.0', { version: { version: { toString: 1 } } }],
+      ['POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', checksum: { toString: 1 } } }],
+      ['POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: { toString: 1 } } }],
+      ['POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', architecture: [{ toString: 1 }] } }],
+      ['POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', checksum_type: { toString: 1 }, checksum: 'ab'.repeat(32) } }],
+    ];
+    for (const [method, p, body] of unconvertible) {
+      const r = await api(url, pub, method, p, body);
+      t.equal(r.status, 400, `${method} ${p} ${JSON.stringify(body)}: 400`, { r });
+      t.match(r.json.errors?.[0], /^USAGE: /);
+    }
+    const paths = ['/%00/app', '/acme/app%00', '/api/v1/user/%00', '/api/v1/box/acme/%00', '/boxsig/v1/orgs/%00/keys', '/acme/boxes/x%00/versions/1/providers/vb/vagrant.box'];
+    for (const p of paths) {
+      const res = await fetch(`${url}${p}`);
+      const text = await res.text();
+      t.equal(res.status, 404, `${p}: 404`, { text });
+      t.notMatch(text, /postgres|sqlite|IO:|INTERNAL/i, `${p}: nothing of the engine in the answer`);
+    }
+    const nul = await api(url, pub, 'POST', '/boxes', { box: { username: 'acme\u0000', name: 'x' } });
+    t.equal(nul.status, 404, 'an org name with NUL in a body: 404', { nul });
+    const io = errorBody(new BoxsigError('IO', 'PostgreSQL postgresql://boxsig:***@db.internal:5432/reg: connection refused'));
+    t.notMatch(io.errors[0], /postgres|db\.internal/i, 'an engine failure is answered without the engine');
+  });
+}
