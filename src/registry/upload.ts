@@ -303,7 +303,7 @@ async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promi
     await tokenStillValid(q, t.token_id, nowText(now));
     // publishing now (the version is released): judged again against the org's trust as it is now
     if (cur.status === 'active') ({ upload: u, view } = await judgedNow(reg, q, u, now));
-    const decision = u.verdict ? await commitSigners(q, view, u.verdict, t.box_id, now) : null;
+    const decision = u.verdict ? await commitSigners(q, view, u.verdict, { id: t.box_id, orgId: t.org_id, org: t.org }, now) : null;
     await q.run('INSERT INTO blobs (sha256, object_key, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING', [
       u.sha256,
       u.writer.key,

@@ -231,3 +231,29 @@ for (const engine of all.available.filter((e) => e.name !== 'postgres+s3')) {
     t.notMatch(io.errors[0], /postgres|db\.internal/i, 'an engine failure is answered without the engine');
   });
 }
+
+t.test('a key trusted by rotation loses that trust when the key that vouched for it is revoked as compromised', async (t) => {
+  const { lab, url } = await setup(t);
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const k1 = key(lab, 'K1 <k1@acme.example>');
+  const k2 = key(lab, 'Thief <k2@evil.example>');
+  t.equal((await publish(lab, url, pub, box(lab, [k1], 'acme/ubuntu', '1.0.0'), ['--release'])).code, 0, 'k1 recorded on first use');
+  t.equal((await publish(lab, url, pub, box(lab, [k1, k2], 'acme/ubuntu', '1.0.1'))).code, 0, 'k2 added by a co-signature with the stolen k1');
+  t.equal((await api(url, pub, 'DELETE', '/box/acme/ubuntu/version/1.0.1')).status, 200, 'the unreleased version is deleted');
+  mustAdmin(lab, ['org', 'key', 'acme', revocation(lab, k1)]);
+  const r = await publish(lab, url, pub, box(lab, [k2], 'acme/ubuntu', '3.0.0'), ['--release']);
+  t.equal(r.json?.code, 'KEY_CHANGED', 'k2 alone is no longer trusted', { out: r.stdout });
+  t.same(await versionsIn(url, 'acme/ubuntu'), ['1.0.0']);
+
+  // a rotation done right: the old key is retired as superseded after the new one was recorded
+  createOrg(lab, 'good');
+  const pub2 = token(lab, 'good', 'publish');
+  const old = key(lab, 'Old <old@good.example>');
+  const next = key(lab, 'New <new@good.example>');
+  t.equal((await publish(lab, url, pub2, box(lab, [old], 'good/app', '1.0.0'), ['--release'])).code, 0);
+  t.equal((await publish(lab, url, pub2, box(lab, [old, next], 'good/app', '1.1.0'), ['--release'])).code, 0, 'rotation by co-signature');
+  mustAdmin(lab, ['org', 'key', 'good', revocation(lab, old, 'superseded')]);
+  const ok = await publish(lab, url, pub2, box(lab, [next], 'good/app', '1.2.0'), ['--release']);
+  t.equal(ok.code, 0, 'the new key keeps its trust after the old one is superseded', { out: ok.stdout });
+});
