@@ -118,8 +118,14 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   });
 
   const links = (req: FastifyRequest): Links => ({ base: reg.config.publicUrl ?? `${req.protocol}://${req.host}` });
-  const who = (req: FastifyRequest): Promise<Principal | null> =>
-    reg.principal(req.headers.authorization, (req.query as Record<string, unknown> | undefined)?.access_token);
+  // one lookup per request: the write guard below asks first, the handler again
+  const principals = new WeakMap<FastifyRequest, Promise<Principal | null>>();
+  const who = (req: FastifyRequest): Promise<Principal | null> => {
+    let p = principals.get(req);
+    if (!p) principals.set(req, (p = reg.principal(req.headers.authorization, (req.query as Record<string, unknown> | undefined)?.access_token)));
+    return p;
+  };
+  guardRequests(app, reg, who);
   const boxPath = (p: Params): BoxPath => ({ org: p.org, box: p.box });
   const versionPath = (p: Params): VersionPath => ({ ...boxPath(p), version: p.version });
   const providerPath = (p: Params): ProviderPath => ({ ...versionPath(p), provider: p.provider, ...(p.arch !== undefined ? { architecture: p.arch } : {}) });
@@ -255,6 +261,34 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     app.head(url, download);
   }
   return app;
+}
+
+/** The upload route streams its own body, under its own size and idle limits (body.ts). */
+const UPLOAD_ROUTE = '/api/v1/upload/:secret';
+
+/**
+ * Cheap checks before any body is read: every request but an upload must
+ * have sent its whole body within `requestBodySeconds` (a client that
+ * trickles is dropped), and a write (any method but GET and HEAD) needs a
+ * valid token before its body is parsed — an anonymous client gets 401 and
+ * the connection is closed, nothing of its body buffered.
+ */
+function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRequest) => Promise<Principal | null>): void {
+  const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const clear = async (req: FastifyRequest) => clearTimeout(deadlines.get(req));
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.url === UPLOAD_ROUTE) return;
+    const timer = setTimeout(() => req.raw.socket?.destroy(), reg.config.requestBodySeconds * 1000);
+    timer.unref();
+    deadlines.set(req, timer);
+    req.raw.once('close', () => clearTimeout(timer));
+    if (req.method === 'GET' || req.method === 'HEAD') return;
+    if (await who(req)) return;
+    closeIfUnread(req, reply);
+    throw new BoxsigError('DENIED', 'a write needs a valid token (VAGRANT_CLOUD_TOKEN, or BOXSIG_REGISTRY_TOKEN for boxsig publish)');
+  });
+  app.addHook('preHandler', clear);
+  app.addHook('onResponse', clear);
 }
 
 function orgOfBody(body: unknown): string {

@@ -257,3 +257,65 @@ t.test('a key trusted by rotation loses that trust when the key that vouched for
   const ok = await publish(lab, url, pub2, box(lab, [next], 'good/app', '1.2.0'), ['--release']);
   t.equal(ok.code, 0, 'the new key keeps its trust after the old one is superseded', { out: ok.stdout });
 });
+
+/** A raw HTTP/1.1 request whose body is sent only in part; resolves with what the server answered and whether it closed. */
+function partialRequest(url: string, head: string, bodyStart: string): { answer: Promise<string>; closed: Promise<void>; socket: net.Socket } {
+  const u = new URL(url);
+  const socket = net.connect(Number(u.port), u.hostname);
+  let text = '';
+  let gotAnswer!: (s: string) => void;
+  const answer = new Promise<string>((r) => (gotAnswer = r));
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.on('data', (d) => {
+    text += d;
+    if (/\r\n\r\n/.test(text)) gotAnswer(text);
+  });
+  socket.on('error', () => undefined);
+  socket.once('close', () => gotAnswer(text));
+  socket.write(`${head}\r\n\r\n${bodyStart}`);
+  return { answer, closed, socket };
+}
+
+t.test('request bodies: no body is read before authentication, and an unfinished one is dropped', async (t) => {
+  const { lab, url } = await setup(t, { BOXSIG_REGISTRY_REQUEST_BODY_SECONDS: '2' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const anon = partialRequest(url, 'POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476', `{"a":"${'x'.repeat(60_000)}`);
+  t.teardown(() => anon.socket.destroy());
+  const a = await anon.answer;
+  t.match(a, /^HTTP\/1\.1 401 /, 'an anonymous write is answered 401 before its body is read', { a });
+  t.match(a, /DENIED: /);
+  await anon.closed;
+  t.pass('and its connection is closed');
+  const bad = partialRequest(url, `PUT /api/v1/box/acme/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boxsig_${'x'.repeat(43)}\r\nContent-Type: application/json\r\nContent-Length: 5000`, '{"a":');
+  t.teardown(() => bad.socket.destroy());
+  t.match(await bad.answer, /^HTTP\/1\.1 401 /, 'an invalid token too');
+
+  const slow = partialRequest(url, `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`, '{"a":');
+  t.teardown(() => slow.socket.destroy());
+  const trickle = setInterval(() => slow.socket.write(' '), 500);
+  t.teardown(() => clearInterval(trickle));
+  await slow.closed;
+  clearInterval(trickle);
+  t.pass('an authenticated body that does not arrive within the request deadline is dropped, even while it trickles');
+  const ok = await api(url, pub, 'POST', '/boxes', { box: { username: 'acme', name: 'app' } });
+  t.equal(ok.status, 200, 'ordinary requests work');
+});
+
+t.test('shutdown ends every connection after the grace period: an unfinished request does not keep the process alive', async (t) => {
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1', BOXSIG_REGISTRY_REQUEST_BODY_SECONDS: '3600' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop('SIGKILL'));
+  const held = partialRequest(reg.url, `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`, '{"a":');
+  t.teardown(() => held.socket.destroy());
+  const trickle = setInterval(() => held.socket.write(' '), 500);
+  t.teardown(() => clearInterval(trickle));
+  await new Promise((r) => setTimeout(r, 500));
+  reg.proc.kill('SIGTERM');
+  t.equal(await reg.exited, 0, 'the process exits 0');
+  await held.closed;
+  t.pass('the connection was closed');
+});
