@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { boxsig, pseudoRandom } from '../helpers.js';
@@ -318,4 +319,52 @@ t.test('shutdown ends every connection after the grace period: an unfinished req
   t.equal(await reg.exited, 0, 'the process exits 0');
   await held.closed;
   t.pass('the connection was closed');
+});
+
+/** The registry process's resident memory (kB). */
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+/** GET a path with a given Host header on a keep-alive agent. */
+function getWithHost(agent: http.Agent, url: string, p: string, host: string): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ agent, host: u.hostname, port: u.port, path: p, headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('the catalog cache holds one catalog per box, whatever the Host headers clients send', async (t) => {
+  const { lab, url, reg } = await setup(t);
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const k = key(lab);
+  const long = '€'.repeat(10_000);
+  t.equal((await api(url, pub, 'POST', '/boxes', { box: { username: 'acme', name: 'app', description: long } })).status, 200);
+  for (const v of ['1.0.0', '1.1.0']) {
+    t.equal((await api(url, pub, 'POST', '/box/acme/app/versions', { version: { version: v, description: long } })).status, 200);
+    t.equal((await publish(lab, url, pub, box(lab, [k], 'acme/app', v), ['--release'])).code, 0);
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.teardown(() => agent.destroy());
+  const first = JSON.parse(await getWithHost(agent, url, '/acme/app', 'h0.example'));
+  t.match(first.versions[0].providers[0].url, /^http:\/\/h0\.example\/acme\/boxes\/app\//, 'URLs follow the Host header');
+  const odd = JSON.parse(await getWithHost(agent, url, '/acme/app', 'x"y.example'));
+  t.ok(odd.versions.length === 2, 'a Host header with a quote cannot break the JSON');
+  const before = rssKb(reg.proc.pid!);
+  for (let i = 1; i <= 3000; i += 20) {
+    const batch = [];
+    for (let j = i; j < i + 20; j++) batch.push(getWithHost(agent, url, '/acme/app', `h${j}.example`));
+    const texts = await Promise.all(batch);
+    if (i === 1) t.match(JSON.parse(texts[5]).versions[0].providers[0].url, /^http:\/\/h6\.example\//);
+  }
+  const growth = (rssKb(reg.proc.pid!) - before) / 1024;
+  t.ok(growth < 100, `3000 Host values: the registry grew by ${growth.toFixed(0)} MiB (a copy per Host value grew it by ~180 MiB)`);
 });
