@@ -100,6 +100,29 @@ function bool(v: unknown, what: string): boolean | undefined {
   throw usage(`${what} must be true or false`);
 }
 
+/** Upload URLs one token may hold unused at once (each is a row until it expires). */
+export const OPEN_UPLOADS_PER_TOKEN = 100;
+
+/**
+ * Upload sessions are bounded per token: asking again for the same provider
+ * replaces the token's unused session (and drops its expired ones, which
+ * never had an object), and a token holds at most OPEN_UPLOADS_PER_TOKEN
+ * unused ones.
+ */
+async function boundUploadSessions(q: Sql, tokenId: string, providerId: string, now: Date): Promise<void> {
+  await q.run(
+    `DELETE FROM uploads WHERE token_id = $1 AND object_key IS NULL
+        AND (state = 'expired' OR (state = 'open' AND (provider_id = $2 OR expires_at <= $3)))`,
+    [tokenId, providerId, nowText(now)],
+  );
+  const open = await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM uploads WHERE token_id = $1 AND state = 'open'`, [tokenId]);
+  if (Number(open?.n ?? 0) >= OPEN_UPLOADS_PER_TOKEN) {
+    throw new BoxsigError('LIMIT', `this token has ${OPEN_UPLOADS_PER_TOKEN} upload URLs waiting for an upload; use them, or wait until they expire`, {
+      status: 429,
+    });
+  }
+}
+
 export class Registry {
   readonly catalogs: CatalogCache;
   readonly afterValidation: AfterValidation[] = [];
@@ -560,8 +583,9 @@ export class Registry {
       if (c.version.status === 'active' && c.provider.blob_sha256)
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       if (p?.kind !== 'token') throw usage('uploads are made with a token');
-      const secret = randomBytes(32).toString('base64url');
       const now = new Date();
+      await boundUploadSessions(q, p.tokenId, c.provider.id, now);
+      const secret = randomBytes(32).toString('base64url');
       await q.run(
         `INSERT INTO uploads (id, provider_id, token_id, secret_hash, direct, state, created_at, updated_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7)`,

@@ -368,3 +368,27 @@ t.test('the catalog cache holds one catalog per box, whatever the Host headers c
   const growth = (rssKb(reg.proc.pid!) - before) / 1024;
   t.ok(growth < 100, `3000 Host values: the registry grew by ${growth.toFixed(0)} MiB (a copy per Host value grew it by ~180 MiB)`);
 });
+
+t.test('upload sessions are bounded per token: a new one replaces the same provider’s, and open ones are limited', async (t) => {
+  const { lab, url } = await setup(t);
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  t.equal((await api(url, pub, 'POST', '/boxes', { box: { username: 'acme', name: 'app' } })).status, 200);
+  t.equal((await api(url, pub, 'POST', '/box/acme/app/versions', { version: { version: '1.0.0' } })).status, 200);
+  t.equal((await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox' } })).status, 200);
+  let last: any;
+  for (let i = 0; i < 200; i++) last = await api(url, pub, 'GET', '/box/acme/app/version/1.0.0/provider/virtualbox/upload');
+  t.equal(last.status, 200);
+  const rows = await lab.inst.query<{ n: number }>('SELECT COUNT(*) AS n FROM uploads');
+  t.equal(Number(rows[0].n), 1, '200 requests for an upload URL of one provider leave one session');
+  const put = await fetch(last.json.upload_path, { method: 'PUT', body: fs.readFileSync(box(lab, [key(lab)], 'acme/app', '1.0.0')) });
+  t.equal(put.status, 200, 'the newest upload URL works');
+  let limited: any = null;
+  for (let i = 0; i < 120 && !limited; i++) {
+    await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: `p${i}` } });
+    const r = await api(url, pub, 'GET', `/box/acme/app/version/1.0.0/provider/p${i}/upload`);
+    if (r.status !== 200) limited = r;
+  }
+  t.equal(limited?.status, 429, 'open upload sessions per token are limited');
+  t.match(limited?.json.errors?.[0], /^LIMIT: this token has 100 upload URLs waiting for an upload/);
+});
