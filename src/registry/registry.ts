@@ -100,6 +100,28 @@ function bool(v: unknown, what: string): boolean | undefined {
   throw usage(`${what} must be true or false`);
 }
 
+/**
+ * Whether a new provider is its name's default architecture. A released
+ * version's published providers are immutable, their catalog flags too: a
+ * new provider cannot take the default from a published one.
+ */
+function defaultOfNew(version: VersionRow, sameName: ProviderRow[], f: { architecture: string; defaultArchitecture?: boolean }, label: string): boolean {
+  const publishedDefault = version.status === 'active' && sameName.find((x) => x.blob_sha256 && x.default_architecture);
+  if (publishedDefault) {
+    if (f.defaultArchitecture) {
+      throw new BoxsigError('EXISTS', `${label}: the released default architecture is ${publishedDefault.architecture}; a new provider cannot take it`, { status: 409 });
+    }
+    return false;
+  }
+  return f.defaultArchitecture ?? !sameName.some((x) => x.default_architecture);
+}
+
+/** The answer for a box that is missing or private to the caller: the same either way. */
+function unreadable(p: Principal | null, name: string): BoxsigError {
+  const hint = p ? '' : ' (a private box needs a token of its organization)';
+  return new BoxsigError('NOT_FOUND', `box ${shown(name)} does not exist${hint}`);
+}
+
 /** Upload URLs one token may hold unused at once (each is a row until it expires). */
 export const OPEN_UPLOADS_PER_TOKEN = 100;
 
@@ -161,8 +183,8 @@ export class Registry {
   private async boxCtx(q: Sql, p: Principal | null, path: BoxPath, write?: Write): Promise<BoxCtx> {
     const org = await mustOrg(q, path.org);
     let box = await findBox(q, org.id, path.box);
-    if (!box) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
-    if (box.private) authorize(p, org, 'read', `box ${org.name}/${box.name} is private: reading it`);
+    // a private box is, to whoever may not read it, exactly a box that does not exist (no oracle)
+    if (!box || (box.private && !allowed(p, org.id, 'read'))) throw unreadable(p, `${org.name}/${path.box}`);
     if (write) {
       authorize(p, org, write.role, `${write.what} in ${org.name}/${box.name}`);
       await this.db.lock(q, 'boxes', box.id);
@@ -509,7 +531,7 @@ export class Registry {
         return providerJson(links, c.org, c.box, c.version, row);
       }
       const sameName = (await providersOf(q, [c.version.id])).filter((x) => x.name === f.name);
-      const isDefault = f.defaultArchitecture ?? !sameName.some((x) => x.default_architecture);
+      const isDefault = defaultOfNew(c.version, sameName, f, label);
       if (isDefault) await q.run('UPDATE providers SET default_architecture = 0 WHERE version_id = $1 AND name = $2', [c.version.id, f.name]);
       const id = newId();
       try {

@@ -392,3 +392,42 @@ t.test('upload sessions are bounded per token: a new one replaces the same provi
   t.equal(limited?.status, 429, 'open upload sessions per token are limited');
   t.match(limited?.json.errors?.[0], /^LIMIT: this token has 100 upload URLs waiting for an upload/);
 });
+
+t.test('a private box is, to whoever may not read it, a box that does not exist', async (t) => {
+  const { lab, url } = await setup(t);
+  createOrg(lab, 'other');
+  createOrg(lab, 'acme');
+  mustAdmin(lab, ['box', 'create', 'acme/secret-project', '--private']);
+  const otherAdmin = token(lab, 'other', 'admin');
+  const reader = token(lab, 'acme', 'read');
+  for (const tok of [null, otherAdmin]) {
+    for (const p of ['/acme/secret-project', '/api/v1/box/acme/secret-project']) {
+      const priv = await fetch(`${url}${p}`, { headers: tok ? { authorization: `Bearer ${tok}` } : {} });
+      const missing = await fetch(`${url}${p.replace('secret-project', 'no-such-box')}`, { headers: tok ? { authorization: `Bearer ${tok}` } : {} });
+      const a = ((await priv.json()) as any).errors[0].replace('secret-project', 'X');
+      const b = ((await missing.json()) as any).errors[0].replace('no-such-box', 'X');
+      t.equal(priv.status, missing.status, `${p} ${tok ? "with another org's token" : 'anonymous'}: same status as a missing box`);
+      t.equal(a, b, 'and the same message');
+    }
+    const del = await api(url, tok, 'DELETE', '/box/acme/secret-project');
+    t.equal(del.status, tok ? 404 : 401, 'a write: 404 with a token of another org (401 without a token, as for any write)');
+  }
+  t.equal((await fetch(`${url}/acme/secret-project`, { headers: { authorization: `Bearer ${reader}` } })).status, 200, 'a reader of the org sees it');
+});
+
+t.test('a released version’s catalog flags are immutable: a new provider cannot take the default architecture', async (t) => {
+  const { lab, url } = await setup(t);
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  t.equal((await publish(lab, url, pub, box(lab, [key(lab)], 'acme/app', '1.0.0', { metadata: { architecture: 'amd64' } }), ['--release'])).code, 0);
+  const flags = async () => (await catalog(url, 'acme/app')).versions[0].providers.map((p: any) => [p.architecture, p.default_architecture]);
+  t.same(await flags(), [['amd64', true]]);
+  const take = await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', architecture: 'arm64', default_architecture: true } });
+  t.equal(take.status, 409, 'taking the default of a released version: refused', { take });
+  t.same(await flags(), [['amd64', true]]);
+  const add = await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', architecture: 'arm64' } });
+  t.equal(add.status, 200, 'adding another architecture is allowed');
+  t.equal(add.json.default_architecture, false, 'not as the default');
+  t.equal((await api(url, pub, 'DELETE', '/box/acme/app/version/1.0.0/provider/virtualbox/arm64')).status, 200);
+  t.same(await flags(), [['amd64', true]], 'the released default is unchanged');
+});
