@@ -277,18 +277,29 @@ function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRe
   const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
   const clear = async (req: FastifyRequest) => clearTimeout(deadlines.get(req));
   app.addHook('onRequest', async (req, reply) => {
-    if (req.routeOptions.url === UPLOAD_ROUTE) return;
+    if (req.routeOptions.url === UPLOAD_ROUTE) {
+      // a box, whatever the client calls it: never buffered by the JSON parser (its body is streamed)
+      req.headers['content-type'] = 'application/octet-stream';
+      return;
+    }
     const timer = setTimeout(() => req.raw.socket?.destroy(), reg.config.requestBodySeconds * 1000);
     timer.unref();
     deadlines.set(req, timer);
     req.raw.once('close', () => clearTimeout(timer));
     if (req.method === 'GET' || req.method === 'HEAD') return;
-    if (await who(req)) return;
+    const p = await who(req).catch((e: unknown) => {
+      closeIfUnread(req, reply);
+      throw e;
+    });
+    if (p) return;
     closeIfUnread(req, reply);
     throw new BoxsigError('DENIED', 'a write needs a valid token (VAGRANT_CLOUD_TOKEN, or BOXSIG_REGISTRY_TOKEN for boxsig publish)');
   });
+  // the body is in once the handler runs; an answer before it (an error) leaves the deadline to an unfinished body
   app.addHook('preHandler', clear);
-  app.addHook('onResponse', clear);
+  app.addHook('onResponse', async (req) => {
+    if (req.raw.complete) await clear(req);
+  });
 }
 
 function orgOfBody(body: unknown): string {

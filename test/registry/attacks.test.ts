@@ -292,6 +292,10 @@ t.test('request bodies: no body is read before authentication, and an unfinished
   t.teardown(() => bad.socket.destroy());
   t.match(await bad.answer, /^HTTP\/1\.1 401 /, 'an invalid token too');
 
+  const asJson = partialRequest(url, `PUT /api/v1/upload/${'A'.repeat(43)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476`, `{"a":"${'x'.repeat(60_000)}`);
+  t.teardown(() => asJson.socket.destroy());
+  t.match(await asJson.answer, /^HTTP\/1\.1 404 /, 'an upload URL with a JSON content type: its body is not buffered, the unknown URL is answered');
+  await asJson.closed;
   const slow = partialRequest(url, `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`, '{"a":');
   t.teardown(() => slow.socket.destroy());
   const trickle = setInterval(() => slow.socket.write(' '), 500);
