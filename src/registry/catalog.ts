@@ -6,6 +6,7 @@
  * commits a change to the box (PostgreSQL NOTIFY, SQLite's data_version);
  * while change notifications are not flowing, nothing is cached.
  */
+import { randomBytes } from 'node:crypto';
 import { compareVersions } from '../policy/version.js';
 import type { Db } from './db/engine.js';
 import { downloadUrl, type Links } from './views.js';
@@ -31,7 +32,24 @@ export interface CatalogBox {
 
 interface Entry {
   boxId: string;
+  /** Rendered with PLACEHOLDER_BASE: one entry per box, whatever the Host header of the clients. */
   json: string;
+  /** The last base substituted, and the result (with a public URL configured, always the same). */
+  last?: { base: string; json: string };
+}
+
+/**
+ * Stands for the base URL in cached catalogs. The base comes from each
+ * request's Host header (unless a public URL is configured): keyed by it, the
+ * cache kept a copy of every catalog per Host value a client sent. Random per
+ * process, so no text of a catalog can contain it.
+ */
+const PLACEHOLDER_BASE = `http://${randomBytes(16).toString('hex')}.invalid`;
+
+/** The catalog text for a base URL (JSON-escaped: the Host header is client text). */
+function withBase(e: Entry, base: string): string {
+  if (e.last?.base !== base) e.last = { base, json: e.json.split(PLACEHOLDER_BASE).join(JSON.stringify(base).slice(1, -1)) };
+  return e.last.json;
 }
 
 export class CatalogCache {
@@ -56,17 +74,17 @@ export class CatalogCache {
 
   /** The catalog JSON text of a box (the caller has checked that the client may read it). */
   async get(box: CatalogBox, links: Links): Promise<string> {
-    const key = `${links.base}\n${box.id}`;
+    const key = box.id;
     const useCache = this.enabled && this.db.watching;
     const hit = useCache ? this.entries.get(key) : undefined;
-    if (hit) return hit.json;
+    if (hit) return withBase(hit, links.base);
     const epoch = this.epoch;
-    const json = JSON.stringify(await render(this.db, box, links));
+    const entry: Entry = { boxId: box.id, json: JSON.stringify(await render(this.db, box, { ...links, base: PLACEHOLDER_BASE })) };
     if (useCache && epoch === this.epoch && this.db.watching) {
       if (this.entries.size > 10_000) this.entries.clear();
-      this.entries.set(key, { boxId: box.id, json });
+      this.entries.set(key, entry);
     }
-    return json;
+    return withBase(entry, links.base);
   }
 }
 

@@ -31,6 +31,8 @@ export interface RegistryConfig {
   uploadSessionSeconds: number;
   /** An upload whose client sends nothing for this long is dropped. */
   uploadIdleSeconds: number;
+  /** Any other request must have sent its whole body within this time (JSON bodies are small). */
+  requestBodySeconds: number;
   /** On SIGTERM: how long uploads in flight may take to finish before they are discarded. */
   shutdownGraceSeconds: number;
   /** A receiving upload whose process has not renewed its lease for this long is dead. */
@@ -55,6 +57,7 @@ export const DEFAULTS: RegistryConfig = {
   uploadsPerToken: 4,
   uploadSessionSeconds: 24 * 3600,
   uploadIdleSeconds: 120,
+  requestBodySeconds: 30,
   shutdownGraceSeconds: 30,
   leaseSeconds: 60,
   gcIntervalSeconds: 300,
@@ -154,6 +157,7 @@ const SETTERS = new Map<string, Setter>([
   ['uploadsPerToken', (c, v, w) => (c.uploadsPerToken = int(v, w, 1, 1000))],
   ['uploadSessionSeconds', (c, v, w) => (c.uploadSessionSeconds = int(v, w, 60))],
   ['uploadIdleSeconds', (c, v, w) => (c.uploadIdleSeconds = int(v, w, 1, 24 * 3600))],
+  ['requestBodySeconds', (c, v, w) => (c.requestBodySeconds = int(v, w, 1, 3600))],
   ['shutdownGraceSeconds', (c, v, w) => (c.shutdownGraceSeconds = int(v, w, 0, 24 * 3600))],
   ['leaseSeconds', (c, v, w) => (c.leaseSeconds = int(v, w, 4, 3600))],
   ['gcIntervalSeconds', (c, v, w) => (c.gcIntervalSeconds = int(v, w, 0))],
@@ -183,6 +187,7 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_MAX_BOX_BYTES', 'maxBoxBytes'],
   ['BOXSIG_REGISTRY_UPLOADS_PER_TOKEN', 'uploadsPerToken'],
   ['BOXSIG_REGISTRY_UPLOAD_IDLE_SECONDS', 'uploadIdleSeconds'],
+  ['BOXSIG_REGISTRY_REQUEST_BODY_SECONDS', 'requestBodySeconds'],
   ['BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS', 'shutdownGraceSeconds'],
   ['BOXSIG_REGISTRY_LEASE_SECONDS', 'leaseSeconds'],
   ['BOXSIG_REGISTRY_GC_INTERVAL_SECONDS', 'gcIntervalSeconds'],

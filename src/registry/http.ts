@@ -42,8 +42,14 @@ export function statusOf(e: BoxsigError): number {
   }
 }
 
+/** Server-side failures whose text names the engines (database URL, driver errors): logged, never answered. */
+const HIDDEN = new Map<string, string>([
+  ['INTERNAL', 'internal error (see the registry log)'],
+  ['IO', 'the registry cannot reach its storage (see the registry log)'],
+]);
+
 export function errorBody(e: BoxsigError): { errors: string[]; code: string } {
-  const msg = e.code === 'INTERNAL' ? 'internal error (see the registry log)' : e.message;
+  const msg = HIDDEN.get(e.code) ?? e.message;
   return { errors: [`${e.code}: ${msg}`], code: e.code };
 }
 
@@ -96,7 +102,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
 
   app.setErrorHandler((err, req, reply) => {
     const be = fastifyError(err);
-    if (be.code === 'INTERNAL') req.log.error({ err: be.message, stack: be.details.stack }, 'internal error');
+    if (HIDDEN.has(be.code)) req.log.error({ err: be.message, code: be.code, stack: be.details.stack }, 'internal error');
     reply.code(statusOf(be)).header('content-type', 'application/json').send(errorBody(be));
   });
   app.setNotFoundHandler((req, reply) => {
@@ -112,8 +118,14 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   });
 
   const links = (req: FastifyRequest): Links => ({ base: reg.config.publicUrl ?? `${req.protocol}://${req.host}` });
-  const who = (req: FastifyRequest): Promise<Principal | null> =>
-    reg.principal(req.headers.authorization, (req.query as Record<string, unknown> | undefined)?.access_token);
+  // one lookup per request: the write guard below asks first, the handler again
+  const principals = new WeakMap<FastifyRequest, Promise<Principal | null>>();
+  const who = (req: FastifyRequest): Promise<Principal | null> => {
+    let p = principals.get(req);
+    if (!p) principals.set(req, (p = reg.principal(req.headers.authorization, (req.query as Record<string, unknown> | undefined)?.access_token)));
+    return p;
+  };
+  guardRequests(app, reg, who);
   const boxPath = (p: Params): BoxPath => ({ org: p.org, box: p.box });
   const versionPath = (p: Params): VersionPath => ({ ...boxPath(p), version: p.version });
   const providerPath = (p: Params): ProviderPath => ({ ...versionPath(p), provider: p.provider, ...(p.arch !== undefined ? { architecture: p.arch } : {}) });
@@ -249,6 +261,45 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     app.head(url, download);
   }
   return app;
+}
+
+/** The upload route streams its own body, under its own size and idle limits (body.ts). */
+const UPLOAD_ROUTE = '/api/v1/upload/:secret';
+
+/**
+ * Cheap checks before any body is read: every request but an upload must
+ * have sent its whole body within `requestBodySeconds` (a client that
+ * trickles is dropped), and a write (any method but GET and HEAD) needs a
+ * valid token before its body is parsed — an anonymous client gets 401 and
+ * the connection is closed, nothing of its body buffered.
+ */
+function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRequest) => Promise<Principal | null>): void {
+  const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const clear = async (req: FastifyRequest) => clearTimeout(deadlines.get(req));
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.url === UPLOAD_ROUTE) {
+      // a box, whatever the client calls it: never buffered by the JSON parser (its body is streamed)
+      req.headers['content-type'] = 'application/octet-stream';
+      return;
+    }
+    const timer = setTimeout(() => req.raw.socket?.destroy(), reg.config.requestBodySeconds * 1000);
+    timer.unref();
+    deadlines.set(req, timer);
+    req.raw.once('close', () => clearTimeout(timer));
+    if (req.method === 'GET' || req.method === 'HEAD') return;
+    const p = await who(req).catch((e: unknown) => {
+      closeIfUnread(req, reply);
+      throw e;
+    });
+    if (p) return;
+    closeIfUnread(req, reply);
+    throw new BoxsigError('DENIED', 'a write needs a valid token (VAGRANT_CLOUD_TOKEN, or BOXSIG_REGISTRY_TOKEN for boxsig publish)');
+  });
+  // the body is in once the handler runs; an answer before it (an error) leaves the deadline to an unfinished body
+  app.addHook('preHandler', clear);
+  app.addHook('onResponse', async (req) => {
+    if (req.raw.complete) await clear(req);
+  });
 }
 
 function orgOfBody(body: unknown): string {

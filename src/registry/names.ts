@@ -13,16 +13,50 @@ export const ROLES = ['read', 'publish', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 export const UNKNOWN_ARCHITECTURE = 'unknown';
 
-/** Show untrusted text in a message: quoted, control characters escaped, shortened. */
+/**
+ * Show untrusted text in a message: quoted, control characters escaped,
+ * shortened. A value that is not a string is described by its type, never
+ * converted: a client's object may carry a `toString` that is not a function.
+ */
 export function shown(v: unknown): string {
-  const s = typeof v === 'string' ? v : String(v);
-  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+  if (typeof v !== 'string') return describe(v);
+  return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return Array.isArray(v) ? '(an array)' : `(a${typeof v === 'object' ? 'n object' : ` ${typeof v}`})`;
+}
+
+/**
+ * Whether a name from a path or a body can name an org or a box at all
+ * (checked before any query, which it never reaches otherwise: a NUL byte
+ * makes PostgreSQL fail). Any case: lookups fold it.
+ */
+export function isLookupName(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 200 && PART_RE.test(v);
+}
+
+/**
+ * One spelling per name: the registry finds orgs and boxes whatever the case
+ * of a path, while policies, certified scopes and Vagrant match names as
+ * written; so a name is its own case-folded form (lower case), and
+ * `acme/Ubuntu` cannot be another box than `acme/ubuntu` for the policy.
+ */
+function checkLowerCase(what: string, name: string): void {
+  if (name !== fold(name)) {
+    throw usage(
+      `${what} ${shown(name)} has upper-case letters: names are lower case at this registry (it finds a box whatever the case of a path, and its policy matches names as written); use ${shown(fold(name))}`,
+    );
+  }
 }
 
 export function orgName(v: unknown): string {
   if (typeof v !== 'string' || v.length > 100 || !PART_RE.test(v)) {
     throw usage(`organization name ${shown(v)} must be letters, digits, ".", "_", "+" or "-" (at most 100)`);
   }
+  checkLowerCase('organization name', v);
   return v;
 }
 
@@ -31,7 +65,13 @@ export function boxName(org: string, v: unknown): string {
   if (typeof v !== 'string' || !PART_RE.test(v)) throw usage(`box name ${shown(v)} must be letters, digits, ".", "_", "+" or "-"`);
   const p = nameProblem(`${org}/${v}`);
   if (p) throw usage(`box name ${shown(`${org}/${v}`)} ${p}`);
+  checkLowerCase('box name', `${org}/${v}`);
   return v;
+}
+
+/** A policy glob with upper-case letters matches no name of this registry: refused rather than silently inert. */
+export function lowerCaseGlobProblem(glob: string): string | null {
+  return glob === fold(glob) ? null : `${shown(glob)} has upper-case letters, and names are lower case at this registry: write ${shown(fold(glob))}`;
 }
 
 export function versionName(v: unknown): string {

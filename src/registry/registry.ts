@@ -33,7 +33,18 @@ import {
   type VersionRow,
 } from './rows.js';
 import { boxJson, boxSummary, providerJson, versionJson, type Links } from './views.js';
-import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
+import {
+  findSession,
+  forRegistry,
+  immutable,
+  recordPublication,
+  receiveUpload,
+  signerSummary,
+  type AfterValidation,
+  type SignerSummary,
+  type UploadOutcome,
+} from './upload.js';
+import { checkUploaderNotRevoked, judgeAtPublication } from './publication.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 
 export interface Log {
@@ -89,6 +100,51 @@ function bool(v: unknown, what: string): boolean | undefined {
   throw usage(`${what} must be true or false`);
 }
 
+/**
+ * Whether a new provider is its name's default architecture. A released
+ * version's published providers are immutable, their catalog flags too: a
+ * new provider cannot take the default from a published one.
+ */
+function defaultOfNew(version: VersionRow, sameName: ProviderRow[], f: { architecture: string; defaultArchitecture?: boolean }, label: string): boolean {
+  const publishedDefault = version.status === 'active' && sameName.find((x) => x.blob_sha256 && x.default_architecture);
+  if (publishedDefault) {
+    if (f.defaultArchitecture) {
+      throw new BoxsigError('EXISTS', `${label}: the released default architecture is ${publishedDefault.architecture}; a new provider cannot take it`, { status: 409 });
+    }
+    return false;
+  }
+  return f.defaultArchitecture ?? !sameName.some((x) => x.default_architecture);
+}
+
+/** The answer for a box that is missing or private to the caller: the same either way. */
+function unreadable(p: Principal | null, name: string): BoxsigError {
+  const hint = p ? '' : ' (a private box needs a token of its organization)';
+  return new BoxsigError('NOT_FOUND', `box ${shown(name)} does not exist${hint}`);
+}
+
+/** Upload URLs one token may hold unused at once (each is a row until it expires). */
+export const OPEN_UPLOADS_PER_TOKEN = 100;
+
+/**
+ * Upload sessions are bounded per token: asking again for the same provider
+ * replaces the token's unused session (and drops its expired ones, which
+ * never had an object), and a token holds at most OPEN_UPLOADS_PER_TOKEN
+ * unused ones.
+ */
+async function boundUploadSessions(q: Sql, tokenId: string, providerId: string, now: Date): Promise<void> {
+  await q.run(
+    `DELETE FROM uploads WHERE token_id = $1 AND object_key IS NULL
+        AND (state = 'expired' OR (state = 'open' AND (provider_id = $2 OR expires_at <= $3)))`,
+    [tokenId, providerId, nowText(now)],
+  );
+  const open = await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM uploads WHERE token_id = $1 AND state = 'open'`, [tokenId]);
+  if (Number(open?.n ?? 0) >= OPEN_UPLOADS_PER_TOKEN) {
+    throw new BoxsigError('LIMIT', `this token has ${OPEN_UPLOADS_PER_TOKEN} upload URLs waiting for an upload; use them, or wait until they expire`, {
+      status: 429,
+    });
+  }
+}
+
 export class Registry {
   readonly catalogs: CatalogCache;
   readonly afterValidation: AfterValidation[] = [];
@@ -127,8 +183,8 @@ export class Registry {
   private async boxCtx(q: Sql, p: Principal | null, path: BoxPath, write?: Write): Promise<BoxCtx> {
     const org = await mustOrg(q, path.org);
     let box = await findBox(q, org.id, path.box);
-    if (!box) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
-    if (box.private) authorize(p, org, 'read', `box ${org.name}/${box.name} is private: reading it`);
+    // a private box is, to whoever may not read it, exactly a box that does not exist (no oracle)
+    if (!box || (box.private && !allowed(p, org.id, 'read'))) throw unreadable(p, `${org.name}/${path.box}`);
     if (write) {
       authorize(p, org, write.role, `${write.what} in ${org.name}/${box.name}`);
       await this.db.lock(q, 'boxes', box.id);
@@ -385,13 +441,16 @@ export class Registry {
       const ready = providers.filter((x) => x.blob_sha256);
       if (!ready.length) throw usage(`${label} has no uploaded box yet: upload one before releasing`);
       const now = new Date();
+      // judged again now: a revocation, a policy change or an expiry since the upload refuses the release
+      const signers = new Map<string, SignerSummary[]>();
+      for (const x of ready) signers.set(x.id, signerSummary((await this.judgeProvider(q, c, x, now)).verdict));
       await q.run(`UPDATE versions SET status = 'active', released_at = $2, updated_at = $2 WHERE id = $1`, [c.version.id, nowText(now)]);
       for (const x of ready) {
         await recordPublication(
           q,
           { provider_id: x.id, org: c.org.name, box: c.box.name, version: c.version.version, provider: x.name, architecture: x.architecture },
           { sha256: x.blob_sha256!, size: x.size ?? 0, manifestSha256: x.manifest_sha256 },
-          x.signers ? JSON.parse(x.signers) : [],
+          signers.get(x.id)!,
           now,
         );
       }
@@ -399,6 +458,15 @@ export class Registry {
       await this.db.announce(q, c.box.id);
       return versionJson(links, c.org, c.box, { ...c.version, status: 'active', released_at: nowText(now), updated_at: nowText(now) }, providers);
     });
+  }
+
+  /** A provider's stored box judged against the org's trust as it is in this transaction (publication.ts). */
+  private async judgeProvider(q: Sql, c: VersionCtx, x: ProviderRow, now: Date) {
+    const blob = await q.one<{ object_key: string }>('SELECT object_key FROM blobs WHERE sha256 = $1', [x.blob_sha256]);
+    if (!blob) throw new BoxsigError('INTERNAL', 'internal error: an uploaded provider has no blob');
+    const p = { org: c.org, box: c.box, version: c.version.version, provider: x.name, architecture: x.architecture, objectKey: blob.object_key };
+    await checkUploaderNotRevoked(q, x.id, `${c.org.name}/${c.box.name} ${c.version.version} ${x.name}${x.architecture === 'unknown' ? '' : ` (${x.architecture})`}`);
+    return judgeAtPublication(q, this.blobs, p, now, (e) => forRegistry(e, c.org.name));
   }
 
   async revokeVersion(p: Principal | null, path: VersionPath): Promise<never> {
@@ -429,8 +497,11 @@ export class Registry {
     const def = bool(b.default_architecture, 'default_architecture');
     if (def !== undefined) out.defaultArchitecture = def;
     if (b.checksum !== undefined && b.checksum !== null && b.checksum !== '') {
-      const sum = String(b.checksum).trim().toLowerCase();
-      const type = typeof b.checksum_type === 'string' && b.checksum_type ? b.checksum_type.toLowerCase() : 'sha256';
+      if (typeof b.checksum !== 'string') throw usage('checksum must be a hexadecimal string');
+      const sum = b.checksum.trim().toLowerCase();
+      const given = b.checksum_type;
+      if (given !== undefined && given !== null && typeof given !== 'string') throw usage('checksum_type must be a string');
+      const type = given ? given.toLowerCase() : 'sha256';
       if (!CHECKSUM_TYPES.includes(type)) throw usage(`checksum_type ${shown(b.checksum_type)} must be one of ${CHECKSUM_TYPES.join(', ')}`);
       if (!/^[0-9a-f]{32,128}$/.test(sum)) throw usage('checksum must be hexadecimal');
       out.checksum = sum;
@@ -460,7 +531,7 @@ export class Registry {
         return providerJson(links, c.org, c.box, c.version, row);
       }
       const sameName = (await providersOf(q, [c.version.id])).filter((x) => x.name === f.name);
-      const isDefault = f.defaultArchitecture ?? !sameName.some((x) => x.default_architecture);
+      const isDefault = defaultOfNew(c.version, sameName, f, label);
       if (isDefault) await q.run('UPDATE providers SET default_architecture = 0 WHERE version_id = $1 AND name = $2', [c.version.id, f.name]);
       const id = newId();
       try {
@@ -534,8 +605,9 @@ export class Registry {
       if (c.version.status === 'active' && c.provider.blob_sha256)
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       if (p?.kind !== 'token') throw usage('uploads are made with a token');
-      const secret = randomBytes(32).toString('base64url');
       const now = new Date();
+      await boundUploadSessions(q, p.tokenId, c.provider.id, now);
+      const secret = randomBytes(32).toString('base64url');
       await q.run(
         `INSERT INTO uploads (id, provider_id, token_id, secret_hash, direct, state, created_at, updated_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7)`,

@@ -7,7 +7,7 @@ import { BoxsigError, usage } from '../errors.js';
 import { compareVersions } from '../policy/version.js';
 import { actorOf, type Principal } from './auth.js';
 import { nowText, type Sql } from './db/engine.js';
-import { fold, shown, UNKNOWN_ARCHITECTURE } from './names.js';
+import { fold, isLookupName, shown, UNKNOWN_ARCHITECTURE } from './names.js';
 
 export interface OrgRow {
   id: string;
@@ -68,6 +68,7 @@ export function notFound(what: string): BoxsigError {
 }
 
 export async function findOrg(q: Sql, name: string): Promise<OrgRow | null> {
+  if (!isLookupName(name)) return null;
   return q.one<OrgRow>('SELECT id, name, policy, created_at, updated_at FROM orgs WHERE folded = $1', [fold(name)]);
 }
 
@@ -78,6 +79,7 @@ export async function mustOrg(q: Sql, name: string): Promise<OrgRow> {
 }
 
 export async function findBox(q: Sql, orgId: string, name: string): Promise<BoxRow | null> {
+  if (!isLookupName(name)) return null;
   return q.one<BoxRow>(
     `SELECT id, org_id, name, private, signing, short_description, description, created_at, updated_at
        FROM boxes WHERE org_id = $1 AND folded = $2`,

@@ -13,6 +13,9 @@ import { buildApp } from './http.js';
 import { openRegistry } from './open.js';
 import type { Log, Registry } from './registry.js';
 
+/** How long discarded uploads have to receive their 503 before their connections are closed. */
+const CLOSE_AFTER_ABORT_MS = 2000;
+
 export interface RunningRegistry {
   url: string;
   app: FastifyInstance;
@@ -72,18 +75,26 @@ export async function serve(config: RegistryConfig, opts: ServeOptions = {}): Pr
   const stop = (reason = 'stop requested'): Promise<void> => {
     if (stopping) {
       reg.abortUploads('the registry is stopping now; upload again');
+      app.server.closeAllConnections();
       return stopping;
     }
     stopping = (async () => {
       reg.closing = true;
       app.log.info({ reason, uploadsInFlight: reg.uploadsInFlight, graceSeconds: config.shutdownGraceSeconds }, 'shutting down');
-      const timer = setTimeout(() => reg.abortUploads('the registry is shutting down; upload again'), config.shutdownGraceSeconds * 1000);
+      // after the grace period: uploads are discarded (their clients get 503), then every connection
+      // still open — an unfinished request, a slow reader — is closed, so that close() can end
+      let last: NodeJS.Timeout | undefined;
+      const timer = setTimeout(() => {
+        reg.abortUploads('the registry is shutting down; upload again');
+        last = setTimeout(() => app.server.closeAllConnections(), CLOSE_AFTER_ABORT_MS);
+      }, config.shutdownGraceSeconds * 1000);
       try {
         await app.close();
         // an upload discarded at the end of the grace period is recorded as failed before the database closes
         await reg.quiesce();
       } finally {
         clearTimeout(timer);
+        clearTimeout(last);
         gc.stop();
         await reg.close();
       }

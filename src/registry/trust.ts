@@ -7,6 +7,9 @@
  */
 import { BoxsigError } from '../errors.js';
 import { readKeyData } from '../keys/keys.js';
+import type { Sig } from '../keys/cert.js';
+import { SIGTYPE } from '../keys/packets.js';
+import { claimsIssuer, isHardReason } from '../keys/revocation.js';
 import { memoryKeySource } from '../keys/signers.js';
 import { parseUntrustedJson } from '../manifest/json.js';
 import { validateConfig, type ConfigDoc, type ConfigLayer } from '../policy/config.js';
@@ -14,6 +17,7 @@ import { decideTrust, type Decision } from '../policy/decide.js';
 import { keyLookups, type TrustView, type Verdict } from '../box/judge.js';
 import type { TrustRecord, TrustState } from '../trust/store.js';
 import { nowText, type Sql } from './db/engine.js';
+import { lowerCaseGlobProblem } from './names.js';
 
 export const MAX_POLICY_BYTES = 1024 * 1024;
 
@@ -25,7 +29,12 @@ export function parsePolicy(bytes: Uint8Array | string, source: string): ConfigD
   } catch (e) {
     throw new BoxsigError('CONFIG', `${source}: ${(e as Error).message}`);
   }
-  return validateConfig(raw, source);
+  const doc = validateConfig(raw, source);
+  for (const glob of [...doc.boxes.keys(), ...doc.orgs.keys()]) {
+    const problem = lowerCaseGlobProblem(glob);
+    if (problem) throw new BoxsigError('CONFIG', `${source}: ${problem}`);
+  }
+  return doc;
 }
 
 export function policySource(org: string): string {
@@ -41,17 +50,30 @@ interface SignerRow {
   fingerprint: string;
   first_seen: string;
   version: string;
+  /** JSON list of the recorded keys that vouched for this one (rotation); null: first use. */
+  vouched_by: string | null;
+}
+
+async function orgRevocations(q: Sql, orgId: string, orgName: string): Promise<Sig[]> {
+  const revRows = await q.query<{ armored: string }>('SELECT armored FROM revocations WHERE org_id = $1 ORDER BY sha256', [orgId]);
+  const revocations = [];
+  for (const r of revRows) revocations.push(...(await readKeyData(Buffer.from(r.armored), `a revocation registered by org ${orgName}`)).bare);
+  return revocations;
+}
+
+/** The box's first-use record as it is now, without the keys whose vouchers the org revoked (provenance). */
+async function currentRecord(q: Sql, boxId: string, revocations: Sig[]): Promise<TrustRecord | undefined> {
+  const rows = await q.query<SignerRow>('SELECT fingerprint, first_seen, version, vouched_by FROM box_signers WHERE box_id = $1', [boxId]);
+  return recordOf(withoutRevokedVouchers(rows, revocations));
 }
 
 /** The org's keys, revocations and the box's first-use record, loaded once per upload. */
 export async function orgTrustView(q: Sql, orgId: string, orgName: string, boxId: string, fullName: string): Promise<TrustView> {
   const keyRows = await q.query<{ fingerprint: string; armored: string }>('SELECT fingerprint, armored FROM org_keys WHERE org_id = $1', [orgId]);
-  const revRows = await q.query<{ armored: string }>('SELECT armored FROM revocations WHERE org_id = $1 ORDER BY sha256', [orgId]);
-  const record = recordOf(await q.query<SignerRow>('SELECT fingerprint, first_seen, version FROM box_signers WHERE box_id = $1', [boxId]));
+  const revocations = await orgRevocations(q, orgId, orgName);
+  const record = await currentRecord(q, boxId, revocations);
   const certs = [];
   for (const r of keyRows) certs.push(...(await readKeyData(Buffer.from(r.armored), `key ${r.fingerprint} of org ${orgName}`)).certs);
-  const revocations = [];
-  for (const r of revRows) revocations.push(...(await readKeyData(Buffer.from(r.armored), `a revocation registered by org ${orgName}`)).bare);
   return {
     file: `the registry's first-use record of ${fullName}`,
     read(): TrustState {
@@ -63,10 +85,54 @@ export async function orgTrustView(q: Sql, orgId: string, orgName: string, boxId
   };
 }
 
-function recordOf(rows: SignerRow[]): TrustRecord | undefined {
+/** A record stays a record when every key of it is dropped: the name is never first use again. */
+function recordOf(rows: Array<SignerRow & { dropped?: boolean }>): TrustRecord | undefined {
   if (!rows.length) return undefined;
   const first = rows.map((r) => r.first_seen).sort()[0];
-  return { keys: rows.map((r) => r.fingerprint).sort(), firstSeen: first, updated: first, history: [] };
+  const keys = rows.filter((r) => !r.dropped).map((r) => r.fingerprint);
+  return { keys: keys.sort(), firstSeen: first, updated: first, history: [] };
+}
+
+/**
+ * A key added to the record by rotation rests on the recorded keys that
+ * vouched for it (co-signed, or certified it). When the org registered a
+ * revocation of a voucher that applies when it vouched — compromised (or no
+ * reason) at any time, superseded or retired before the key was added — its
+ * vouching does not count; a key none of whose vouchers count is dropped,
+ * and so, in turn, are the keys it vouched for. Revocations come only from
+ * the org's admins and can only take trust away.
+ */
+export function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
+  const out = rows.map((r) => ({ ...r, dropped: false }));
+  const byFpr = new Map(out.map((r) => [r.fingerprint, r]));
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const r of out) {
+      if (r.dropped || r.vouched_by === null) continue;
+      const vouchers = JSON.parse(r.vouched_by) as string[];
+      const counts = (v: string) => byFpr.get(v)?.dropped !== true && !revokedWhenVouching(v, r.first_seen, revocations);
+      if (!vouchers.some(counts)) r.dropped = changed = true;
+    }
+  }
+  return out;
+}
+
+function revokedWhenVouching(voucher: string, added: string, revocations: readonly Sig[]): boolean {
+  const addedSecond = Math.floor(Date.parse(added) / 1000) * 1000;
+  return revocations.some(
+    (s) =>
+      s.info.type === SIGTYPE.keyRevocation &&
+      claimsIssuer(s, voucher, false) &&
+      (isHardReason(s.info.reasonCode) || !s.info.created || s.info.created.getTime() < addedSecond),
+  );
+}
+
+/** The recorded keys a key added by trust on first use rests on (null: first use itself). */
+function vouchersOf(decision: Decision, fpr: string): string[] | null {
+  if (decision.tofu?.kind === 'first-use') return null;
+  const t = decision.trusted.find((x) => x.fingerprint === fpr);
+  if (t?.via === 'tofu-certified') return t.basis;
+  return decision.trusted.filter((x) => x.via === 'tofu-recorded' || x.via === 'tofu-replaced').map((x) => x.fingerprint);
 }
 
 /**
@@ -75,9 +141,17 @@ function recordOf(rows: SignerRow[]): TrustRecord | undefined {
  * signed by different keys cannot both be trusted), and record what trust on
  * first use added.
  */
-export async function commitSigners(q: Sql, view: TrustView, verdict: Verdict, boxId: string, now: Date): Promise<Decision | null> {
+export async function commitSigners(
+  q: Sql,
+  view: TrustView,
+  verdict: Verdict,
+  box: { id: string; orgId: string; org: string },
+  now: Date,
+): Promise<Decision | null> {
+  const boxId = box.id;
+  const revocations = await orgRevocations(q, box.orgId, box.org);
   if (!verdict.signed || !verdict.manifest || !verdict.policy || !verdict.decision) return null;
-  const current = recordOf(await q.query<SignerRow>('SELECT fingerprint, first_seen, version FROM box_signers WHERE box_id = $1', [boxId]));
+  const current = await currentRecord(q, boxId, revocations);
   const decision = await decideTrust({
     manifest: verdict.manifest,
     signers: verdict.checked,
@@ -89,12 +163,12 @@ export async function commitSigners(q: Sql, view: TrustView, verdict: Verdict, b
     mode: 'add',
   });
   for (const fpr of decision.tofu?.added ?? []) {
-    await q.run('INSERT INTO box_signers (box_id, fingerprint, first_seen, version) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
-      boxId,
-      fpr,
-      nowText(now),
-      verdict.manifest.box.version,
-    ]);
+    const vouchers = vouchersOf(decision, fpr);
+    await q.run(
+      `INSERT INTO box_signers (box_id, fingerprint, first_seen, version, vouched_by) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (box_id, fingerprint) DO UPDATE SET first_seen = excluded.first_seen, version = excluded.version, vouched_by = excluded.vouched_by`,
+      [boxId, fpr, nowText(now), verdict.manifest.box.version, vouchers === null ? null : JSON.stringify(vouchers)],
+    );
   }
   return decision;
 }

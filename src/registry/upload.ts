@@ -36,6 +36,7 @@ import { nowText, type Sql } from './db/engine.js';
 import { newObjectKey, type BlobWriter } from './blobs/store.js';
 import { audit } from './rows.js';
 import { commitSigners, orgTrustView, policyLayers } from './trust.js';
+import { judgeAtPublication, tokenStillValid } from './publication.js';
 import type { Registry } from './registry.js';
 import { UNKNOWN_ARCHITECTURE, type Role } from './names.js';
 import type { Principal } from './auth.js';
@@ -256,7 +257,7 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
  * judge's KEY_CHANGED tells a user to run `boxsig trust accept`; at the
  * registry, the org admin accepts a new key by pinning it in the org policy.
  */
-function forRegistry(e: unknown, org: string): unknown {
+export function forRegistry(e: unknown, org: string): unknown {
   if (!(e instanceof BoxsigError) || e.code !== 'KEY_CHANGED') return e;
   const kept = e.message.split('\n').filter((l) => !/boxsig trust accept|accept it with:|the record lives in/.test(l));
   const hint = `boxsig registry org policy ${org} --policy FILE (pin the new key for the box)`;
@@ -270,6 +271,16 @@ function forRegistry(e: unknown, org: string): unknown {
     e.details,
     hint,
   );
+}
+
+/** The upload with its verdict replaced by one judged now, in the publishing transaction (publication.ts). */
+async function judgedNow(reg: Registry, q: Sql, u: ValidatedUpload, now: Date): Promise<{ upload: ValidatedUpload; view: TrustView }> {
+  const t = u.target;
+  const org = await q.one<{ id: string; name: string; policy: string }>('SELECT id, name, policy FROM orgs WHERE id = $1', [t.org_id]);
+  if (!org) throw new BoxsigError('NOT_FOUND', `organization ${t.org} was deleted during the upload`);
+  const p = { org, box: { id: t.box_id, name: t.box }, version: t.version, provider: t.provider, architecture: t.architecture, objectKey: u.writer.key };
+  const { verdict, view } = await judgeAtPublication(q, reg.blobs, p, now, (e) => forRegistry(e, t.org));
+  return { upload: { ...u, verdict }, view };
 }
 
 /** Step 4: publish in one transaction; returns whether our object turned out to be a duplicate. */
@@ -289,7 +300,10 @@ async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promi
     }
     if (cur.status === 'deleted') throw new BoxsigError('NOT_FOUND', `${fullName(t)} ${t.version} was deleted during the upload`);
     if (cur.status === 'active' && cur.blob_sha256) throw immutable(t);
-    const decision = u.verdict ? await commitSigners(q, view, u.verdict, t.box_id, now) : null;
+    await tokenStillValid(q, t.token_id, nowText(now));
+    // publishing now (the version is released): judged again against the org's trust as it is now
+    if (cur.status === 'active') ({ upload: u, view } = await judgedNow(reg, q, u, now));
+    const decision = u.verdict ? await commitSigners(q, view, u.verdict, { id: t.box_id, orgId: t.org_id, org: t.org }, now) : null;
     await q.run('INSERT INTO blobs (sha256, object_key, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING', [
       u.sha256,
       u.writer.key,
@@ -332,7 +346,7 @@ export interface SignerSummary {
   via?: string;
 }
 
-function signerSummary(v: Verdict | null): SignerSummary[] {
+export function signerSummary(v: Verdict | null): SignerSummary[] {
   return (v?.signers ?? []).map((s) => ({ fingerprint: s.fingerprint, trusted: s.trusted, ...(s.via ? { via: s.via } : {}) }));
 }
 

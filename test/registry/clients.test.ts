@@ -136,13 +136,13 @@ t.test('a private box needs a token of its org', async (t) => {
   const otherRead = token(lab, 'other', 'read');
   const p = await publish(lab, url, pub, box(lab, [k], 'acme/secret', '1.0.0'), ['--release']);
   t.equal(p.code, 0, 'published', { out: p.stderr });
-  t.equal((await getJson(`${url}/acme/secret`)).status, 401, 'catalog without a token: 401');
-  t.equal((await getJson(`${url}/acme/secret`, otherRead)).status, 403, "catalog with another org's token: 403");
+  t.equal((await getJson(`${url}/acme/secret`)).status, 404, 'catalog without a token: 404, as for a missing box');
+  t.equal((await getJson(`${url}/acme/secret`, otherRead)).status, 404, "catalog with another org's token: 404");
   t.equal((await getJson(`${url}/acme/secret`, read)).status, 200, 'catalog with a read token: 200');
   t.equal(
     (await getJson(p.json.catalog.replace('/acme/secret', '/acme/boxes/secret/versions/1.0.0/providers/virtualbox/unknown/vagrant.box'))).status,
-    401,
-    'download without a token: 401',
+    404,
+    'download without a token: 404',
   );
   const anon = await vagrant(lab, ['box', 'add', 'acme/secret'], { VAGRANT_SERVER_URL: url });
   t.not(anon.code, 0, 'vagrant box add without a token fails');

@@ -10,7 +10,7 @@ import { BoxsigError, refuse } from '../../src/errors.js';
 t.test('names from API paths and bodies', async (t) => {
   const ok: Array<[(v: unknown) => string, unknown]> = [
     [orgName, 'acme'],
-    [orgName, 'Acme-Corp_2'],
+    [orgName, 'acme-corp_2'],
     [(v) => boxName('acme', v), 'ubuntu-24.04'],
     [(v) => boxName('acme', v), 'constructor'],
     [versionName, '1.2.3'],
@@ -30,6 +30,8 @@ t.test('names from API paths and bodies', async (t) => {
     [orgName, 'a/b'],
     [orgName, '..'],
     [orgName, '-x'],
+    [orgName, 'Acme-Corp_2'],
+    [(v) => boxName('acme', v), 'Ubuntu'],
     [orgName, 'x'.repeat(101)],
     [orgName, 42],
     [(v) => boxName('acme', v), 'a/b'],

@@ -163,6 +163,11 @@ const MIGRATIONS: Migration[] = [
       `CREATE INDEX audit_org ON audit (org_id, seq)`,
     ],
   },
+  {
+    version: 2,
+    name: 'first-use record provenance: the recorded keys that vouched for a key added by rotation',
+    statements: () => [`ALTER TABLE box_signers ADD COLUMN vouched_by TEXT`],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
