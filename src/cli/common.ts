@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { EXIT_OK, usage } from '../errors.js';
 import { claimProblem } from '../manifest/manifest.js';
@@ -39,5 +40,36 @@ export function parseClaims(list: string[] = []): Record<string, string> | undef
 }
 
 export function jsonOption(): Option {
-  return new Option('--json', 'print one JSON object on stdout');
+  return new Option('--json', 'print one JSON object on stdout: {"ok": true, …} or {"ok": false, "code": …, "message": …}');
+}
+
+export function passphraseFileOption(what = 'protected secret keys'): Option {
+  return new Option('--passphrase-file <file>', `passphrase of ${what} (else BOXSIG_PASSPHRASE, else a prompt on a terminal)`);
+}
+
+/** One or two examples, shown at the end of the command's --help. */
+export function examples(cmd: Command, ...lines: string[]): Command {
+  cmd.addHelpText('after', `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+  (cmd as Command & { examples?: string[] }).examples = lines;
+  return cmd;
+}
+
+/** A key source named on the command line: a file, "-" for stdin, or an http(s) URL (at most 16 MiB). */
+export async function readKeySource(src: string): Promise<Buffer> {
+  if (/^https?:\/\//i.test(src)) {
+    const { httpRequest, readLimited, scrubUrl } = await import('../vagrant/http.js');
+    const r = await httpRequest(src, {});
+    return readLimited(r.body, 16 * 1024 * 1024, scrubUrl(src));
+  }
+  try {
+    return fs.readFileSync(src === '-' ? 0 : src);
+  } catch (e) {
+    throw usage(`cannot read ${src}: ${(e as Error).message}`);
+  }
+}
+
+export function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!/^\s*[0-9.]+\s*$/.test(v) || !Number.isFinite(n) || n <= 0) throw usage(`--timeout ${JSON.stringify(v)} must be a positive number of seconds`);
+  return n;
 }

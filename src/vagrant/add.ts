@@ -13,7 +13,8 @@ import { BoxsigError, refuse, usage, ioError } from '../errors.js';
 import { LIMITS } from '../archive/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
-import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
+import { defaultTrust, overridesFrom, type VerifyOptions } from '../box/verify.js';
+import { boxFileSize, openBox } from '../box/open.js';
 import { commitTrust } from '../box/commit.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
 import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
@@ -95,14 +96,8 @@ async function openSource(
   accept?: string,
 ): Promise<{ stream: Readable; size: number | undefined; contentType: string; url: string }> {
   if (src.kind === 'file') {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(src.location);
-    } catch (e) {
-      throw ioError(`cannot open ${src.location}`, e);
-    }
-    if (!st.isFile()) throw usage(`${src.location} is not a file`);
-    return { stream: openBox(src.location), size: st.size, contentType: '', url: pathToFileURL(src.location).toString() };
+    const size = boxFileSize(src.location);
+    return { stream: openBox(src.location), size, contentType: '', url: pathToFileURL(src.location).toString() };
   }
   const r = await httpRequest(src.location, { ...http, accept });
   return { stream: r.body, size: r.size, contentType: r.contentType, url: r.url };
