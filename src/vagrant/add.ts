@@ -106,6 +106,7 @@ async function openSource(
 /** Is SOURCE a catalog? Files: JSON content. URLs: HEAD says application/json (as Vagrant decides). */
 async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
   if (src.kind === 'file') {
+    boxFileSize(src.location); // a directory or a missing file: the same answer as every command
     let fd: number;
     try {
       fd = fs.openSync(src.location, 'r');
@@ -130,6 +131,10 @@ async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
     if (e instanceof BoxsigError && typeof e.details.status === 'number') return false;
     throw e;
   }
+}
+
+function withHint(e: unknown, hint: string): unknown {
+  return e instanceof BoxsigError && !e.hint ? new BoxsigError(e.code, e.message, e.details, hint) : e;
 }
 
 export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
@@ -163,7 +168,15 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     askedName = sourceArg;
     const server = (process.env.VAGRANT_SERVER_URL ?? 'https://vagrantcloud.com').replace(/\/+$/, '');
     src = { kind: 'http', location: `${server}/${sourceArg}` };
-  } else throw usage(`${sourceArg}: no such file, and not a URL or an org/name box`);
+  } else {
+    // not a URL, not org/name: a file that is not there, answered as every command answers it
+    try {
+      boxFileSize(sourceArg);
+    } catch (e) {
+      throw withHint(e, 'SOURCE is a box file, an http(s):// or file:// URL, a catalog, or an org/name box');
+    }
+    src = toSource(sourceArg);
+  }
 
   let choice: CatalogChoice | null = null;
   let metadataUrl: string | null = null;
