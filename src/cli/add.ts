@@ -2,9 +2,6 @@
  * `boxsig add`: a verified `vagrant box add` (src/vagrant/add.ts does the work).
  */
 import type { Command } from 'commander';
-import { parseFingerprintArg } from '../keys/keys.js';
-import { TrustStore } from '../trust/store.js';
-import { loadLayers } from '../policy/load.js';
 import type { AddResult } from '../vagrant/add.js';
 import { action, collect, examples, jsonOption, parseSeconds } from './common.js';
 import { err, out, printJson, Progress, warn } from './io.js';
@@ -65,7 +62,10 @@ export function registerAddCommand(program: Command): void {
 }
 
 async function runAdd(source: string, opts: AddFlags): Promise<void> {
+  const { parseFingerprintArg } = await import('../keys/keys.js');
   const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
+  const { TrustStore } = await import('../trust/store.js');
+  const { loadLayers } = await import('../policy/load.js');
   const { addBox } = await import('../vagrant/add.js');
   const { parseHostHeaders } = await import('../vagrant/http.js');
   const store = new TrustStore();

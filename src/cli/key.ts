@@ -3,17 +3,10 @@
  */
 import { Option, type Command } from 'commander';
 import { usage } from '../errors.js';
-import { loadSecretKey, readKeyData } from '../keys/keys.js';
-import { assertKeyFilesFree, generateKeyFiles, addUserIdToKeyFile } from '../keys/generate.js';
-import { certifyForScope } from '../keys/certify.js';
-import { writeKeyFile } from '../keys/files.js';
 import { passphraseFrom, type PassphraseOptions } from '../keys/passphrase.js';
-import { holdsRevocation, makeRevocationCertificate, reasonCode } from '../keys/revoke.js';
 import { parseDuration } from '../manifest/duration.js';
 import { formatTime } from '../manifest/manifest.js';
-import { readInputFile } from '../box/signers.js';
-import { TrustStore, type ImportResult } from '../trust/store.js';
-import { findKey } from '../trust/find.js';
+import type { ImportResult } from '../trust/store.js';
 import { scrubUrl } from '../shared/urls.js';
 import { action, collect, examples, jsonOption, passphraseFileOption, readKeySource } from './common.js';
 import { err, out, passphraseOptions, printJson, promptHidden, warn } from './io.js';
@@ -75,6 +68,7 @@ function registerGenerate(key: Command): void {
   );
   cmd.action(
     action(async (opts: GenerateFlags) => {
+      const { assertKeyFilesFree, generateKeyFiles } = await import('../keys/generate.js');
       assertKeyFilesFree(opts.out);
       const revokers = await Promise.all((opts.revoker ?? []).map((f) => readRevokerKey(f)));
       const now = new Date();
@@ -97,6 +91,8 @@ function registerGenerate(key: Command): void {
 }
 
 async function readRevokerKey(file: string) {
+  const { readKeyData } = await import('../keys/keys.js');
+  const { readInputFile } = await import('../box/signers.js');
   const { certs } = await readKeyData(readInputFile(file, '--revoker key'), file);
   if (certs.length !== 1) throw usage(`--revoker ${file} must hold exactly one public key`);
   return certs[0];
@@ -122,6 +118,8 @@ function registerImport(key: Command): void {
   examples(cmd, 'boxsig key import acme.public.asc', 'gpg --armor --export builds@acme.example | boxsig key import -');
   cmd.action(
     action(async (sources: string[], opts: { json?: boolean }) => {
+      const { readKeyData } = await import('../keys/keys.js');
+      const { TrustStore } = await import('../trust/store.js');
       const store = new TrustStore();
       const results = [];
       for (const s of sources) results.push({ source: scrubUrl(s), ...(await store.keyring.import(await readKeyData(await readKeySource(s), scrubUrl(s)))) });
@@ -141,6 +139,9 @@ function registerExport(key: Command): void {
   examples(cmd, 'boxsig key export "0A1B 2C3D 4E5F 6A7B 8C9D  0E1F 2A3B 4C5D 6E7F 8A9B" > acme.public.asc', 'boxsig key export builds@acme.example --json');
   cmd.action(
     action(async (query: string, opts: { output?: string; json?: boolean }) => {
+      const { TrustStore } = await import('../trust/store.js');
+      const { findKey } = await import('../trust/find.js');
+      const { writeKeyFile } = await import('../keys/files.js');
       const store = new TrustStore();
       const k = await findKey(store.keyring, query);
       const armored = (await store.keyring.exportArmored(k.fingerprint))!;
@@ -158,6 +159,7 @@ function registerList(key: Command): void {
   examples(cmd, 'boxsig key list', 'boxsig key list --json');
   cmd.action(
     action(async (opts: { json?: boolean }) => {
+      const { TrustStore } = await import('../trust/store.js');
       const store = new TrustStore();
       const keys = await store.keyring.list();
       if (opts.json) return printJson({ ok: true, keyring: store.keyring.keyDir, keys });
@@ -184,6 +186,10 @@ function registerCertify(key: Command): void {
   examples(cmd, 'boxsig key certify --org-key org.secret.asc --scope "acme/ubuntu-*" repo.public.asc -o repo.certified.asc');
   cmd.action(
     action(async (repo: string, opts: { orgKey: string; scope: string; passphraseFile?: string; output?: string; json?: boolean }) => {
+      const { loadSecretKey, readKeyData } = await import('../keys/keys.js');
+      const { readInputFile } = await import('../box/signers.js');
+      const { certifyForScope } = await import('../keys/certify.js');
+      const { writeKeyFile } = await import('../keys/files.js');
       const org = await loadSecretKey(
         readInputFile(opts.orgKey, '--org-key'),
         opts.orgKey,
@@ -214,6 +220,8 @@ function registerAddUid(key: Command): void {
   examples(cmd, 'boxsig key add-uid --key acme.secret.asc --uid "boxsig:acme/ubuntu-*"');
   cmd.action(
     action(async (opts: { key: string; uid: string; passphraseFile?: string; output?: string; json?: boolean }) => {
+      const { readInputFile } = await import('../box/signers.js');
+      const { addUserIdToKeyFile } = await import('../keys/generate.js');
       const data = readInputFile(opts.key, '--key');
       const r = await addUserIdToKeyFile(opts.key, data, opts.uid, passphraseFrom(passphraseOptions(opts.passphraseFile), opts.key), opts.output);
       if (opts.json) printJson({ ok: true, ...r });
@@ -256,6 +264,11 @@ function registerRevoke(key: Command): void {
     action(async (opts: RevokeFlags) => {
       if (!opts.key === !opts.import) throw usage('give --key SECRET.asc (make a certificate) or --import FILE|URL (apply one)');
       if (opts.import) return applyRevocation(opts.import, opts.json);
+      const { loadSecretKey, readKeyData } = await import('../keys/keys.js');
+      const { readInputFile } = await import('../box/signers.js');
+      const { makeRevocationCertificate, reasonCode } = await import('../keys/revoke.js');
+      const { writeKeyFile } = await import('../keys/files.js');
+      const { TrustStore } = await import('../trust/store.js');
       reasonCode(opts.reason);
       const signer = await loadSecretKey(readInputFile(opts.key!, '--key'), opts.key!, passphraseFrom(passphraseOptions(opts.passphraseFile), opts.key!));
       const target = opts.target ? await readOneKey(opts.target) : undefined;
@@ -284,6 +297,9 @@ function registerRevoke(key: Command): void {
 }
 
 async function applyRevocation(source: string, json?: boolean): Promise<void> {
+  const { readKeyData } = await import('../keys/keys.js');
+  const { holdsRevocation } = await import('../keys/revoke.js');
+  const { TrustStore } = await import('../trust/store.js');
   const d = await readKeyData(await readKeySource(source), scrubUrl(source));
   if (!holdsRevocation(d)) throw usage(`${source} holds no revocation certificate`);
   const r = await new TrustStore().keyring.import(d);
@@ -292,6 +308,7 @@ async function applyRevocation(source: string, json?: boolean): Promise<void> {
 }
 
 async function readOneKey(src: string) {
+  const { readKeyData } = await import('../keys/keys.js');
   const { certs } = await readKeyData(await readKeySource(src), src);
   if (certs.length === 0) throw usage(`${src} holds no public key`);
   return certs[0];

@@ -3,7 +3,6 @@
  */
 import type { Command } from 'commander';
 import { boxFileSize } from '../box/open.js';
-import { loadSigners } from '../box/signers.js';
 import { action, collect, examples, jsonOption, parseClaims, passphraseFileOption } from './common.js';
 import { err, out, passphraseOptions, printJson, Progress, warn } from './io.js';
 
@@ -46,6 +45,7 @@ export function registerPublish(program: Command): void {
     action(async (box: string, opts: PublishFlags) => {
       boxFileSize(box); // the same answer as every command for a missing file, before any key is unlocked
       const { publishBox } = await import('../registry/client.js');
+      const { loadSigners } = await import('../box/signers.js');
       const signers =
         opts.key?.length || opts.gpgKey?.length
           ? await loadSigners({ keys: opts.key, gpgKeys: opts.gpgKey, passphrase: passphraseOptions(opts.passphraseFile) })

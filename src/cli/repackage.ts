@@ -3,7 +3,6 @@
  */
 import type { Command } from 'commander';
 import { parseDuration } from '../manifest/duration.js';
-import { loadSigners } from '../box/signers.js';
 import { action, collect, examples, jsonOption, parseClaims, passphraseFileOption } from './common.js';
 import { out, passphraseOptions, printJson, warn } from './io.js';
 
@@ -45,6 +44,7 @@ export function registerRepackage(program: Command): void {
       const { repackageBox } = await import('../vagrant/repackage.js');
       const claims = parseClaims(opts.claim);
       if (opts.expires !== undefined) parseDuration(opts.expires);
+      const { loadSigners } = await import('../box/signers.js');
       const signing = opts.key?.length || opts.gpgKey?.length;
       const signers = signing ? await loadSigners({ keys: opts.key, gpgKeys: opts.gpgKey, passphrase: passphraseOptions(opts.passphraseFile) }) : [];
       const r = await repackageBox(name, provider, version, {

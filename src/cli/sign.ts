@@ -6,9 +6,7 @@ import { usage } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { architectureProblem } from '../manifest/names.js';
 import { boxFileSize } from '../box/open.js';
-import { loadSigners } from '../box/signers.js';
-import { signBox, type SignResult } from '../box/sign.js';
-import { stripBox } from '../box/strip.js';
+import type { SignResult } from '../box/sign.js';
 import { action, collect, examples, jsonOption, parseClaims, passphraseFileOption } from './common.js';
 import { out, passphraseOptions, printJson, Progress, warn } from './io.js';
 
@@ -70,6 +68,8 @@ async function runSign(box: string, opts: SignFlags): Promise<void> {
   if (opts.expires !== undefined) parseDuration(opts.expires);
   const archProblem = opts.architecture !== undefined ? architectureProblem(opts.architecture) : null;
   if (archProblem) throw usage(`--architecture ${JSON.stringify(opts.architecture)} ${archProblem}`);
+  const { loadSigners } = await import('../box/signers.js');
+  const { signBox } = await import('../box/sign.js');
   const signers = await loadSigners({ keys: opts.key, gpgKeys: opts.gpgKey, certs: opts.cert, passphrase: passphraseOptions(opts.passphraseFile) });
   const progress = new Progress('signing', size, !opts.json);
   const { name, version, provider, architecture, expires, output, fresh } = opts;
@@ -116,6 +116,7 @@ function registerStrip(program: Command): void {
   examples(cmd, 'boxsig strip ubuntu.box', 'boxsig strip ubuntu.box -o ubuntu-unsigned.box');
   cmd.action(
     action(async (box: string, opts: { output?: string; json?: boolean }) => {
+      const { stripBox } = await import('../box/strip.js');
       const r = await stripBox(box, opts.output);
       if (opts.json) printJson({ ok: true, ...r });
       else if (r.hadSignature) out(`boxsig: removed .boxsig/ (${r.removed} bytes) -> ${r.output}`);

@@ -2,12 +2,21 @@
  * `boxsig trust …`: list, pin, forget, accept (src/trust/manage.ts does the work).
  */
 import type { Command } from 'commander';
-import { parseFingerprintArg } from '../keys/keys.js';
-import { TrustStore } from '../trust/store.js';
-import { acceptTrust, forgetTrust, listTrust, pinTrust, type AcceptResult } from '../trust/manage.js';
+import type { TrustStore } from '../trust/store.js';
+import type { AcceptResult } from '../trust/manage.js';
 import type { InstalledBox } from '../vagrant/home.js';
 import { action, examples, jsonOption } from './common.js';
 import { out, printJson, warn } from './io.js';
+
+/** The library modules of these commands, loaded when one runs (boxsig --help and --version stay light). */
+async function lib() {
+  const [{ TrustStore }, manage, { parseFingerprintArg }] = await Promise.all([
+    import('../trust/store.js'),
+    import('../trust/manage.js'),
+    import('../keys/keys.js'),
+  ]);
+  return { store: (): TrustStore => new TrustStore(), parseFingerprintArg, ...manage };
+}
 
 export function registerTrustCommands(program: Command): void {
   const trust = program.command('trust').description('the trust store: pins and trust-on-first-use records');
@@ -22,7 +31,8 @@ function registerList(trust: Command): void {
   examples(cmd, 'boxsig trust list', 'boxsig trust list --json');
   cmd.action(
     action(async (opts: { json?: boolean }) => {
-      const l = listTrust(new TrustStore());
+      const { listTrust, store } = await lib();
+      const l = listTrust(store());
       if (opts.json) return printJson({ ok: true, store: l.store, pins: Object.fromEntries(l.pins), boxes: Object.fromEntries(l.boxes) });
       out(`trust store: ${l.store}`);
       out(l.pins.length ? 'pins:' : 'pins: (none)');
@@ -48,7 +58,8 @@ function registerPin(trust: Command): void {
   examples(cmd, 'boxsig trust pin "acme/*" 0A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8A9B');
   cmd.action(
     action(async (name: string, fpr: string, opts: { json?: boolean }) => {
-      const store = new TrustStore();
+      const { pinTrust, parseFingerprintArg, store: open } = await lib();
+      const store = open();
       const r = await pinTrust(store, name, parseFingerprintArg(fpr));
       if (opts.json) printJson({ ok: true, ...r });
       else out(`boxsig: ${r.name} is pinned to ${r.pins.join(', ')} (${store.file})`);
@@ -66,7 +77,8 @@ function registerForget(trust: Command): void {
   examples(cmd, 'boxsig trust forget acme/ubuntu-24.04', 'boxsig trust forget acme/ubuntu-24.04 --key 0A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8A9B');
   cmd.action(
     action(async (name: string, opts: { key?: string; json?: boolean }) => {
-      const r = await forgetTrust(new TrustStore(), name, opts.key ? parseFingerprintArg(opts.key) : undefined);
+      const { forgetTrust, parseFingerprintArg, store } = await lib();
+      const r = await forgetTrust(store(), name, opts.key ? parseFingerprintArg(opts.key) : undefined);
       if (opts.json) return printJson({ ok: true, ...r });
       out(r.removed ? `boxsig: forgot ${r.key ? `key ${r.key} of ` : ''}${name}` : `boxsig: nothing recorded for ${name}`);
       if (r.next) warn(r.next);
@@ -94,11 +106,22 @@ function registerAccept(trust: Command): void {
   examples(cmd, 'boxsig trust accept acme/ubuntu-24.04 0A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8A9B', 'boxsig trust accept acme/ubuntu-24.04 FPR --distrust-old');
   cmd.action(
     action(async (name: string, fpr: string, opts: AcceptFlags) => {
-      const r = await acceptTrust(new TrustStore(), name, parseFingerprintArg(fpr), opts);
+      const { acceptTrust, parseFingerprintArg, store } = await lib();
+      const r = await acceptTrust(store(), name, parseFingerprintArg(fpr), opts);
       const { installedSignedBy } = await import('../vagrant/signed-by.js');
-      const affected = r.distrusted ? installedSignedBy(name, r.replaced.map((k) => k.key), opts.vagrantHome) : [];
+      const affected = r.distrusted
+        ? installedSignedBy(
+            name,
+            r.replaced.map((k) => k.key),
+            opts.vagrantHome,
+          )
+        : [];
       if (opts.json) {
-        return printJson({ ok: true, ...r, affected: affected.map((b) => ({ name: b.name, version: b.version, provider: b.provider, directory: b.directory })) });
+        return printJson({
+          ok: true,
+          ...r,
+          affected: affected.map((b) => ({ name: b.name, version: b.version, provider: b.provider, directory: b.directory })),
+        });
       }
       printAccepted(name, r, affected);
     }),

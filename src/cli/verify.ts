@@ -4,13 +4,12 @@
  */
 import type { Command } from 'commander';
 import { EXIT_REFUSED, usage } from '../errors.js';
-import { parseFingerprintArg } from '../keys/keys.js';
 import { architectureProblem } from '../manifest/names.js';
 import { boxFileSize } from '../box/open.js';
-import { verifyBox, inspectBox, type InspectResult, type VerifyResult } from '../box/verify.js';
+import type { InspectResult, VerifyResult } from '../box/verify.js';
 import type { InstalledVerdict } from '../vagrant/installed.js';
-import { TrustStore } from '../trust/store.js';
-import { loadLayers } from '../policy/load.js';
+import type { TrustStore } from '../trust/store.js';
+import type { ConfigLayer } from '../policy/config.js';
 import { action, collect, examples, jsonOption } from './common.js';
 import { err, humanBytes, out, printJson, Progress, warn } from './io.js';
 
@@ -67,17 +66,20 @@ async function runVerify(box: string | undefined, opts: VerifyFlags): Promise<nu
   const modes = [box !== undefined, opts.dir !== undefined, opts.installed !== undefined].filter(Boolean).length;
   if (modes !== 1) throw usage('give exactly one of BOX, --dir DIR or --installed [NAME]');
   if ((opts.record || opts.source || opts.allowDowngrade) && !opts.dir) throw usage('--record, --source and --allow-downgrade go with --dir');
+  const { parseFingerprintArg } = await import('../keys/keys.js');
   const pins = (opts.pin ?? []).map((p) => parseFingerprintArg(p, '--pin'));
   const archProblem = opts.architecture !== undefined ? architectureProblem(opts.architecture) : null;
   if (archProblem) throw usage(`--architecture ${JSON.stringify(opts.architecture)} ${archProblem}`);
   const size = box !== undefined ? boxFileSize(box) : 0; // the same answer as every command for a missing file, before any config is read
+  const { TrustStore } = await import('../trust/store.js');
+  const { loadLayers } = await import('../policy/load.js');
+  const { verifyBox, verifyDir } = await import('../box/verify.js');
   const store = new TrustStore();
   const extraJson = opts.policyJson !== undefined ? { extraJson: { source: 'Vagrantfile (config.boxsig)', json: opts.policyJson } } : {};
   const layers = await loadLayers({ store, configFile: opts.config, ...extraJson });
   const expect = { name: opts.name, version: opts.version, provider: opts.provider, architecture: opts.architecture };
   if (opts.installed !== undefined) return verifyInstalledBoxes(opts, pins, store, layers);
   if (opts.dir !== undefined) {
-    const { verifyDir } = await import('../box/verify.js');
     const r = await verifyDir(opts.dir, {
       expect,
       pins,
@@ -105,7 +107,7 @@ async function runVerify(box: string | undefined, opts: VerifyFlags): Promise<nu
   else printVerify(r, box!);
 }
 
-async function verifyInstalledBoxes(opts: VerifyFlags, pins: string[], store: TrustStore, layers: Awaited<ReturnType<typeof loadLayers>>): Promise<number> {
+async function verifyInstalledBoxes(opts: VerifyFlags, pins: string[], store: TrustStore, layers: ConfigLayer[]): Promise<number> {
   const { verifyInstalled } = await import('../vagrant/installed.js');
   const name = typeof opts.installed === 'string' ? opts.installed : undefined;
   const r = await verifyInstalled({ home: opts.vagrantHome, name, pins, store, layers });
@@ -162,6 +164,7 @@ function registerInspect(program: Command): void {
   examples(cmd, 'boxsig inspect ubuntu.box', 'boxsig inspect ubuntu.box --json');
   cmd.action(
     action(async (box: string, opts: { json?: boolean }) => {
+      const { inspectBox } = await import('../box/verify.js');
       const r = await inspectBox(box);
       if (opts.json) printJson({ ok: true, ...r });
       else printInspect(box, r);
