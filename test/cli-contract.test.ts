@@ -13,7 +13,7 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { CLI, ROOT, boxsig, boxsigAsync, isolatedEnv, makeBox, makeKey, sign, type RunResult } from './helpers.js';
 import { buildProgram, VERSION } from '../dist/cli/program.js';
@@ -118,6 +118,20 @@ interface Case {
 interface Plan {
   success: Case | { exempt: string };
   failure: Case;
+}
+
+/** Usage errors from commander's own parsing: unknown option, missing argument, bad value — run side by side. */
+async function usageErrors(t: Test, p: string[], cmd: Command, env: NodeJS.ProcessEnv): Promise<void> {
+  const name = p.join(' ');
+  const cases: Array<[string, string[]]> = [['an unknown option', [...p, '--no-such-option', '--json']]];
+  if (cmd.registeredArguments.some((a) => a.required)) cases.push(['a missing argument', [...p, '--json']]);
+  const choice = cmd.options.find((o) => o.argChoices?.length);
+  if (choice) cases.push([`a bad value for ${choice.long}`, [...p, choice.long!, 'no-such-choice', '--json']]);
+  const runs = await Promise.all(cases.map(([, args]) => boxsigAsync(args, { env })));
+  cases.forEach(([what], i) => {
+    t.equal(runs[i].code, 2, `${name}: ${what} exits 2`);
+    t.equal(checkOneObject(t, runs[i], `${name} (${what})`)?.code, 'USAGE', `${name}: ${what} is USAGE`);
+  });
 }
 
 t.test('--json: one object with ok, and code on every failure, for every command', async (t) => {
@@ -248,20 +262,7 @@ t.test('--json: one object with ok, and code on every failure, for every command
     t.equal(f.code, plan.failure.exit, `${name} (failure): exit ${plan.failure.exit}`);
     if (plan.failure.code) t.equal(fv?.code, plan.failure.code, `${name} (failure): code ${plan.failure.code}`);
 
-    // usage errors from option parsing
-    const unknown = await boxsigAsync([...p, '--no-such-option', '--json'], { env });
-    t.equal(unknown.code, 2, `${name}: an unknown option exits 2`);
-    t.equal(checkOneObject(t, unknown, `${name} --no-such-option`)?.code, 'USAGE', `${name}: unknown option is USAGE`);
-    if (cmd.registeredArguments.some((a) => a.required)) {
-      const none = await boxsigAsync([...p, '--json'], { env });
-      t.equal(none.code, 2, `${name}: a missing argument exits 2`);
-      t.equal(checkOneObject(t, none, `${name} (no argument)`)?.code, 'USAGE', `${name}: missing argument is USAGE`);
-    }
-    const choice = cmd.options.find((o) => o.argChoices?.length);
-    if (choice) {
-      const bad = await boxsigAsync([...p, choice.long!, 'no-such-choice', '--json'], { env });
-      t.equal(checkOneObject(t, bad, `${name} ${choice.long} (bad value)`)?.code, 'USAGE', `${name}: a bad value for ${choice.long} is USAGE`);
-    }
+    await usageErrors(t, p, cmd, env);
   }
 });
 
@@ -284,6 +285,46 @@ t.test('verify --installed: a top-level code when a box is refused', async (t) =
   t.equal(r.json.ok, false);
   t.equal(r.json.code, 'TAMPERED', 'the refused box code at the top');
   t.match(r.json.message, /1 of 1 installed boxes refused/);
+});
+
+t.test("the CLI loads a command's modules when it runs: --version and verify load no registry module", async (t) => {
+  const dir = t.testdir({
+    'hooks.mjs': [
+      'export async function resolve(spec, ctx, next) {',
+      '  const r = await next(spec, ctx);',
+      '  if (r.url.startsWith("file:")) process.stderr.write(`LOADED ${r.url}\\n`);',
+      '  return r;',
+      '}',
+    ].join('\n'),
+    'register.mjs': "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n",
+  });
+  const env = isolatedEnv(dir, { BOXSIG_PASSPHRASE: '' });
+  const key = makeKey(dir, 'Acme <builds@acme.example>', [], env);
+  const box = path.join(dir, 'web.box');
+  t.equal(sign(makeBox(path.join(dir, 'raw.box')), [key], ['--name', 'acme/web', '--version', '1.0', '-o', box], env).code, 0);
+  const loaded = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), CLI, ...args], { env, encoding: 'utf8' });
+    return { code: r.status, modules: [...r.stderr.matchAll(/^LOADED (\S+)$/gm)].map((m) => m[1]) };
+  };
+  const registry = /node_modules\/(fastify|pg|@aws-sdk|better-sqlite3)\/|\/dist\/registry\//;
+  const v = loaded(['--version']);
+  t.equal(v.code, 0);
+  t.same(
+    v.modules.filter((m) => registry.test(m) || /node_modules\/(openpgp|tar)\//.test(m)),
+    [],
+    '--version loads neither the registry, OpenPGP.js nor tar',
+  );
+  const r = loaded(['verify', box]);
+  t.equal(r.code, 0);
+  t.ok(
+    r.modules.some((m) => /node_modules\/openpgp\//.test(m)),
+    'verify loads OpenPGP.js (the hook sees modules)',
+  );
+  t.same(
+    r.modules.filter((m) => registry.test(m)),
+    [],
+    'verify loads no registry module (Fastify, pg, AWS SDK, SQLite)',
+  );
 });
 
 /** `boxsig registry serve` on a free port, for publish. */
