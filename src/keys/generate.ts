@@ -81,13 +81,7 @@ export interface AddUidResult {
  * key back in place (or to PREFIX.secret.asc) and the public key next to it
  * (or to PREFIX.public.asc), atomically. The passphrase is asked for once.
  */
-export async function addUserIdToKeyFile(
-  keyFile: string,
-  data: Uint8Array,
-  uid: string,
-  passphrase: Passphrase,
-  outPrefix?: string,
-): Promise<AddUidResult> {
+export async function addUserIdToKeyFile(keyFile: string, data: Uint8Array, uid: string, passphrase: Passphrase, outPrefix?: string): Promise<AddUidResult> {
   const p = userIdProblem(uid);
   if (p) throw usage(`invalid user ID ${JSON.stringify(uid)}: it ${p}`);
   const original = await readSecretKey(data, keyFile);

@@ -166,11 +166,19 @@ function run(cmd: string, args: string[], input?: Uint8Array, extraFd?: string):
 
 /** gpg's messages, each line once (gpg repeats "signing failed" after the failing step). */
 function gpgLines(stderr: string): string {
-  return [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].join('\n');
+  return [
+    ...new Set(
+      stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    ),
+  ].join('\n');
 }
 
 /** A pinentry that cannot ask (no terminal, no display): gpg's words for it. */
-const NO_PINENTRY = /Inappropriate ioctl for device|No pinentry|pinentry.*(?:No such file|not found|failed)|No such device or address|Operation cancelled|Timeout/i;
+const NO_PINENTRY =
+  /Inappropriate ioctl for device|No pinentry|pinentry.*(?:No such file|not found|failed)|No such device or address|Operation cancelled|Timeout/i;
 
 /**
  * Why gpg did not sign. Without a usable pinentry it is not the user's command
