@@ -73,6 +73,11 @@ export class BoxsigError extends Error {
   }
 }
 
+/** True for a BoxsigError that is a refusal (a verification or trust check failed); anything else should be rethrown. */
+export function isRefusal(e: unknown): e is BoxsigError & { code: RefusalCode } {
+  return e instanceof BoxsigError && e.refused;
+}
+
 export function refuse(code: RefusalCode, message: string, details?: ErrorDetails, hint?: string): BoxsigError {
   return new BoxsigError(code, message, details, hint);
 }

@@ -192,6 +192,7 @@ t.test('vagrant-boxsig with the real vagrant', async (t) => {
     t.equal(r.code, 3, 'exit 3', { output: r.out });
     t.match(r.out, /needs the `boxsig` command, which was not found at \/nonexistent\/bin\/boxsig/);
     t.match(r.out, /config\.boxsig\.enabled = false/);
+    t.match(r.out, /"Install" section of boxsig's README\.md/, "points to the README's Install section");
     t.same(leftovers(L, 'acme/missing'), []);
 
     // and with nothing called boxsig on the PATH (the shim's directory is first on it)

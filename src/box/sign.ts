@@ -23,7 +23,7 @@ import type { ManifestSigner } from '../keys/signer.js';
 import { checkSigners } from './judge.js';
 import { readMetadata } from './judge.js';
 import { readBox, type BoxsigPrefix } from './reader.js';
-import { openBox } from './verify.js';
+import { boxFileSize, openBox } from './open.js';
 import { fsyncDir } from '../trust/lock.js';
 import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
 
@@ -130,12 +130,8 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
   const now = opts.now ?? new Date();
   const expiresIn = opts.expires !== undefined ? parseDuration(opts.expires, now) : undefined;
   const output = path.resolve(opts.output ?? input);
-  let inStat: fs.Stats;
-  try {
-    inStat = fs.statSync(input);
-  } catch (e) {
-    throw ioError(`cannot open box ${input}`, e);
-  }
+  boxFileSize(input);
+  const inStat = fs.statSync(input);
 
   // Reserve a gap for the .boxsig/ entries in front of the copied bytes. If
   // they turn out larger, the tail is copied once more (slower, still correct).

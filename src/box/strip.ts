@@ -11,7 +11,7 @@ import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
 import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { TarParser } from '../archive/tar.js';
 import { readBox } from './reader.js';
-import { openBox } from './verify.js';
+import { boxFileSize, openBox } from './open.js';
 import { fsyncDir } from '../trust/lock.js';
 import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
 
@@ -46,10 +46,15 @@ function checkPrefixMember(tar: Buffer): void {
   if (p.position !== tar.length) throw new BoxsigError('INTERNAL', 'internal: prefix parse length');
 }
 
-export async function stripBox(input: string, output: string): Promise<StripResult> {
-  if (!output) throw usage('give -o OUT');
-  const out = path.resolve(output);
-  if (out === path.resolve(input)) throw usage('-o must differ from the input box');
+/**
+ * Write BOX without its `.boxsig/` entries to OUTPUT, or in place (atomically,
+ * keeping the file's mode) when OUTPUT is not given or names BOX itself.
+ */
+export async function stripBox(input: string, output?: string): Promise<StripResult> {
+  const inStat = fs.statSync(path.resolve(input), { throwIfNoEntry: false });
+  boxFileSize(input);
+  const out = path.resolve(output ?? input);
+  const inPlace = out === path.resolve(input);
   const first = await head(input, 128 * 1024);
   let start = 0;
   let had = false;
@@ -80,6 +85,7 @@ export async function stripBox(input: string, output: string): Promise<StripResu
       had = true;
     }
   }
+  if (inPlace && !had) return { output: out, removed: 0, hadSignature: false };
   removeStaleSiblings(out);
   const tmp = tempSibling(out, randomBytes(4).toString('hex'));
   const forget = removeOnInterrupt(tmp);
@@ -88,6 +94,7 @@ export async function stripBox(input: string, output: string): Promise<StripResu
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
+    if (inPlace && inStat) fs.chmodSync(tmp, inStat.mode & 0o777);
     fs.renameSync(tmp, out);
     fsyncDir(out);
   } catch (e) {

@@ -1,6 +1,7 @@
 /**
  * `boxsig verify BOX` and `boxsig inspect BOX`.
  */
+import { openBox } from './open.js';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BoxsigError, refuse, ioError } from '../errors.js';
@@ -47,17 +48,6 @@ export interface VerifyResult {
   bytes: number;
   /** Every configuration source that applied (files, the Vagrantfile, trust store pins). */
   config: string[];
-}
-
-export function openBox(path: string): Readable {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(path);
-  } catch (e) {
-    throw ioError(`cannot open box ${path}`, e);
-  }
-  if (!st.isFile()) throw new BoxsigError('USAGE', `${path} is not a file`);
-  return fs.createReadStream(path, { highWaterMark: CHUNK_SIZE });
 }
 
 export async function defaultTrust(opts: { store?: TrustStore; layers?: ConfigLayer[]; cwd?: string }): Promise<{ store: TrustStore; layers: ConfigLayer[] }> {

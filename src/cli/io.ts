@@ -1,7 +1,7 @@
 /**
  * Terminal I/O for the CLI: results, errors, warnings, passphrases, progress.
  */
-import fs from 'node:fs';
+import type { PassphraseOptions } from '../keys/passphrase.js';
 import { BoxsigError, toBoxsigError, EXIT_OK } from '../errors.js';
 import { escapeJsonText, escapeLine } from '../shared/terminal.js';
 import { scrubText } from '../shared/urls.js';
@@ -85,24 +85,12 @@ export function humanBytes(n: number): string {
 }
 
 /**
- * A passphrase from --passphrase-file, BOXSIG_PASSPHRASE, or a prompt on a
- * terminal (never from a plain flag). Returns undefined when none is available.
+ * The passphrase sources of a command (src/keys/passphrase.ts): --passphrase-file,
+ * BOXSIG_PASSPHRASE, or a hidden prompt when stdin and stderr are a terminal.
  */
-export function passphraseSource(file: string | undefined, what: string): () => Promise<string | undefined> {
-  let cached: string | undefined | null = null;
-  return async () => {
-    if (cached !== null) return cached;
-    if (file) {
-      cached = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } else if (process.env.BOXSIG_PASSPHRASE !== undefined) {
-      cached = process.env.BOXSIG_PASSPHRASE;
-    } else if (process.stdin.isTTY && process.stderr.isTTY) {
-      cached = await promptHidden(`Passphrase for ${what}: `);
-    } else {
-      cached = undefined;
-    }
-    return cached;
-  };
+export function passphraseOptions(file: string | undefined): PassphraseOptions {
+  const tty = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  return { ...(file !== undefined ? { file } : {}), ...(tty ? { prompt: promptHidden } : {}) };
 }
 
 export function promptHidden(question: string): Promise<string> {

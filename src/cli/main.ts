@@ -3,49 +3,11 @@
  * The `boxsig` command: a thin layer over the library.
  */
 import './v8.js'; // first: before any module allocates
-import fs from 'node:fs';
-import { Command, CommanderError } from 'commander';
-import { EXIT_OK, EXIT_USAGE } from '../errors.js';
+import { CommanderError } from 'commander';
 import { reportError } from './io.js';
 import { abortRequests } from '../vagrant/http.js';
-import { escapeLine } from '../shared/terminal.js';
-import { registerCoreCommands, registerRepackage } from './core.js';
-import { registerTrustCommands } from './trust.js';
-import { recoverBeforeMutation } from './recovery.js';
 import { nextTurn } from '../interrupt.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerPublish } from './publish.js';
-
-const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
-
-/** Commander's messages quote arguments, which may come from anywhere: escape them per line. */
-function safeLines(s: string): string {
-  return s
-    .split('\n')
-    .map((l) => escapeLine(l))
-    .join('\n');
-}
-
-export function buildProgram(): Command {
-  const program = new Command();
-  program
-    .name('boxsig')
-    .description('OpenPGP signatures for Vagrant boxes: sign when built, verify when added.')
-    .version(VERSION, '-V, --version')
-    .enablePositionalOptions()
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(safeLines(s.startsWith('error:') ? `boxsig: usage error: ${s.slice(7)}` : s)),
-    });
-  program.hook('preAction', recoverBeforeMutation);
-  registerCoreCommands(program);
-  registerTrustCommands(program);
-  registerRepackage(program);
-  registerRegistryCommands(program);
-  registerPublish(program);
-  return program;
-}
+import { buildProgram, commanderExit } from './program.js';
 
 async function main(): Promise<void> {
   const program = buildProgram();
@@ -54,11 +16,7 @@ async function main(): Promise<void> {
     await nextTurn(); // an interrupt that arrived during the last synchronous step still ends the process by its signal
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
-        process.exitCode = EXIT_OK;
-      } else {
-        process.exitCode = EXIT_USAGE;
-      }
+      process.exitCode = commanderExit(e, process.argv.includes('--json'));
       return;
     }
     process.exitCode = reportError(e, { json: process.argv.includes('--json') });

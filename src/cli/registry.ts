@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { usage } from '../errors.js';
 import type { ConfigFlags } from '../registry/config.js';
-import { action, jsonOption } from './common.js';
+import { action, examples, jsonOption } from './common.js';
 import { err, out, printJson } from './io.js';
 
 interface EngineFlags extends ConfigFlags {
@@ -71,7 +71,13 @@ function show(json: boolean | undefined, value: Record<string, unknown>, human: 
 export function registerRegistryCommands(program: Command): void {
   const registry = program.command('registry').description('the boxsig registry: serve it, and manage its orgs, tokens and boxes');
 
-  engineOptions(registry.command('serve').description('run the registry (Vagrant Cloud API v1, catalogs, downloads, upload verification)'), true)
+  engineOptions(
+    examples(
+      registry.command('serve').description('run the registry (Vagrant Cloud API v1, catalogs, downloads, upload verification)'),
+      'boxsig registry serve --data ./registry --listen 0.0.0.0:8080 --public-url https://boxes.acme.example',
+    ),
+    true,
+  )
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8484)')
     .option('--public-url <url>', 'the URL clients reach the registry by (behind a load balancer)')
     .action(
@@ -84,7 +90,12 @@ export function registerRegistryCommands(program: Command): void {
     );
 
   const org = registry.command('org').description('organizations: create, list, set the upload policy, register keys');
-  engineOptions(org.command('create').argument('<org>').description('create an organization'))
+  engineOptions(
+    examples(
+      org.command('create').argument('<org>', 'organization name').description('create an organization'),
+      'boxsig registry org create acme --policy acme-policy.json --data ./registry',
+    ),
+  )
     .option('--policy <file>', 'the boxsig.json policy every upload to the org must satisfy (default: signatures required, trust on first use)')
     .addOption(jsonOption())
     .action(
@@ -94,7 +105,12 @@ export function registerRegistryCommands(program: Command): void {
         show(opts.json, { org: o }, () => out(`created organization ${o.name}`));
       }),
     );
-  engineOptions(org.command('policy').argument('<org>').description("replace an organization's upload policy"))
+  engineOptions(
+    examples(
+      org.command('policy').argument('<org>', 'organization name').description("replace an organization's upload policy"),
+      'boxsig registry org policy acme --policy acme-policy.json --data ./registry',
+    ),
+  )
     .requiredOption('--policy <file>', 'the boxsig.json policy')
     .addOption(jsonOption())
     .action(
@@ -104,7 +120,7 @@ export function registerRegistryCommands(program: Command): void {
         show(opts.json, { org: o }, () => out(`updated the policy of ${o.name}`));
       }),
     );
-  engineOptions(org.command('list').description('list organizations'))
+  engineOptions(examples(org.command('list').description('list organizations'), 'boxsig registry org list --data ./registry --json'))
     .addOption(jsonOption())
     .action(
       action(async (opts: EngineFlags) => {
@@ -114,7 +130,14 @@ export function registerRegistryCommands(program: Command): void {
       }),
     );
   engineOptions(
-    org.command('key').argument('<org>').argument('<files...>').description("register an org's public keys (org keys for chains) and revocation certificates"),
+    examples(
+      org
+        .command('key')
+        .argument('<org>', 'organization name')
+        .argument('<files...>', 'public key files and revocation certificates')
+        .description("register an org's public keys (org keys for chains) and revocation certificates"),
+      'boxsig registry org key acme org.public.asc --data ./registry',
+    ),
   )
     .addOption(jsonOption())
     .action(
@@ -135,7 +158,12 @@ export function registerRegistryCommands(program: Command): void {
     );
 
   const token = registry.command('token').description('tokens: scoped to one org and one role, stored hashed');
-  engineOptions(token.command('create').description('create a token (printed once)'))
+  engineOptions(
+    examples(
+      token.command('create').description('create a token (printed once)'),
+      'boxsig registry token create --org acme --role publish --member ci --data ./registry',
+    ),
+  )
     .requiredOption('--org <org>', 'organization')
     .addOption(new Option('--role <role>', 'what the token may do').choices(['read', 'publish', 'admin']).makeOptionMandatory())
     .option('--member <name>', 'who holds the token (default: your user name)')
@@ -154,7 +182,12 @@ export function registerRegistryCommands(program: Command): void {
         });
       }),
     );
-  engineOptions(token.command('list').description("list an organization's tokens (never the tokens themselves)"))
+  engineOptions(
+    examples(
+      token.command('list').description("list an organization's tokens (never the tokens themselves)"),
+      'boxsig registry token list --org acme --data ./registry',
+    ),
+  )
     .requiredOption('--org <org>', 'organization')
     .addOption(jsonOption())
     .action(
@@ -166,7 +199,12 @@ export function registerRegistryCommands(program: Command): void {
         );
       }),
     );
-  engineOptions(token.command('revoke').argument('<id>').description('revoke a token'))
+  engineOptions(
+    examples(
+      token.command('revoke').argument('<id>', 'the token ID (registry token list shows them)').description('revoke a token'),
+      'boxsig registry token revoke tok_0123abcd --data ./registry',
+    ),
+  )
     .addOption(jsonOption())
     .action(
       action(async (id: string, opts: EngineFlags) => {
@@ -177,7 +215,13 @@ export function registerRegistryCommands(program: Command): void {
     );
 
   const box = registry.command('box').description('boxes');
-  engineOptions(box.command('create').argument('<org/name>').description('create a box (Packer needs it to exist)'), true)
+  engineOptions(
+    examples(
+      box.command('create').argument('<org/name>', 'the box name').description('create a box (Packer needs it to exist)'),
+      'boxsig registry box create acme/ubuntu-24.04 --private --data ./registry',
+    ),
+    true,
+  )
     .option('--private', 'only tokens of the org may read it')
     .option('--description <text>', 'short description')
     .addOption(jsonOption())
@@ -188,7 +232,7 @@ export function registerRegistryCommands(program: Command): void {
         show(opts.json, { box: { name: b.tag, private: b.private } }, () => out(`created box ${b.tag}${b.private ? ' (private)' : ''}`));
       }),
     );
-  engineOptions(box.command('list').description('list boxes'))
+  engineOptions(examples(box.command('list').description('list boxes'), 'boxsig registry box list --org acme --data ./registry'))
     .option('--org <org>', 'only this organization')
     .addOption(jsonOption())
     .action(
@@ -199,7 +243,9 @@ export function registerRegistryCommands(program: Command): void {
       }),
     );
 
-  engineOptions(registry.command('audit').description('the audit log: every write, by whom'))
+  engineOptions(
+    examples(registry.command('audit').description('the audit log: every write, by whom'), 'boxsig registry audit --org acme --limit 20 --data ./registry'),
+  )
     .option('--org <org>', 'only this organization')
     .option('--limit <n>', 'the last N lines', (v) => Number(v), 100)
     .addOption(jsonOption())
@@ -211,7 +257,12 @@ export function registerRegistryCommands(program: Command): void {
       }),
     );
 
-  engineOptions(registry.command('backup').description('copy the embedded database while the registry runs (PostgreSQL: use pg_dump)'))
+  engineOptions(
+    examples(
+      registry.command('backup').description('copy the embedded database while the registry runs (PostgreSQL: use pg_dump)'),
+      'boxsig registry backup --to registry-$(date +%F).db --data ./registry',
+    ),
+  )
     .requiredOption('--to <file>', 'the copy (must not exist)')
     .addOption(jsonOption())
     .action(
@@ -224,7 +275,13 @@ export function registerRegistryCommands(program: Command): void {
       }),
     );
 
-  engineOptions(registry.command('gc').description('collect orphaned blobs and dead uploads now (registry serve also does it periodically)'), true)
+  engineOptions(
+    examples(
+      registry.command('gc').description('collect orphaned blobs and dead uploads now (registry serve also does it periodically)'),
+      'boxsig registry gc --grace 3600 --data ./registry',
+    ),
+    true,
+  )
     .option('--grace <seconds>', 'only objects older than this', (v) => Number(v))
     .addOption(jsonOption())
     .action(

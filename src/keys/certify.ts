@@ -14,7 +14,7 @@
  */
 import { BoxsigError, usage } from '../errors.js';
 import { globMatches, globProblem, globWithin } from '../policy/glob.js';
-import { mergeCert, userIdText, type Cert, type Component, type Sig } from './cert.js';
+import { mergeCert, userIdText, writeCert, type Cert, type Component, type Sig } from './cert.js';
 import { handleOf, openKey } from './handle.js';
 import { CERTIFICATION_TYPES, SIGTYPE, TAG, parseSignaturePacket, writePackets } from './packets.js';
 import { claimsIssuer, describeRevocation, revocationAt } from './revocation.js';
@@ -209,4 +209,15 @@ export async function addUserId(key: pgp.PrivateKey, uid: string, date = new Dat
       { tag: TAG.signature, body: sig },
     ]),
   );
+}
+
+/**
+ * `boxsig key certify`: the repository key certified for GLOB by the org key,
+ * armored together with the org's public key (what a repository needs to
+ * embed: `boxsig sign --cert`).
+ */
+export async function certifyForScope(repo: Cert, org: pgp.PrivateKey, glob: string): Promise<{ repository: string; org: string; armored: string }> {
+  const certified = await certifyScope(repo, org, glob);
+  const armored = pgp.armorPublicKey(Buffer.concat([writeCert({ ...certified, hadSecret: false }), pgp.publicBytes(org)]));
+  return { repository: certified.info.fingerprint, org: pgp.fingerprintOf(org), armored };
 }

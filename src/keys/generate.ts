@@ -8,7 +8,8 @@ import path from 'node:path';
 import { BoxsigError, usage } from '../errors.js';
 import type { Cert } from './cert.js';
 import { existing, writeKeyFile, writeNewKeyFiles } from './files.js';
-import { generateKey, readSecretKey, userIdProblem, type GenerateOptions } from './keys.js';
+import { generateKey, readSecretKey, unlockSecretKey, userIdProblem, type GenerateOptions } from './keys.js';
+import type { Passphrase } from './passphrase.js';
 import { addUserId } from './certify.js';
 import * as pgp from './pgp.js';
 
@@ -80,27 +81,11 @@ export interface AddUidResult {
  * key back in place (or to PREFIX.secret.asc) and the public key next to it
  * (or to PREFIX.public.asc), atomically. The passphrase is asked for once.
  */
-export async function addUserIdToKeyFile(
-  keyFile: string,
-  data: Uint8Array,
-  uid: string,
-  passphrase: () => Promise<string | undefined>,
-  outPrefix?: string,
-): Promise<AddUidResult> {
+export async function addUserIdToKeyFile(keyFile: string, data: Uint8Array, uid: string, passphrase: Passphrase, outPrefix?: string): Promise<AddUidResult> {
   const p = userIdProblem(uid);
   if (p) throw usage(`invalid user ID ${JSON.stringify(uid)}: it ${p}`);
   const original = await readSecretKey(data, keyFile);
-  let pass: string | undefined;
-  let unlocked = original;
-  if (!original.isDecrypted()) {
-    pass = await passphrase();
-    if (pass === undefined) throw usage(`${keyFile} is protected by a passphrase: give --passphrase-file FILE or set BOXSIG_PASSPHRASE`);
-    try {
-      unlocked = await pgp.unlock(original, pass);
-    } catch (e) {
-      throw usage(`cannot unlock ${keyFile}: ${(e as Error).message}`);
-    }
-  }
+  const { key: unlocked, passphrase: pass } = await unlockSecretKey(original, keyFile, passphrase);
   const updated = await addUserId(unlocked, uid);
   const toWrite = pass !== undefined ? await pgp.lock(updated, pass) : updated;
   const secretOut = outPrefix ? `${outPrefix}.secret.asc` : keyFile;

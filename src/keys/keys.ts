@@ -6,6 +6,7 @@
  * (packets.ts, cert.ts) and checked against the limits and the allowed
  * algorithms (shape.ts) before OpenPGP.js sees any of it.
  */
+import type { Passphrase } from './passphrase.js';
 import { BoxsigError, refuse, usage } from '../errors.js';
 import { splitCerts, type Cert, type Sig } from './cert.js';
 import { PacketError, REVOCATION_TYPES, readPackets } from './packets.js';
@@ -135,17 +136,27 @@ export async function generateKey(
 }
 
 /** Read a secret key file and unlock it. */
-export async function loadSecretKey(data: Uint8Array, what: string, passphrase: () => Promise<string | undefined>): Promise<pgp.PrivateKey> {
-  const key = await readSecretKey(data, what);
-  if (key.isDecrypted()) return key;
-  const pass = await passphrase();
-  if (pass === undefined) {
-    throw usage(`${what} is protected by a passphrase: give --passphrase-file FILE or set BOXSIG_PASSPHRASE`);
-  }
-  try {
-    return await pgp.unlock(key, pass);
-  } catch (e) {
-    throw usage(`cannot unlock ${what}: ${(e as Error).message}`);
+export async function loadSecretKey(data: Uint8Array, what: string, passphrase: Passphrase): Promise<pgp.PrivateKey> {
+  return (await unlockSecretKey(await readSecretKey(data, what), what, passphrase)).key;
+}
+
+/**
+ * Unlock a secret key with the passphrase from its source, asking again after
+ * a wrong one while the source allows it (a prompt: three tries, as gpg).
+ * Returns the passphrase used, so that a key rewritten can be locked again.
+ */
+export async function unlockSecretKey(key: pgp.PrivateKey, what: string, passphrase: Passphrase): Promise<{ key: pgp.PrivateKey; passphrase?: string }> {
+  if (key.isDecrypted()) return { key };
+  for (;;) {
+    const pass = await passphrase();
+    if (pass === undefined) {
+      throw usage(`${what} is protected by a passphrase: give --passphrase-file FILE, set BOXSIG_PASSPHRASE, or run on a terminal to be asked`);
+    }
+    try {
+      return { key: await pgp.unlock(key, pass), passphrase: pass };
+    } catch (e) {
+      if (!passphrase.retry?.()) throw usage(`cannot unlock ${what}: ${(e as Error).message}`);
+    }
   }
 }
 

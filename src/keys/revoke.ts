@@ -6,6 +6,7 @@
  * `boxsig key import`, `gpg --import` and Sequoia read.
  */
 import { usage } from '../errors.js';
+import type { KeyData } from './keys.js';
 import { splitCerts, type Cert } from './cert.js';
 import { designatedRevokers } from './revocation.js';
 import { readPackets, writePackets, TAG } from './packets.js';
@@ -63,4 +64,9 @@ export async function makeRevocationCertificate(req: RevocationRequest): Promise
 /** The public part of an own key, in boxsig's structure. */
 export function publicCert(key: pgp.AnyKey): Cert {
   return splitCerts(readPackets(pgp.publicBytes(key))).certs[0];
+}
+
+/** Whether key data holds a revocation certificate (a bare one, or a key carrying its own revocation). */
+export function holdsRevocation(d: KeyData): boolean {
+  return d.bare.length > 0 || d.certs.some((c) => c.direct.some((s) => s.info.type === 0x20));
 }

@@ -164,6 +164,39 @@ function run(cmd: string, args: string[], input?: Uint8Array, extraFd?: string):
   });
 }
 
+/** gpg's messages, each line once (gpg repeats "signing failed" after the failing step). */
+function gpgLines(stderr: string): string {
+  return [
+    ...new Set(
+      stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    ),
+  ].join('\n');
+}
+
+/** A pinentry that cannot ask (no terminal, no display): gpg's words for it. */
+const NO_PINENTRY =
+  /Inappropriate ioctl for device|No pinentry|pinentry.*(?:No such file|not found|failed)|No such device or address|Operation cancelled|Timeout/i;
+
+/**
+ * Why gpg did not sign. Without a usable pinentry it is not the user's command
+ * line that is wrong (exit 3, not 2): say how to give gpg a passphrase.
+ */
+function gpgSignFailure(fingerprint: string, r: RunResult, hadPassphrase: boolean): BoxsigError {
+  const said = gpgLines(r.stderr) || `exit status ${r.code}`;
+  if (!hadPassphrase && NO_PINENTRY.test(r.stderr)) {
+    return new BoxsigError(
+      'IO',
+      `gpg could not ask for the passphrase of ${fingerprint}: no usable pinentry\n${said}`,
+      { fingerprint },
+      'on a terminal: export GPG_TTY=$(tty) and run again; in a script: give --passphrase-file FILE or set BOXSIG_PASSPHRASE (boxsig passes it to gpg with --pinentry-mode loopback; gpg-agent needs allow-loopback-pinentry, the default since GnuPG 2.1.12), or keep the key unlocked in gpg-agent',
+    );
+  }
+  return new BoxsigError('USAGE', `gpg could not sign with ${fingerprint}:\n${said}`, { fingerprint });
+}
+
 /** Sign through GnuPG with the key whose fingerprint (or any ID gpg accepts) is `id`. */
 export async function signerFromGpg(id: string, opts: { gpg?: string; passphrase?: string } = {}): Promise<ManifestSigner> {
   const gpg = opts.gpg ?? process.env.BOXSIG_GPG ?? 'gpg';
@@ -193,9 +226,7 @@ export async function signerFromGpg(id: string, opts: { gpg?: string; passphrase
       const args = ['--batch', '--yes', '--armor', '--digest-algo', 'SHA512', '--local-user', fingerprint, '--detach-sign'];
       const pass = opts.passphrase;
       const r = pass !== undefined ? await run(gpg, ['--pinentry-mode', 'loopback', '--passphrase-fd', '3', ...args], data, pass) : await run(gpg, args, data);
-      if (r.code !== 0 || r.stdout.length === 0) {
-        throw new BoxsigError('USAGE', `gpg could not sign with ${fingerprint}: ${r.stderr.trim() || `exit status ${r.code}`}`);
-      }
+      if (r.code !== 0 || r.stdout.length === 0) throw gpgSignFailure(fingerprint, r, pass !== undefined);
       const sig = await readOneSignature(r.stdout, 'gpg output');
       const issuer = sig.info.hashedIssuerFingerprint ?? sig.info.issuerFingerprints[0];
       const ok = issuer ? own.includes(issuer) : own.some((f) => sig.info.issuerKeyIds.includes(f.slice(-16)));

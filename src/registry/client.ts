@@ -5,6 +5,7 @@
  * answer is the registry's verdict, and checks that the registry stored the
  * bytes it sent (the SHA-256 it computed while sending).
  */
+import { boxFileSize } from '../box/open.js';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -122,6 +123,7 @@ async function identityOf(box: string, opts: PublishOptions): Promise<{ id: BoxI
 }
 
 export async function publishBox(box: string, opts: PublishOptions): Promise<PublishResult> {
+  boxFileSize(box);
   if (!opts.token) throw usage('no registry token: set BOXSIG_REGISTRY_TOKEN');
   const base = opts.registry.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
   if (!/^https?:\/\//.test(base)) throw usage(`--registry ${opts.registry} must be an http(s) URL`);

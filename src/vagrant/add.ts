@@ -13,7 +13,8 @@ import { BoxsigError, refuse, usage, ioError } from '../errors.js';
 import { LIMITS } from '../archive/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
-import { defaultTrust, overridesFrom, openBox, type VerifyOptions } from '../box/verify.js';
+import { defaultTrust, overridesFrom, type VerifyOptions } from '../box/verify.js';
+import { boxFileSize, openBox } from '../box/open.js';
 import { commitTrust } from '../box/commit.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
 import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
@@ -95,14 +96,8 @@ async function openSource(
   accept?: string,
 ): Promise<{ stream: Readable; size: number | undefined; contentType: string; url: string }> {
   if (src.kind === 'file') {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(src.location);
-    } catch (e) {
-      throw ioError(`cannot open ${src.location}`, e);
-    }
-    if (!st.isFile()) throw usage(`${src.location} is not a file`);
-    return { stream: openBox(src.location), size: st.size, contentType: '', url: pathToFileURL(src.location).toString() };
+    const size = boxFileSize(src.location);
+    return { stream: openBox(src.location), size, contentType: '', url: pathToFileURL(src.location).toString() };
   }
   const r = await httpRequest(src.location, { ...http, accept });
   return { stream: r.body, size: r.size, contentType: r.contentType, url: r.url };
@@ -111,6 +106,7 @@ async function openSource(
 /** Is SOURCE a catalog? Files: JSON content. URLs: HEAD says application/json (as Vagrant decides). */
 async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
   if (src.kind === 'file') {
+    boxFileSize(src.location); // a directory or a missing file: the same answer as every command
     let fd: number;
     try {
       fd = fs.openSync(src.location, 'r');
@@ -135,6 +131,10 @@ async function isCatalog(src: Source, http: HttpOptions): Promise<boolean> {
     if (e instanceof BoxsigError && typeof e.details.status === 'number') return false;
     throw e;
   }
+}
+
+function withHint(e: unknown, hint: string): unknown {
+  return e instanceof BoxsigError && !e.hint ? new BoxsigError(e.code, e.message, e.details, hint) : e;
 }
 
 export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
@@ -168,7 +168,15 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     askedName = sourceArg;
     const server = (process.env.VAGRANT_SERVER_URL ?? DEFAULT_SERVER).replace(/\/+$/, '');
     src = { kind: 'http', location: `${server}/${sourceArg}` };
-  } else throw usage(`${sourceArg}: no such file, and not a URL or an org/name box`);
+  } else {
+    // not a URL, not org/name: a file that is not there, answered as every command answers it
+    try {
+      boxFileSize(sourceArg);
+    } catch (e) {
+      throw withHint(e, 'SOURCE is a box file, an http(s):// or file:// URL, a catalog, or an org/name box');
+    }
+    src = toSource(sourceArg);
+  }
 
   let choice: CatalogChoice | null = null;
   let metadataUrl: string | null = null;

@@ -13,7 +13,7 @@
  */
 import type * as openpgp from 'openpgp';
 import { toBoxsigError } from '../errors.js';
-import { verifyDir } from '../box/verify.js';
+import { defaultTrust, verifyDir } from '../box/verify.js';
 import type { ConfigLayer } from '../policy/config.js';
 import { Keyring, TrustStore, type TrustState } from '../trust/store.js';
 import { scanInstalled, vagrantHome, type InstalledBox } from './home.js';
@@ -71,14 +71,27 @@ class SnapshotStore extends TrustStore {
   }
 }
 
-export async function verifyInstalled(opts: {
+export interface VerifyInstalledOptions {
+  /** The Vagrant home (default: $VAGRANT_HOME or ~/.vagrant.d). */
   home?: string;
+  /** Only the boxes of this name. */
   name?: string;
   pins?: string[];
-  store: TrustStore;
-  layers: ConfigLayer[];
+  /** Default: the user's trust store. */
+  store?: TrustStore;
+  /** Default: the user config and the project's boxsig.json. */
+  layers?: ConfigLayer[];
   now?: Date;
-}): Promise<{ ok: boolean; home: string; boxes: InstalledVerdict[] }> {
+}
+
+export interface VerifyInstalledResult {
+  ok: boolean;
+  home: string;
+  boxes: InstalledVerdict[];
+}
+
+export async function verifyInstalled(options: VerifyInstalledOptions = {}): Promise<VerifyInstalledResult> {
+  const opts = { ...options, ...(await defaultTrust(options)) };
   const home = vagrantHome(opts.home);
   const scan = scanInstalled(home);
   const store = new SnapshotStore(opts.store.home);
