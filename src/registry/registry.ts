@@ -35,6 +35,7 @@ import {
 import { boxJson, boxSummary, providerJson, versionJson, type Links } from './views.js';
 import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
+import { logWithdrawal } from './log/events.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -364,6 +365,7 @@ export class Registry {
         await q.run(`UPDATE versions SET status = 'deleted', updated_at = $2 WHERE id = $1`, [c.version.id, now]);
         await q.run('UPDATE providers SET blob_sha256 = NULL, updated_at = $2 WHERE version_id = $1', [c.version.id, now]);
         await audit(q, p, c.org.id, 'version.delete-released', label);
+        await logWithdrawal(q, { org: c.org.name, box: `${c.org.name}/${c.box.name}`, version: c.version.version });
       } else {
         authorize(p, c.org, 'publish', `deleting ${label}`);
         await q.run('DELETE FROM providers WHERE version_id = $1', [c.version.id]);
