@@ -36,6 +36,7 @@ import { boxJson, boxSummary, providerJson, versionJson, type Links } from './vi
 import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 import { logWithdrawal } from './log/events.js';
+import type { NoteSigner } from '../tlog/note.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -93,6 +94,8 @@ function bool(v: unknown, what: string): boolean | undefined {
 export class Registry {
   readonly catalogs: CatalogCache;
   readonly afterValidation: AfterValidation[] = [];
+  /** The registry key: signs log checkpoints and catalog statements (log/key.ts); set by openRegistry. */
+  signer: NoteSigner | null = null;
   /** This process, as recorded in the leases of the uploads it receives. */
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;
@@ -105,7 +108,7 @@ export class Registry {
     readonly config: RegistryConfig,
     readonly log: Log = silentLog,
   ) {
-    this.catalogs = new CatalogCache(db, config.catalogCache);
+    this.catalogs = new CatalogCache(db, config.catalogCache, () => this.signer, config.catalogTtlSeconds);
   }
 
   async start(): Promise<void> {
