@@ -15,6 +15,7 @@ import { recoverBeforeMutation } from './recovery.js';
 import { nextTurn } from '../interrupt.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerPublish } from './publish.js';
+import { registerLogCommands } from './log.js';
 
 const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerRepackage(program);
   registerRegistryCommands(program);
   registerPublish(program);
+  registerLogCommands(program);
   return program;
 }
 
