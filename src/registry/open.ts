@@ -10,6 +10,7 @@ import { FsBlobStore } from './blobs/fs.js';
 import type { BlobStore } from './blobs/store.js';
 import { Registry, silentLog, type Log } from './registry.js';
 import { loadRegistryKey } from './log/key.js';
+import { backfillPublications } from './log/events.js';
 
 export const EMBEDDED_DB = 'registry.db';
 
@@ -24,6 +25,7 @@ export async function openDatabase(config: Pick<RegistryConfig, 'database' | 'da
   }
   try {
     await migrate(db);
+    await backfillPublications(db);
   } catch (e) {
     await db.close();
     throw e;

@@ -25,7 +25,7 @@ import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement,
 import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
-import { checkSignedCatalog } from './registry-log.js';
+import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --name: the box name (required for unsigned boxes added from a file or URL). */
@@ -202,6 +202,8 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
     opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${describeBox({ ...choice, architecture: choice.architecture })} from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);
+  } else if (src.kind === 'http' && askedName === sourceArg) {
+    refuseUnlessPlainServer(src.location, sourceArg, { http, ...(await trusted()), now: opts.now ?? new Date() });
   }
   const checksum = opts.checksum ?? choice?.checksum;
   const checksumType = opts.checksum ? opts.checksumType : choice?.checksumType;

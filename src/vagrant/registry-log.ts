@@ -323,6 +323,17 @@ export async function checkSignedCatalog(
   return new SignedCatalog(ctx, verifier, st, cp, entries, firstUse);
 }
 
+/**
+ * `boxsig add ORG/NAME` from a server known (or pinned) as a boxsig registry
+ * must get a signed catalog: anything else would skip every check above.
+ */
+export function refuseUnlessPlainServer(url: string, name: string, opts: Omit<RegistryContext, 'origin'>): void {
+  const origin = registryOrigin(url);
+  if (!origin) return;
+  if (!readRegistries(opts.store).has(origin) && !pinnedKeys(opts.layers, origin).length) return;
+  throw refuse('UNSIGNED', `${origin} is a boxsig registry, but it answered ${name} with something other than a signed catalog: a mirror, proxy or attacker stands in for it`);
+}
+
 function describeEntry(e: LogEntry): string {
   if (e.kind === 'publication') return escapeLine(`${e.box} ${e.version} ${e.provider} ${e.architecture} ${e.sha256.slice(0, 12)}…`);
   if (e.kind === 'withdrawal') return escapeLine(`withdrawal of ${e.box} ${e.version}`);

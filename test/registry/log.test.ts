@@ -19,7 +19,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { boxsigAsync, requireTool } from '../helpers.js';
 import { engines, reportUnavailable, type Engine } from './engines.js';
-import { box, createOrg, getJson, key, newLab, publish, startRegistry, token, vagrant, type Lab, type Running } from './lab.js';
+import { box, createOrg, getJson, key, mustAdmin, newLab, publish, startRegistry, token, vagrant, type Lab, type Running } from './lab.js';
 import { generateSignerKey, parseSignerKey } from '../../src/tlog/note.js';
 import { signStatement, openStatement } from '../../src/tlog/statement.js';
 import { parseVerifierKey } from '../../src/tlog/note.js';
@@ -42,8 +42,8 @@ interface Proxy {
   url: string;
   /** Where requests go. */
   upstream: string;
-  /** Answer these paths (exactly) with this JSON text instead. */
-  override: Map<string, string>;
+  /** Answer these paths (exactly) with this JSON text (or this body and content type) instead. */
+  override: Map<string, string | { type: string; body: string }>;
   close(): Promise<void>;
 }
 
@@ -53,8 +53,9 @@ async function startProxy(upstream: string): Promise<Proxy> {
   const server = http.createServer(async (req, res) => {
     const fake = p.override.get(req.url ?? '');
     if (fake !== undefined) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(req.method === 'HEAD' ? undefined : fake);
+      const { type, body } = typeof fake === 'string' ? { type: 'application/json', body: fake } : fake;
+      res.writeHead(200, { 'content-type': type });
+      return res.end(req.method === 'HEAD' ? undefined : body);
     }
     try {
       const r = await fetch(`${p.upstream}${req.url}`, { method: req.method, headers: { accept: String(req.headers.accept ?? '*/*') }, redirect: 'manual' });
@@ -131,9 +132,13 @@ for (const e of available) {
     t.equal((await getJson(`${reg.url}/boxsig/v1/log/consistency?from=3&to=2`)).status, 400);
     t.equal((await getJson(`${reg.url}/boxsig/v1/log/entries?start=x&end=2`)).status, 400);
 
-    // a key event (the audit actions key.* and escrow.*) is logged in the same transaction
+    // key events (audit actions key.*, escrow.*, org.keys, org.policy) are logged in their transaction
+    const orgKey = key(lab, 'Acme Org <org@acme.example>');
+    mustAdmin(lab, ['org', 'key', 'acme', orgKey.public]);
+    const keys = await monitor(lab, reg.url, 'acme', ['--since', '2']);
+    t.match(keys.json?.entries, [{ index: 2, kind: 'key', action: 'org.keys', org: 'acme', fingerprints: [orgKey.fingerprint] }], 'a registered org key is in the log');
     const rows = await lab.inst.query<{ n: number }>('SELECT COUNT(*) AS n FROM log_entries');
-    t.equal(Number(rows[0].n), 2);
+    t.equal(Number(rows[0].n), 3);
   });
 }
 
@@ -219,6 +224,12 @@ t.test('signed catalogs: replay, freeze, mix, strip and a changed registry key a
   const stripped = await add(lab, proxy.url, 'acme/web');
   t.equal(stripped.json?.code, 'UNSIGNED', stripped.stdout);
 
+  // not a catalog at all (a box, served directly): a known registry must answer ORG/NAME with a signed catalog
+  proxy.override.set('/acme/web', { type: 'application/octet-stream', body: 'not a catalog' });
+  const direct = await add(lab, proxy.url, 'acme/web');
+  t.equal(direct.json?.code, 'UNSIGNED', direct.stdout);
+  t.match(direct.json?.message, /something other than a signed catalog/);
+
   // a statement signed by another key
   const other = parseSignerKey(generateSignerKey('boxes.test/acme').signerKey, 'other');
   proxy.override.set('/acme/web', JSON.stringify({ ...cur, boxsig: { ...cur.boxsig, key: other.verifierKey, statement: signStatement(st, other) } }));
@@ -250,6 +261,22 @@ t.test('a pinned registry key: first use is not blind, another key is refused', 
   t.notMatch(ok.stderr, /FIRST USE/, 'a pinned key is no first use');
   const printed = await boxsigAsync(['registry', 'key', ...lab.inst.flags, '--json'], { env: lab.env });
   t.equal(printed.json?.key, parseSignerKey(registryKey, 'k').verifierKey, 'boxsig registry key prints the key to pin');
+});
+
+t.test('a registry upgraded from before the log appends its earlier publications at start', async (t) => {
+  const { lab, reg, pub, signer, registryKey } = await world(t, embedded);
+  t.equal((await publish(lab, reg.url, pub, box(lab, [signer], 'acme/web', '1.0.0'), ['--release'])).code, 0);
+  t.equal((await publish(lab, reg.url, pub, box(lab, [signer], 'acme/db', '1.0.0'), ['--release'])).code, 0);
+  await reg.stop();
+  // as schema 1 left it: publications, no log
+  for (const sql of ['UPDATE publications SET log_index = NULL', 'DELETE FROM log_entries', 'DELETE FROM log_hashes', "UPDATE log_head SET size = 0, root = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'"]) {
+    await lab.inst.query(sql);
+  }
+  const again = await startRegistry(lab, [], { BOXSIG_REGISTRY_KEY: registryKey });
+  t.teardown(() => again.stop());
+  const a = await add(lab, again.url, 'acme/db', ['--box-version', '1.0.0']);
+  t.equal(a.code, 0, a.stdout + a.stderr);
+  t.match(a.json?.log, { index: 1, size: 2 }, 'the earlier publications are in the log, in their order');
 });
 
 t.test('plain vagrant box add still reads a signed catalog', async (t) => {
