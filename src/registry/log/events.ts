@@ -4,6 +4,7 @@
  * downloadable), a withdrawal (a released version deleted by an org admin),
  * and every audited key event (actions `key.…` and `escrow.…`).
  */
+import { createHash } from 'node:crypto';
 import type { Db, Sql } from '../db/engine.js';
 import { nowText } from '../db/engine.js';
 import { fingerprintsIn, type LogEntry } from '../../tlog/entry.js';
@@ -41,6 +42,15 @@ export async function logPublication(q: Sql, p: PublishedProvider, now: Date): P
 
 export async function logWithdrawal(q: Sql, w: { org: string; box: string; version: string }, now = new Date()): Promise<number> {
   return appendEntry(q, { v: 1, kind: 'withdrawal', org: w.org, box: w.box, version: w.version, time: nowText(now) });
+}
+
+/** Details larger than this are logged as their SHA-256 (an entry stays far below what clients accept). */
+const MAX_DETAILS_BYTES = 16 * 1024;
+
+function boundedDetails(details: Record<string, unknown>): unknown {
+  const text = JSON.stringify(details);
+  if (Buffer.byteLength(text) <= MAX_DETAILS_BYTES) return JSON.parse(text) as unknown;
+  return { sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text), truncated: true };
 }
 
 /** Org actions that change which keys count for an org's boxes: registered keys, certifications and revocations; pins. */
@@ -104,8 +114,8 @@ export async function logKeyEvent(
     action: e.action,
     org,
     target: e.target,
-    fingerprints: fingerprintsIn([e.target, e.details]),
-    details: JSON.parse(JSON.stringify(e.details)) as unknown,
+    fingerprints: fingerprintsIn([e.target, e.details]).slice(0, 256),
+    details: boundedDetails(e.details),
     time: nowText(now),
   };
   return appendEntry(q, entry);
