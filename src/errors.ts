@@ -25,6 +25,10 @@ export const REFUSAL_CODES = [
   'ROLLBACK',
   'CHECKSUM_MISMATCH',
   'MALFORMED',
+  // issue 15: signed catalogs and the transparency log
+  'STALE_CATALOG',
+  'MIXED_CATALOG',
+  'SPLIT_VIEW',
 ] as const;
 
 export type RefusalCode = (typeof REFUSAL_CODES)[number];

@@ -16,6 +16,7 @@ import { registerRepackage } from './repackage.js';
 import { recoverBeforeMutation } from './recovery.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerPublish } from './publish.js';
+import { registerLogCommands } from './log.js';
 import { action, examples, jsonOption } from './common.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   registerRepackage(program);
   registerRegistryCommands(program);
   registerPublish(program);
+  registerLogCommands(program);
   registerVersion(program);
   return program;
 }

@@ -76,6 +76,7 @@ export function registerPublish(program: Command): void {
         );
         out(`  sha256    ${r.sha256}`);
         out(`  catalog   ${r.catalog}`);
+        if (r.log) out(`  log       entry ${r.log.index} of ${r.log.size} (inclusion verified against the registry's signed checkpoint)`);
       }
     }),
   );

@@ -85,6 +85,7 @@ export function registerRegistryCommands(program: Command): void {
         const { serve } = await import('../registry/serve.js');
         const running = await serve(await config(opts, 'all'), { signals: true });
         err(`boxsig registry: listening on ${running.url} (${running.reg.db.description}; blobs in ${running.reg.blobs.description})`);
+        err(`boxsig registry: registry key ${running.reg.signer?.verifierKey} (clients pin it: boxsig registry key)`);
         await new Promise<void>((resolve) => running.app.server.once('close', () => resolve()));
       }),
     );

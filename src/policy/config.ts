@@ -12,6 +12,7 @@ import { normalizeFingerprint } from '../keys/keys.js';
 import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
 import { claimProblem } from '../manifest/manifest.js';
 import { globMatches, globProblem, matchingGlobs } from './glob.js';
+import { parseVerifierKey } from '../tlog/note.js';
 
 export type Enforcement = 'enforce' | 'warn';
 
@@ -30,6 +31,8 @@ export interface BoxPolicy {
 export interface ConfigDoc {
   boxes: Map<string, BoxPolicy>;
   orgs: Map<string, string[]>;
+  /** boxsig registries: URL origin -> the registry key (C2SP verifier key) its catalogs and log must be signed with. */
+  registries?: Map<string, string>;
 }
 
 /**
@@ -81,10 +84,11 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
   if (!isPlainObject(raw)) throw configError(file, '(top level)', 'must be a JSON object');
   const doc: ConfigDoc = { boxes: new Map(), orgs: new Map() };
   for (const k of Object.keys(raw)) {
-    if (k !== 'boxes' && k !== 'orgs' && k !== '$schema' && k !== 'comment') {
-      throw configError(file, k, 'unknown field (expected "boxes" and "orgs")');
+    if (k !== 'boxes' && k !== 'orgs' && k !== 'registries' && k !== '$schema' && k !== 'comment') {
+      throw configError(file, k, 'unknown field (expected "boxes", "orgs" and "registries")');
     }
   }
+  if (raw.registries !== undefined) doc.registries = validateRegistries(raw.registries, file);
   if (raw.boxes !== undefined) {
     if (!isPlainObject(raw.boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
     for (const [glob, pol] of Object.entries(raw.boxes)) {
@@ -158,6 +162,32 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
   return doc;
 }
 
+/** `registries`: {"https://boxes.example": {"key": "<name>+<id>+<base64>"}}, keyed by URL origin. */
+function validateRegistries(raw: unknown, file: string): Map<string, string> {
+  if (!isPlainObject(raw)) throw configError(file, 'registries', 'must be an object mapping registry URLs to {"key": …}');
+  const out = new Map<string, string>();
+  for (const [url, v] of Object.entries(raw)) {
+    const f = `registries["${url}"]`;
+    const origin = registryOrigin(url);
+    if (!origin) throw configError(file, f, 'must be an http(s) URL of a registry');
+    if (!isPlainObject(v) || typeof v.key !== 'string' || !parseVerifierKey(v.key)) {
+      throw configError(file, `${f}.key`, 'must be the registry key as `boxsig registry key` prints it (<name>+<8 hex>+<base64>)');
+    }
+    out.set(origin, v.key);
+  }
+  return out;
+}
+
+/** The origin (scheme://host[:port]) of an http(s) URL, the key registries are remembered and pinned by. */
+export function registryOrigin(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * A configuration document as JSON (the boxsig.json format), for storing or
  * printing: Maps become objects built with defined properties (a glob such as
@@ -169,6 +199,7 @@ export function configToJson(doc: ConfigDoc): Record<string, unknown> {
   return {
     boxes: obj(doc.boxes, (p) => ({ ...p, ...(p.claims ? { claims: obj(p.claims, (v) => v) } : {}) })),
     orgs: obj(doc.orgs, (v) => v),
+    ...(doc.registries ? { registries: obj(doc.registries, (key) => ({ key })) } : {}),
   };
 }
 

@@ -17,6 +17,12 @@ import { signBox, type SignOptions } from '../box/sign.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
 import { CHUNK_SIZE } from '../archive/limits.js';
 import { architectureName, boxName, orgName, providerName, versionName, UNKNOWN_ARCHITECTURE } from './names.js';
+import { verifyPublishProofs, type PublishedLogEntry, type RegistryContext } from '../vagrant/registry-log.js';
+import { defaultTrust } from '../box/verify.js';
+
+async function publishLogContext(base: string, opts: PublishOptions): Promise<RegistryContext> {
+  return { origin: new URL(base).origin, http: {}, ...(await defaultTrust({})), now: new Date(), onInfo: opts.onInfo };
+}
 
 export interface PublishOptions {
   registry: string;
@@ -35,6 +41,8 @@ export interface PublishOptions {
 
 export interface PublishResult {
   ok: true;
+  /** The publication's entry in the registry's transparency log (verified inclusion in a signed checkpoint of `size` entries). */
+  log?: PublishedLogEntry;
   box: BoxIdentity;
   registry: string;
   sha256: string;
@@ -172,8 +180,9 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
     throw refuse('CHECKSUM_MISMATCH', `the registry stored ${sent.sha256}, but ${sent.localSha256} was sent: the upload was corrupted on the way`);
   }
   let released = existing.json?.status === 'active';
+  let logProof: unknown = sent.log;
   if (opts.release && !released) {
-    await api.call('PUT', `${versionPath}/release`, undefined, `releasing ${id.version}`);
+    logProof = (await api.call<{ boxsig_log?: unknown }>('PUT', `${versionPath}/release`, undefined, `releasing ${id.version}`)).json?.boxsig_log;
     released = true;
   }
   // another publisher may have uploaded to the same unreleased version meanwhile: only one box wins
@@ -184,8 +193,11 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
       `another upload to ${org}/${name} ${id.version} ${id.provider} replaced this one (it holds ${now.json?.checksum ?? 'nothing'})`,
     );
   }
+  // issue 15: the answer's log entry and inclusion proof, checked against the registry's signed checkpoint
+  const log = released && logProof !== undefined ? await verifyPublishProofs(await publishLogContext(base, opts), logProof, { name: `${org}/${name}`, version: id.version, provider: id.provider, sha256: sent.sha256 }) : undefined;
   return {
     ok: true,
+    ...(log ? { log } : {}),
     box: { ...id, name: `${org}/${name}` },
     registry: base,
     sha256: sent.sha256,
@@ -213,8 +225,8 @@ async function put(url: string, file: string, onProgress?: (sent: number, total:
   const body = fs.createReadStream(file, { highWaterMark: CHUNK_SIZE }).pipe(counter);
   const res = await sendBody(url, body, size);
   if (res.status !== 200) throw registryError(res.status, res.text, 'the registry refused the upload');
-  const v = JSON.parse(res.text) as { sha256?: string; size?: number; warnings?: string[] };
-  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [] };
+  const v = JSON.parse(res.text) as { sha256?: string; size?: number; warnings?: string[]; boxsig_log?: unknown };
+  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [], log: v.boxsig_log };
 }
 
 const uploadFailed = (e: Error) => new BoxsigError('NETWORK', `the upload failed: ${e.message}`);

@@ -43,6 +43,10 @@ export interface RegistryConfig {
   trustProxy: boolean;
   logLevel: string;
   catalogCache: boolean;
+  /** The registry's signing key (checkpoints, catalog statements): a file; default: generated in `data` (log/key.ts). */
+  keyFile: string | null;
+  /** How long a signed catalog statement stays valid (it is renewed by the registry before). */
+  catalogTtlSeconds: number;
 }
 
 export const DEFAULTS: RegistryConfig = {
@@ -65,6 +69,8 @@ export const DEFAULTS: RegistryConfig = {
   trustProxy: false,
   logLevel: 'info',
   catalogCache: true,
+  keyFile: null,
+  catalogTtlSeconds: 24 * 3600,
 };
 
 /** Flags of `registry serve` and the admin commands (all optional). */
@@ -171,6 +177,8 @@ const SETTERS = new Map<string, Setter>([
     },
   ],
   ['catalogCache', (c, v, w) => (c.catalogCache = bool(v, w))],
+  ['keyFile', (c, v, w) => (c.keyFile = path.resolve(str(v, w)))],
+  ['catalogTtlSeconds', (c, v, w) => (c.catalogTtlSeconds = int(v, w, 60, 366 * 24 * 3600))],
 ]);
 
 /** Environment variable → config field. */
@@ -194,6 +202,8 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_GC_GRACE_SECONDS', 'gcGraceSeconds'],
   ['BOXSIG_REGISTRY_TRUST_PROXY', 'trustProxy'],
   ['BOXSIG_REGISTRY_LOG_LEVEL', 'logLevel'],
+  ['BOXSIG_REGISTRY_KEY_FILE', 'keyFile'],
+  ['BOXSIG_REGISTRY_CATALOG_TTL_SECONDS', 'catalogTtlSeconds'],
 ]);
 
 /** The config file's `s3` object uses endpoint/bucket/region/prefix. */

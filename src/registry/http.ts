@@ -13,6 +13,9 @@ import { parseUntrustedJson } from '../manifest/json.js';
 import type { Principal } from './auth.js';
 import type { Registry, BoxPath, VersionPath, ProviderPath } from './registry.js';
 import type { Links } from './views.js';
+import { registerLogRoutes } from './log/http.js';
+import { publicationProofs } from './log/service.js';
+import { findBox, findOrg } from './rows.js';
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -202,7 +205,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   );
   app.put(
     `${v}/release`,
-    json((req, p) => reg.releaseVersion(p, versionPath(req.params), links(req))),
+    json(async (req, p) => withLogProofs(reg, await reg.releaseVersion(p, versionPath(req.params), links(req)), versionPath(req.params))),
   );
   app.put(
     `${v}/revoke`,
@@ -242,6 +245,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
 
   // ---- boxsig's own ----
   app.get('/boxsig/v1/orgs/:org/keys', async (req) => reg.orgKeys((req.params as Params).org));
+  registerLogRoutes(app, reg);
 
   // ---- consumers: catalogs and downloads ----
   const catalog: Handler = async (req, reply) => {
@@ -302,6 +306,16 @@ function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRe
   });
 }
 
+/** A release answer with the log entries of what it published and their inclusion proofs (a field Vagrant and Packer ignore). */
+async function withLogProofs(reg: Registry, view: object, path: VersionPath): Promise<object> {
+  const org = await findOrg(reg.db, path.org);
+  const box = org && (await findBox(reg.db, org.id, path.box));
+  if (!org || !box) return view;
+  const version = (view as { version?: string }).version ?? path.version;
+  const log = await publicationProofs(reg.db, reg.signer, { box: `${org.name}/${box.name}`, version });
+  return log ? { ...view, boxsig_log: log } : view;
+}
+
 function orgOfBody(body: unknown): string {
   const b = body as Record<string, unknown> | undefined;
   const inner = b && typeof b.box === 'object' && b.box ? (b.box as Record<string, unknown>) : b;
@@ -347,7 +361,15 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
   const provider = await reg
     .getProvider(null, { org: t.org, box: t.box, version: t.version, provider: t.provider, architecture: t.architecture }, l)
     .catch(() => null);
-  return reply.code(200).send({ received: true, sha256: outcome.sha256, size: outcome.size, warnings: outcome.warnings, ...(provider ? { provider } : {}) });
+  const log = await publicationProofs(reg.db, reg.signer, { box: `${t.org}/${t.box}`, version: t.version, provider: t.provider, architecture: t.architecture });
+  return reply.code(200).send({
+    received: true,
+    sha256: outcome.sha256,
+    size: outcome.size,
+    warnings: outcome.warnings,
+    ...(provider ? { provider } : {}),
+    ...(log ? { boxsig_log: log } : {}),
+  });
 }
 
 /**

@@ -9,6 +9,8 @@ import { migrate } from './db/schema.js';
 import { FsBlobStore } from './blobs/fs.js';
 import type { BlobStore } from './blobs/store.js';
 import { Registry, silentLog, type Log } from './registry.js';
+import { loadRegistryKey } from './log/key.js';
+import { backfillPublications } from './log/events.js';
 
 export const EMBEDDED_DB = 'registry.db';
 
@@ -23,6 +25,7 @@ export async function openDatabase(config: Pick<RegistryConfig, 'database' | 'da
   }
   try {
     await migrate(db);
+    await backfillPublications(db);
   } catch (e) {
     await db.close();
     throw e;
@@ -48,6 +51,12 @@ export async function openRegistry(config: RegistryConfig, log: Log = silentLog)
     throw e;
   }
   const reg = new Registry(db, blobs, config, log);
+  try {
+    reg.signer = loadRegistryKey(config);
+  } catch (e) {
+    await reg.close();
+    throw e;
+  }
   await reg.start();
   return reg;
 }

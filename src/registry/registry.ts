@@ -46,6 +46,8 @@ import {
 } from './upload.js';
 import { checkUploaderNotRevoked, judgeAtPublication } from './publication.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
+import { logWithdrawal } from './log/events.js';
+import type { NoteSigner } from '../tlog/note.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -148,6 +150,8 @@ async function boundUploadSessions(q: Sql, tokenId: string, providerId: string, 
 export class Registry {
   readonly catalogs: CatalogCache;
   readonly afterValidation: AfterValidation[] = [];
+  /** The registry key: signs log checkpoints and catalog statements (log/key.ts); set by openRegistry. */
+  signer: NoteSigner | null = null;
   /** This process, as recorded in the leases of the uploads it receives. */
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;
@@ -160,7 +164,7 @@ export class Registry {
     readonly config: RegistryConfig,
     readonly log: Log = silentLog,
   ) {
-    this.catalogs = new CatalogCache(db, config.catalogCache);
+    this.catalogs = new CatalogCache(db, config.catalogCache, () => this.signer, config.catalogTtlSeconds);
   }
 
   async start(): Promise<void> {
@@ -420,6 +424,7 @@ export class Registry {
         await q.run(`UPDATE versions SET status = 'deleted', updated_at = $2 WHERE id = $1`, [c.version.id, now]);
         await q.run('UPDATE providers SET blob_sha256 = NULL, updated_at = $2 WHERE version_id = $1', [c.version.id, now]);
         await audit(q, p, c.org.id, 'version.delete-released', label);
+        await logWithdrawal(q, { org: c.org.name, box: `${c.org.name}/${c.box.name}`, version: c.version.version });
       } else {
         authorize(p, c.org, 'publish', `deleting ${label}`);
         await q.run('DELETE FROM providers WHERE version_id = $1', [c.version.id]);

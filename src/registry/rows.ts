@@ -8,6 +8,7 @@ import { compareVersions } from '../policy/version.js';
 import { actorOf, type Principal } from './auth.js';
 import { nowText, type Sql } from './db/engine.js';
 import { fold, isLookupName, shown, UNKNOWN_ARCHITECTURE } from './names.js';
+import { isKeyEvent, logKeyEvent } from './log/events.js';
 
 export interface OrgRow {
   id: string;
@@ -146,6 +147,8 @@ export async function audit(
   target: string,
   details: Record<string, unknown> = {},
 ): Promise<void> {
+  // key events go into the transparency log too, in the same transaction (issue 15)
+  if (isKeyEvent(action)) await logKeyEvent(q, { orgId, action, target, details });
   await q.run('INSERT INTO audit (at, actor, org_id, action, target, details) VALUES ($1, $2, $3, $4, $5, $6)', [
     nowText(),
     actorOf(actor),

@@ -35,6 +35,7 @@ import { hashToken } from './auth.js';
 import { nowText, type Sql } from './db/engine.js';
 import { newObjectKey, type BlobWriter } from './blobs/store.js';
 import { audit } from './rows.js';
+import { logPublication } from './log/events.js';
 import { commitSigners, orgTrustView, policyLayers } from './trust.js';
 import { judgeAtPublication, tokenStillValid } from './publication.js';
 import type { Registry } from './registry.js';
@@ -350,7 +351,7 @@ export function signerSummary(v: Verdict | null): SignerSummary[] {
   return (v?.signers ?? []).map((s) => ({ fingerprint: s.fingerprint, trusted: s.trusted, ...(s.via ? { via: s.via } : {}) }));
 }
 
-/** A provider became downloadable: the event issue 15's transparency log will append. */
+/** A provider became downloadable: recorded, and appended to the transparency log. */
 export async function recordPublication(
   q: Sql,
   t: { provider_id: string; org: string; box: string; version: string; provider: string; architecture: string },
@@ -358,7 +359,8 @@ export async function recordPublication(
   signers: SignerSummary[],
   now: Date,
 ): Promise<void> {
-  await q.run(
+  const trusted = signers.filter((s) => s.trusted).map((s) => s.fingerprint);
+  const inserted = await q.run(
     `INSERT INTO publications (provider_id, org, box, version, provider, architecture, sha256, size, manifest_sha256, signers, published_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (provider_id) DO NOTHING`,
     [
@@ -371,10 +373,18 @@ export async function recordPublication(
       u.sha256,
       u.size,
       u.manifestSha256,
-      JSON.stringify(signers.filter((s) => s.trusted).map((s) => s.fingerprint)),
+      JSON.stringify(trusted),
       nowText(now),
     ],
   );
+  if (!inserted) return;
+  // the transparency log, in the same transaction (issue 15)
+  const index = await logPublication(
+    q,
+    { ...t, box: `${t.org}/${t.box}`, sha256: u.sha256, size: u.size, manifestSha256: u.manifestSha256, signers: trusted },
+    now,
+  );
+  await q.run('UPDATE publications SET log_index = $2 WHERE provider_id = $1', [t.provider_id, index]);
 }
 
 /** Mark the session refused or failed (only if this process still owns it). */

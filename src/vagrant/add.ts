@@ -26,6 +26,7 @@ import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement,
 import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
+import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --name: the box name (required for unsigned boxes added from a file or URL). */
@@ -70,6 +71,8 @@ export interface AddResult {
   bytes: number;
   /** Every configuration source that applied. */
   config: string[];
+  /** From a boxsig registry: the box's entry in its transparency log, and the signed catalog's serial. */
+  log?: { registry: string; index: number; size: number; serial: number; firstUse: boolean };
 }
 
 interface Source {
@@ -180,10 +183,17 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
 
   let choice: CatalogChoice | null = null;
   let metadataUrl: string | null = null;
+  let trust: Awaited<ReturnType<typeof defaultTrust>> | null = null;
+  const trusted = async () => (trust ??= await defaultTrust(opts));
+  let logged: AddResult['log'];
   if (await isCatalog(src, http)) {
+    const catalogUrl = src.location;
     const { stream, url } = await openSource(src, http, 'application/json');
     const bytes = await readLimited(stream, LIMITS.maxCatalogBytes, `catalog ${sourceArg}`);
     const catalog = parseCatalog(bytes, scrubUrl(url));
+    // a boxsig registry's catalog: its signed statement, and the log (issue 15)
+    const signed =
+      src.kind === 'http' ? await checkSignedCatalog(catalogUrl, bytes, catalog.name, { http, ...(await trusted()), now: opts.now ?? new Date(), onInfo: opts.onInfo }) : null;
     choice = chooseFromCatalog(catalog, {
       constraint: opts.boxVersion,
       provider: opts.provider,
@@ -193,9 +203,15 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       cwd,
       source: scrubUrl(sourceArg),
     });
+    if (signed) {
+      const { index } = await signed.verifyChoice({ ...choice, ...(choice.checksum ? { checksum: choice.checksum } : {}) });
+      logged = { registry: new URL(catalogUrl).origin, index, size: signed.checkpoint.size, serial: signed.statement.serial, firstUse: signed.firstUse };
+    }
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
     opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${describeBox({ ...choice, architecture: choice.architecture })} from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);
+  } else if (src.kind === 'http' && askedName === sourceArg) {
+    refuseUnlessPlainServer(src.location, sourceArg, { http, ...(await trusted()), now: opts.now ?? new Date() });
   }
   const checksum = opts.checksum ?? choice?.checksum;
   const checksumType = opts.checksum ? opts.checksumType : choice?.checksumType;
@@ -219,7 +235,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   const boxRoot = path.join(staging, 'box');
   const forget = onInterrupt(() => settle(staging, home));
 
-  const { store, layers } = await defaultTrust(opts);
+  const { store, layers } = await trusted();
   const now = opts.now ?? new Date();
   try {
     const opened = await openSource(src, http);
@@ -323,6 +339,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       checksum: read.checksum,
       bytes: read.rawBytes,
       config: v.policy?.sources ?? [],
+      ...(logged ? { log: logged } : {}),
     };
   } finally {
     forget();

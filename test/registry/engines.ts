@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { S3BlobStore } from '../../src/registry/blobs/s3.js';
+import { generateSignerKey } from '../../src/tlog/note.js';
 
 export interface Engine {
   name: 'embedded' | 'postgres' | 'postgres+s3';
@@ -194,7 +195,8 @@ const postgresS3: Engine = {
     return {
       engine: 'postgres+s3',
       flags: ['--database', db.url, '--s3-endpoint', s3.endpoint, '--s3-bucket', s3.bucket, '--s3-region', s3.region, '--s3-prefix', prefix],
-      env: {},
+      // no data directory to keep a generated registry key in: the operator gives one (issue 15)
+      env: { BOXSIG_REGISTRY_KEY: generateSignerKey(`boxsig-test-${prefix.slice(12, 24)}`).signerKey },
       async objects() {
         const keys: string[] = [];
         for await (const o of store.list()) keys.push(o.complete ? o.key : `${o.key} (unfinished)`);

@@ -168,6 +168,36 @@ const MIGRATIONS: Migration[] = [
     name: 'first-use record provenance: the recorded keys that vouched for a key added by rotation',
     statements: () => [`ALTER TABLE box_signers ADD COLUMN vouched_by TEXT`],
   },
+  {
+    version: 3,
+    name: 'transparency log',
+    // issue 15: the Merkle log of publications and key events (src/registry/log/store.ts)
+    statements: () => [
+      `CREATE TABLE log_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        size BIGINT NOT NULL,
+        root TEXT NOT NULL,
+        updated_at TEXT NOT NULL)`,
+      // the empty tree: size 0, root SHA-256("")
+      `INSERT INTO log_head (id, size, root, updated_at)
+       VALUES (1, 0, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', '1970-01-01T00:00:00.000Z')`,
+      `CREATE TABLE log_entries (
+        idx BIGINT PRIMARY KEY,
+        leaf_hash TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        box TEXT,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL)`,
+      `CREATE INDEX log_entries_box ON log_entries (box, idx)`,
+      `CREATE INDEX log_entries_leaf ON log_entries (leaf_hash)`,
+      `CREATE TABLE log_hashes (
+        level INTEGER NOT NULL,
+        idx BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (level, idx))`,
+      `ALTER TABLE publications ADD COLUMN log_index BIGINT`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
