@@ -41,6 +41,8 @@ export interface RegistryConfig {
   trustProxy: boolean;
   logLevel: string;
   catalogCache: boolean;
+  /** The key-encryption key of held keys (escrow): a file; else BOXSIG_REGISTRY_ESCROW_KEY (src/registry/escrow/kek.ts). */
+  escrowKeyFile: string | null;
 }
 
 export const DEFAULTS: RegistryConfig = {
@@ -62,6 +64,7 @@ export const DEFAULTS: RegistryConfig = {
   trustProxy: false,
   logLevel: 'info',
   catalogCache: true,
+  escrowKeyFile: null,
 };
 
 /** Flags of `registry serve` and the admin commands (all optional). */
@@ -167,6 +170,7 @@ const SETTERS = new Map<string, Setter>([
     },
   ],
   ['catalogCache', (c, v, w) => (c.catalogCache = bool(v, w))],
+  ['escrowKeyFile', (c, v, w) => (c.escrowKeyFile = path.resolve(str(v, w)))],
 ]);
 
 /** Environment variable → config field. */
@@ -189,6 +193,7 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_GC_GRACE_SECONDS', 'gcGraceSeconds'],
   ['BOXSIG_REGISTRY_TRUST_PROXY', 'trustProxy'],
   ['BOXSIG_REGISTRY_LOG_LEVEL', 'logLevel'],
+  ['BOXSIG_REGISTRY_ESCROW_KEY_FILE', 'escrowKeyFile'],
 ]);
 
 /** The config file's `s3` object uses endpoint/bucket/region/prefix. */

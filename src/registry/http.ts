@@ -230,6 +230,10 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
 
   // ---- boxsig's own ----
   app.get('/boxsig/v1/orgs/:org/keys', async (req) => reg.orgKeys((req.params as Params).org));
+  app.get(
+    '/boxsig/v1/orgs/:org/boxes/:box/keys',
+    json((req, p) => reg.boxKeys(p, boxPath(req.params))),
+  );
 
   // ---- consumers: catalogs and downloads ----
   const catalog: Handler = async (req, reply) => {

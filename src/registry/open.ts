@@ -9,6 +9,13 @@ import { migrate } from './db/schema.js';
 import { FsBlobStore } from './blobs/fs.js';
 import type { BlobStore } from './blobs/store.js';
 import { Registry, silentLog, type Log } from './registry.js';
+import { escrowExtension } from './escrow/sign.js';
+import { loadKeyEncryption, type KeyEncryption } from './escrow/kek.js';
+
+/** The key-encryption key of held keys: `escrowKeyFile`, else BOXSIG_REGISTRY_ESCROW_KEY; null when neither is set. */
+export function openKeyEncryption(config: Pick<RegistryConfig, 'escrowKeyFile'>, env: NodeJS.ProcessEnv = process.env): KeyEncryption | null {
+  return loadKeyEncryption(config.escrowKeyFile, env.BOXSIG_REGISTRY_ESCROW_KEY);
+}
 
 export const EMBEDDED_DB = 'registry.db';
 
@@ -48,6 +55,12 @@ export async function openRegistry(config: RegistryConfig, log: Log = silentLog)
     throw e;
   }
   const reg = new Registry(db, blobs, config, log);
+  try {
+    reg.uploadExtensions.push(escrowExtension(reg, openKeyEncryption(config)));
+  } catch (e) {
+    await reg.close();
+    throw e;
+  }
   await reg.start();
   return reg;
 }

@@ -33,8 +33,9 @@ import {
   type VersionRow,
 } from './rows.js';
 import { boxJson, boxSummary, providerJson, versionJson, type Links } from './views.js';
-import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadOutcome } from './upload.js';
+import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadExtension, type UploadOutcome } from './upload.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
+import { keysForBox } from './trust.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -92,6 +93,8 @@ function bool(v: unknown, what: string): boolean | undefined {
 export class Registry {
   readonly catalogs: CatalogCache;
   readonly afterValidation: AfterValidation[] = [];
+  /** Per-upload extensions (issue 15: escrow signing, src/registry/escrow/sign.ts). */
+  readonly uploadExtensions: UploadExtension[] = [];
   /** This process, as recorded in the leases of the uploads it receives. */
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;
@@ -634,7 +637,16 @@ export class Registry {
       'SELECT fingerprint, kind, armored FROM org_keys WHERE org_id = $1 ORDER BY fingerprint',
       [org.id],
     );
-    return { org: org.name, keys };
+    const revocations = await this.db.query<{ armored: string }>('SELECT armored FROM revocations WHERE org_id = $1 ORDER BY sha256', [org.id]);
+    return { org: org.name, keys, revocations: revocations.map((r) => r.armored) };
+  }
+
+  /** The keys a consumer needs for a box's chain (src/registry/trust.ts keysForBox); private boxes need a read token. */
+  async boxKeys(p: Principal | null, path: BoxPath) {
+    return this.db.tx(async (q) => {
+      const c = await this.boxCtx(q, p, path);
+      return keysForBox(q, c.org.id, c.org.name, c.box.name);
+    });
   }
 
   async close(): Promise<void> {
