@@ -133,12 +133,15 @@ export function registerRegistryCommands(program: Command): void {
     .addOption(jsonOption())
     .action(
       action(async (name: string, files: string[], opts: EngineFlags & { require?: boolean }) => {
-        const { addOrgKeys } = await import('../registry/admin.js');
-        const results = await withDb(opts, async (db) => {
-          const all = [];
-          for (const f of files) all.push(await addOrgKeys(db, name, readFile(f), f, { require: opts.require }));
-          return all;
-        });
+        const { addOrgKeyFiles } = await import('../registry/admin.js');
+        const results = await withDb(opts, (db) =>
+          addOrgKeyFiles(
+            db,
+            name,
+            files.map((f) => ({ bytes: readFile(f), file: f })),
+            { require: opts.require },
+          ),
+        );
         const keys = [...new Set(results.flatMap((r) => r.keys))];
         const revocations = results.flatMap((r) => r.revocations);
         show(opts.json, { keys, revocations }, () => {

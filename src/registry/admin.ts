@@ -198,11 +198,7 @@ export async function addOrgKeys(
       if (r.added) await audit(q, actor, org.id, 'key.revoke', org.name, { fingerprint: r.issuer, revocation: r.sha256 });
       revocations.push(r.issuer);
     }
-    if (opts.require) {
-      const orgKeys = registered.filter((r) => r.kind === 'org').map((r) => r.fingerprint);
-      if (!orgKeys.length) throw usage(`--require needs an org key among the keys given (${file} holds only repository keys or revocations)`);
-      await requireCertified(q, actor, org, orgKeys);
-    }
+    if (opts.require) await requireCertified(q, actor, org, orgKeysOf(registered));
     return { org: org.name, keys: added, registered, revocations };
   });
 }
@@ -213,6 +209,23 @@ export async function auditKeyEvent(q: Sql, actor: Principal | null, org: OrgRow
   if (r.status !== 'unchanged' && r.certifiedBy.length) {
     await audit(q, actor, org.id, 'key.certify', org.name, { fingerprint: r.fingerprint, kind: r.kind, certifiedBy: r.certifiedBy, ...extra });
   }
+}
+
+export function orgKeysOf(registered: RegisteredKey[]): string[] {
+  const orgKeys = registered.filter((r) => r.kind === 'org').map((r) => r.fingerprint);
+  if (!orgKeys.length) throw usage('--require needs an org key among the keys given (they hold only repository keys or revocations)');
+  return orgKeys;
+}
+
+/** `addOrgKeys` of several files in one transaction (`registry org key ORG FILE…`). */
+export async function addOrgKeyFiles(db: Db, orgName: string, files: Array<{ bytes: Buffer; file: string }>, opts: { require?: boolean } = {}) {
+  const results = [];
+  for (const f of files) results.push(await addOrgKeys(db, orgName, f.bytes, f.file));
+  if (opts.require) {
+    const orgKeys = orgKeysOf(results.flatMap((r) => r.registered));
+    await db.tx(async (q) => requireCertified(q, operator(), await mustOrg(q, orgName), orgKeys));
+  }
+  return results;
 }
 
 /** Make the org policy require chains to `orgKeys` for every box of the org (audited as org.policy). */
