@@ -300,7 +300,10 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
   const provider = await reg
     .getProvider(null, { org: t.org, box: t.box, version: t.version, provider: t.provider, architecture: t.architecture }, l)
     .catch(() => null);
-  return reply.code(200).send({ received: true, sha256: outcome.sha256, size: outcome.size, warnings: outcome.warnings, ...(provider ? { provider } : {}) });
+  const signedHere = outcome.received.sha256 !== outcome.sha256 ? { uploaded: outcome.received } : {};
+  return reply
+    .code(200)
+    .send({ received: true, sha256: outcome.sha256, size: outcome.size, ...signedHere, warnings: outcome.warnings, ...(provider ? { provider } : {}) });
 }
 
 /**

@@ -119,7 +119,16 @@ export interface UploadExtension {
 }
 
 export type UploadOutcome =
-  | { state: 'published'; direct: boolean; target: UploadTarget; sha256: string; size: number; warnings: string[] }
+  | {
+      state: 'published';
+      direct: boolean;
+      target: UploadTarget;
+      sha256: string;
+      size: number;
+      /** what was received, when the stored box differs (escrow signing prepends .boxsig/) */
+      received: { sha256: string; size: number };
+      warnings: string[];
+    }
   | { state: 'refused'; direct: boolean; error: BoxsigError };
 
 export async function findSession(q: Sql, secret: string): Promise<UploadTarget | null> {
@@ -444,6 +453,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
     });
     writer = await reg.blobs.create(key);
     let u = await validate(t, body, writer, trust, steps);
+    const received = { sha256: u.sha256, size: u.size };
     for (const hook of reg.afterValidation) u = await hook(u);
     for (const s of steps) {
       if (!s.afterValidation) continue;
@@ -454,7 +464,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
     const { duplicate, warnings } = await commit(reg, u, trust.view, steps);
     if (duplicate) await u.writer.abort();
     reg.log.info({ upload: t.id, box: fullName(t), version: t.version, provider: t.provider, sha256: u.sha256, size: u.size }, 'published');
-    return { state: 'published', direct, target: t, sha256: u.sha256, size: u.size, warnings };
+    return { state: 'published', direct, target: t, sha256: u.sha256, size: u.size, received, warnings };
   } catch (e) {
     const err = toBoxsigError(e);
     await writer?.abort();

@@ -69,9 +69,11 @@ function cannotUnwrap(identity: string, why: string): BoxsigError {
   return new BoxsigError('CONFIG', `cannot unwrap the held key ${identity}: ${why}`);
 }
 
-/** A KEK as text: 64 hex digits or the base64 of 32 bytes (a file may also hold the 32 raw bytes). */
+/**
+ * A KEK as text: 64 hex digits or the base64 of 32 bytes. (Not raw bytes: 32
+ * characters of text would pass for a key.)
+ */
 export function parseKek(bytes: Buffer, where: string): Buffer {
-  if (bytes.length === 32) return Buffer.from(bytes);
   const text = bytes.toString('latin1').trim();
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
   if (/^[A-Za-z0-9+/]{43}=?$/.test(text)) {
