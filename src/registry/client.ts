@@ -163,9 +163,9 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
   if (!uploadUrl) throw new BoxsigError('NETWORK', 'the registry gave no upload URL');
   const sent = await put(uploadUrl, box, opts.onProgress);
   const warnings = sent.warnings;
-  if (sent.sha256 !== sent.localSha256) {
+  if (sent.received !== sent.localSha256) {
     await api.call('DELETE', providerPath).catch(() => undefined);
-    throw refuse('CHECKSUM_MISMATCH', `the registry stored ${sent.sha256}, but ${sent.localSha256} was sent: the upload was corrupted on the way`);
+    throw refuse('CHECKSUM_MISMATCH', `the registry received ${sent.received}, but ${sent.localSha256} was sent: the upload was corrupted on the way`);
   }
   let released = existing.json?.status === 'active';
   if (opts.release && !released) {
@@ -220,6 +220,8 @@ async function put(url: string, file: string, onProgress?: (sent: number, total:
   }
   const text = await res.text();
   if (res.status !== 200) throw registryError(res.status, text, 'the registry refused the upload');
-  const v = JSON.parse(text) as { sha256?: string; size?: number; warnings?: string[] };
-  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [] };
+  const v = JSON.parse(text) as { sha256?: string; size?: number; uploaded?: { sha256?: string }; warnings?: string[] };
+  // an escrow box is stored signed by the registry: `uploaded` is what it received
+  const received = v.uploaded?.sha256 ?? v.sha256 ?? '';
+  return { sha256: v.sha256 ?? '', received, size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [] };
 }

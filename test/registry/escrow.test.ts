@@ -171,6 +171,17 @@ for (const engine of available) {
     const unsignedHead = fs.readFileSync(unsigned);
     t.ok(fs.readFileSync(got).subarray(-unsignedHead.length).equals(unsignedHead), 'the uploaded bytes follow .boxsig/ untouched (no recompression)');
 
+    // boxsig publish of an unsigned box to an escrow box: the registry answers what it received and what it stored
+    mustAdmin(lab, ['box', 'create', 'esc/api', '--escrow']);
+    const apiBox = path.join(dir, 'api.box');
+    makeBox(apiBox);
+    const bp = await publish(lab, url, pub, apiBox, ['--name', 'esc/api', '--version', '3.0.0', '--provider', 'virtualbox', '--release']);
+    t.equal(bp.json?.ok, true, 'boxsig publish of an unsigned box to an escrow box', { out: bp.stdout + bp.stderr });
+    const gotApi = path.join(dir, 'got-api.box');
+    const dlApi = await download(url, 'esc/api', '3.0.0', gotApi);
+    t.equal(bp.json?.sha256, dlApi.sha256, 'it reports the stored (signed) box');
+    t.equal(boxsig(['verify', gotApi, '--json'], { env: lab.env }).json?.ok, true, 'which verifies');
+
     // a signed upload to an escrow box is refused
     const self = makeKey(dir, ['Self <self@esc.example>', 'boxsig:esc/web'], [], lab.env);
     const signedBox = path.join(dir, 'web-signed.box');
