@@ -218,12 +218,18 @@ export function orgKeysOf(registered: RegisteredKey[]): string[] {
 }
 
 /** `addOrgKeys` of several files in one transaction (`registry org key ORG FILE…`). */
-export async function addOrgKeyFiles(db: Db, orgName: string, files: Array<{ bytes: Buffer; file: string }>, opts: { require?: boolean } = {}) {
+export async function addOrgKeyFiles(
+  db: Db,
+  orgName: string,
+  files: Array<{ bytes: Buffer; file: string }>,
+  opts: { require?: boolean } = {},
+  actor: Principal = operator(),
+) {
   const results = [];
-  for (const f of files) results.push(await addOrgKeys(db, orgName, f.bytes, f.file));
+  for (const f of files) results.push(await addOrgKeys(db, orgName, f.bytes, f.file, {}, actor));
   if (opts.require) {
     const orgKeys = orgKeysOf(results.flatMap((r) => r.registered));
-    await db.tx(async (q) => requireCertified(q, operator(), await mustOrg(q, orgName), orgKeys));
+    await db.tx(async (q) => requireCertified(q, actor, await mustOrg(q, orgName), orgKeys));
   }
   return results;
 }

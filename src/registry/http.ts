@@ -13,6 +13,7 @@ import { parseUntrustedJson } from '../manifest/json.js';
 import type { Principal } from './auth.js';
 import type { Registry, BoxPath, VersionPath, ProviderPath } from './registry.js';
 import type { Links } from './views.js';
+import { certifyByApi, registerKeysByApi } from './escrow/api.js';
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -233,6 +234,14 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   app.get(
     '/boxsig/v1/orgs/:org/boxes/:box/keys',
     json((req, p) => reg.boxKeys(p, boxPath(req.params))),
+  );
+  app.post(
+    '/boxsig/v1/orgs/:org/keys',
+    json((req, p) => registerKeysByApi(reg, p, req.params.org, req.body)),
+  );
+  app.post(
+    '/boxsig/v1/orgs/:org/certify',
+    json((req, p) => certifyByApi(reg, p, req.params.org, req.body)),
   );
 
   // ---- consumers: catalogs and downloads ----

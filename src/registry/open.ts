@@ -56,7 +56,8 @@ export async function openRegistry(config: RegistryConfig, log: Log = silentLog)
   }
   const reg = new Registry(db, blobs, config, log);
   try {
-    reg.uploadExtensions.push(escrowExtension(reg, openKeyEncryption(config)));
+    reg.keyEncryption = openKeyEncryption(config);
+    reg.uploadExtensions.push(escrowExtension(reg, reg.keyEncryption));
   } catch (e) {
     await reg.close();
     throw e;

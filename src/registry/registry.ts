@@ -36,6 +36,7 @@ import { boxJson, boxSummary, providerJson, versionJson, type Links } from './vi
 import { findSession, immutable, recordPublication, receiveUpload, type AfterValidation, type UploadExtension, type UploadOutcome } from './upload.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 import { keysForBox } from './trust.js';
+import type { KeyEncryption } from './escrow/kek.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -95,6 +96,8 @@ export class Registry {
   readonly afterValidation: AfterValidation[] = [];
   /** Per-upload extensions (issue 15: escrow signing, src/registry/escrow/sign.ts). */
   readonly uploadExtensions: UploadExtension[] = [];
+  /** The key-encryption key of the keys the registry holds (src/registry/escrow/kek.ts); null: it holds none. */
+  keyEncryption: KeyEncryption | null = null;
   /** This process, as recorded in the leases of the uploads it receives. */
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;

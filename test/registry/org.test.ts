@@ -13,6 +13,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { boxsig, boxsigAsync, gpgKey, makeBox, makeKey, must, requireTool, sign } from '../helpers.js';
 import { engines, reportUnavailable, stopEngines } from './engines.js';
 import { admin, createOrg, getJson, mustAdmin, newLab, publish, startRegistry, token, vagrantPublish } from './lab.js';
@@ -21,9 +22,8 @@ const { available, unavailable } = engines('all');
 t.teardown(stopEngines);
 reportUnavailable(t, unavailable);
 
-const onlyBasic = available.filter((e) => e.name !== 'postgres+s3');
 
-for (const engine of onlyBasic) {
+for (const engine of available) {
   t.test(`an offline org key certifies repository keys; the registry and consumers follow the chain (${engine.name})`, async (t) => {
     if (!requireTool(t, 'gpg', 'gnupg') || !requireTool(t, 'vagrant', 'vagrant')) return;
     const dir = t.testdir({});
@@ -147,4 +147,75 @@ for (const engine of onlyBasic) {
 
 function spawnGpg(env: NodeJS.ProcessEnv, args: string[]): number {
   return spawnSync('gpg', args, { env }).status ?? 1;
+}
+
+t.test('an org admin registers keys and asks for certifications over HTTP, with an admin token', async (t) => {
+  const embedded = available.find((e) => e.name === 'embedded')!;
+  const dir = t.testdir({});
+  const kek = path.join(dir, 'kek');
+  fs.writeFileSync(kek, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const inst = await embedded.create(dir);
+  const lab = newLab(dir, inst, { BOXSIG_REGISTRY_ESCROW_KEY_FILE: kek });
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop());
+  createOrg(lab, 'apio');
+  createOrg(lab, 'other');
+  const adminTok = token(lab, 'apio', 'admin', 'alice');
+  const pubTok = token(lab, 'apio', 'publish', 'ci');
+  const otherAdmin = token(lab, 'other', 'admin', 'mallory');
+  const post = async (p: string, tok: string | null, body: unknown) => {
+    const res = await fetch(`${reg.url}${p}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(tok ? { authorization: `Bearer ${tok}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as any };
+  };
+  const orgKey = makeKey(dir, 'API Org <org@apio.example>', [], lab.env);
+  const orgPublic = fs.readFileSync(orgKey.public, 'utf8');
+  t.equal((await post('/boxsig/v1/orgs/apio/keys', null, { keys: orgPublic })).status, 401, 'no token: 401');
+  t.equal((await post('/boxsig/v1/orgs/apio/keys', pubTok, { keys: orgPublic })).status, 403, 'a publish token: 403');
+  t.equal((await post('/boxsig/v1/orgs/apio/keys', otherAdmin, { keys: orgPublic })).status, 403, "another org's admin: 403");
+  t.equal((await post('/boxsig/v1/orgs/apio/keys', adminTok, { keys: 'not a key' })).json.code, 'MALFORMED', 'junk: MALFORMED');
+  const ok = await post('/boxsig/v1/orgs/apio/keys', adminTok, { keys: orgPublic, require: true });
+  t.equal(ok.status, 200, 'an admin token registers the org key', { json: ok.json });
+  t.same(
+    ok.json.keys.map((k: any) => [k.fingerprint, k.kind]),
+    [[orgKey.fingerprint, 'org']],
+  );
+  const audit = mustAdmin(lab, ['audit', '--org', 'apio']).audit;
+  t.ok(
+    audit.some((l: any) => l.action === 'key.register' && /alice/.test(l.actor) && l.details.fingerprint === orgKey.fingerprint),
+    'audited under the admin member',
+  );
+
+  // certification on request needs an org key the registry holds
+  const repo = makeKey(dir, ['API Web <web@apio.example>', 'boxsig:apio/web'], [], lab.env);
+  const repoPublic = fs.readFileSync(repo.public, 'utf8');
+  const none = await post('/boxsig/v1/orgs/apio/certify', adminTok, { key: repoPublic, scope: 'apio/web' });
+  t.equal(none.json.code, 'USAGE', 'no held org key: USAGE');
+  t.match(none.json.errors[0], /holds no org key/);
+  const held = mustAdmin(lab, ['org', 'hold-key', 'apio', '--generate', '--require']);
+  t.equal((await post('/boxsig/v1/orgs/apio/certify', pubTok, { key: repoPublic, scope: 'apio/web' })).status, 403, 'a publish token cannot certify');
+  const wide = await post('/boxsig/v1/orgs/apio/certify', adminTok, { key: repoPublic, scope: 'other/*' });
+  t.equal(wide.json.code, 'USAGE', 'a scope outside the org is refused');
+  const c = await post('/boxsig/v1/orgs/apio/certify', adminTok, { key: repoPublic, scope: 'apio/web' });
+  t.equal(c.status, 200, 'certified on request', { json: c.json });
+  t.equal(c.json.certifiedBy, held.fingerprint);
+  const pub = token(lab, 'apio', 'publish');
+  const webBox = path.join(dir, 'web.box');
+  makeBox(webBox);
+  t.equal(sign(webBox, [repo], ['--name', 'apio/web', '--version', '1.0.0'], lab.env).code, 0);
+  const r = await publish(lab, reg.url, pub, webBox);
+  t.equal(r.code, 0, 'a box signed by the certified key is accepted under --require', { out: r.stdout });
+  const certifiedFile = path.join(dir, 'web.certified.asc');
+  fs.writeFileSync(certifiedFile, c.json.certified);
+  const v = boxsig(['key', 'import', writeTmp(dir, 'org.asc', held.publicKey), certifiedFile, '--json'], { env: lab.env });
+  t.equal(v.code, 0, 'the certified key reads back', { out: v.stdout + v.stderr });
+});
+
+function writeTmp(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
 }
