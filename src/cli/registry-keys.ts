@@ -42,7 +42,9 @@ export async function createEscrowBoxCommand(name: string, opts: EngineFlags & {
 }
 
 export function registerKeyCommands(registry: Command, org: Command): void {
-  engineOptions(org.command('hold-key').argument('<org>').description('let the registry hold the org key (encrypted at rest) and certify repository keys with it'))
+  engineOptions(
+    org.command('hold-key').argument('<org>').description('let the registry hold the org key (encrypted at rest) and certify repository keys with it'),
+  )
     .option('--generate', 'generate a new org key (v4 Ed25519)')
     .option('--import <file>', 'hand over an existing secret org key')
     .option('--passphrase-file <file>', "the imported key's passphrase (else BOXSIG_PASSPHRASE, or a prompt)")
@@ -60,11 +62,19 @@ export function registerKeyCommands(registry: Command, org: Command): void {
           : ({ generate: true } as const);
         const r = await withDb(opts, (db) => holdOrgKey(db, k, name, source, { require: opts.require }));
         writeOut(opts.output, r.publicKey);
-        show(opts.json, { org: r.org, fingerprint: r.fingerprint, publicKey: r.publicKey }, () => out(`the registry holds the org key ${r.fingerprint} of ${r.org}`));
+        show(opts.json, { org: r.org, fingerprint: r.fingerprint, publicKey: r.publicKey }, () =>
+          out(`the registry holds the org key ${r.fingerprint} of ${r.org}`),
+        );
       }),
     );
 
-  engineOptions(org.command('certify').argument('<org>').argument('<repo-public-key>').description('certify a repository key with the org key the registry holds, and register it'))
+  engineOptions(
+    org
+      .command('certify')
+      .argument('<org>')
+      .argument('<repo-public-key>')
+      .description('certify a repository key with the org key the registry holds, and register it'),
+  )
     .requiredOption('--scope <glob>', 'the boxsig:<glob> user ID to certify (e.g. acme/web or acme/web-*)')
     .option('-o, --output <file>', 'write the certified public key here')
     .addOption(jsonOption())
@@ -94,7 +104,9 @@ export function registerKeyCommands(registry: Command, org: Command): void {
       .command('convert')
       .argument('<org/name>')
       .argument('<new-public-key>')
-      .description('convert an escrow box to a self-managed key: the next version, signed by the new key, is co-signed by the escrow key, which is then revoked'),
+      .description(
+        'convert an escrow box to a self-managed key: the next version, signed by the new key, is co-signed by the escrow key, which is then revoked',
+      ),
   )
     .addOption(jsonOption())
     .action(
@@ -103,7 +115,9 @@ export function registerKeyCommands(registry: Command, org: Command): void {
         const k = await kek(opts);
         const r = await withDb(opts, (db) => startConversion(db, k, name, readFile(file), file));
         show(opts.json, { escrow: r }, () =>
-          out(`${r.box} is converting to ${r.successor}: publish the next version signed by it; the registry co-signs it with ${r.escrow}, then revokes ${r.escrow}`),
+          out(
+            `${r.box} is converting to ${r.successor}: publish the next version signed by it; the registry co-signs it with ${r.escrow}, then revokes ${r.escrow}`,
+          ),
         );
       }),
     );

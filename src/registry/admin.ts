@@ -9,15 +9,7 @@ import { newToken, operator, type Principal } from './auth.js';
 import { isUniqueViolation, nowText, type Db, type Sql } from './db/engine.js';
 import { fold, memberName, orgName, shown, type Role } from './names.js';
 import { audit, mustOrg, newId, type OrgRow } from './rows.js';
-import {
-  parsePolicy,
-  policySource,
-  requireCertifiedPolicy,
-  storeRevocation,
-  upsertOrgKey,
-  type OrgKeyKind,
-  type RegisteredKey,
-} from './trust.js';
+import { parsePolicy, policySource, requireCertifiedPolicy, storeRevocation, upsertOrgKey, type OrgKeyKind, type RegisteredKey } from './trust.js';
 import { configToJson } from '../policy/config.js';
 import type { Registry } from './registry.js';
 import { collectGarbage, type GcResult } from './gc.js';

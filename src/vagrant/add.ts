@@ -288,7 +288,12 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const loc = boxLocation(home, await placement.place(box));
     let replaced = false;
 
-    const learn = served ? await servedCopies(served.source, v.checked.map((s) => s.fingerprint)) : [];
+    const learn = served
+      ? await servedCopies(
+          served.source,
+          v.checked.map((s) => s.fingerprint),
+        )
+      : [];
     // 4. record trust and move the box into place, under the trust-store lock; an interrupt waits for both
     const c = await deferInterrupts(() =>
       commitTrust({

@@ -25,7 +25,6 @@ const { available, unavailable } = engines('all');
 t.teardown(stopEngines);
 reportUnavailable(t, unavailable);
 
-
 async function download(url: string, name: string, version: string, file: string): Promise<{ sha256: string; checksum: string }> {
   const cat = await catalog(url, name);
   const v = cat.versions.find((x: any) => x.version === version);
@@ -206,7 +205,11 @@ for (const engine of available) {
       audit.some((l: any) => l.action === 'escrow.export' && l.details.fingerprint === escrowFpr),
       'the export is in the audit log',
     );
-    for (const action of ['key.register', 'key.certify', 'escrow.create']) t.ok(audit.some((l: any) => l.action === action), `audit has ${action}`);
+    for (const action of ['key.register', 'key.certify', 'escrow.create'])
+      t.ok(
+        audit.some((l: any) => l.action === action),
+        `audit has ${action}`,
+      );
     const stored = await storedBytes(lab, inst);
     const forms = await secretForms(fs.readFileSync(exported, 'utf8'));
     t.ok(

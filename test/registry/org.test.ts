@@ -22,7 +22,6 @@ const { available, unavailable } = engines('all');
 t.teardown(stopEngines);
 reportUnavailable(t, unavailable);
 
-
 for (const engine of available) {
   t.test(`an offline org key certifies repository keys; the registry and consumers follow the chain (${engine.name})`, async (t) => {
     if (!requireTool(t, 'gpg', 'gnupg') || !requireTool(t, 'vagrant', 'vagrant')) return;

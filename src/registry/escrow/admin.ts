@@ -115,7 +115,13 @@ async function certifyHeld(q: Sql, kek: KeyEncryption, org: OrgRow, repo: Cert, 
   const orgKey = await unwrapHeld(kek, held);
   const cert = await certifyWith(orgKey, repo, glob);
   const r = await upsertOrgKey(q, org.id, cert, kind);
-  await auditKeyEvent(q, actor, org, { ...r, status: r.status === 'unchanged' ? 'updated' : r.status, certifiedBy: [held.fingerprint] }, { uid: BOXSIG_UID_PREFIX + glob });
+  await auditKeyEvent(
+    q,
+    actor,
+    org,
+    { ...r, status: r.status === 'unchanged' ? 'updated' : r.status, certifiedBy: [held.fingerprint] },
+    { uid: BOXSIG_UID_PREFIX + glob },
+  );
   return { by: held.fingerprint, armored: pgp.armorPublicKey(writeCert(cert)) };
 }
 
@@ -201,7 +207,11 @@ export async function startConversion(
     if (await heldOrgKey(q, org.id)) {
       const uid = coveringUid(successor, name);
       if (!uid) {
-        throw usage(`the new key ${fpr} has no user ID boxsig:${name} for the org key to certify`, {}, `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`);
+        throw usage(
+          `the new key ${fpr} has no user ID boxsig:${name} for the org key to certify`,
+          {},
+          `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`,
+        );
       }
       certifiedBy = (await certifyHeld(q, kek, org, successor, uid.slice(BOXSIG_UID_PREFIX.length), actor)).by;
     } else {

@@ -59,9 +59,13 @@ export function escrowExtension(reg: Registry, kek: KeyEncryption | null): Uploa
       const held = await escrowKeyOf(q, t.box_id);
       if (!held) throw new BoxsigError('CONFIG', `${fullName(t)} is escrow-signed, but the registry holds no escrow key for it`);
       if (!kek) {
-        throw new BoxsigError('UNAVAILABLE', `${fullName(t)} is escrow-signed, and this registry process has no key-encryption key to sign with (escrowKeyFile)`, {
-          status: 503,
-        });
+        throw new BoxsigError(
+          'UNAVAILABLE',
+          `${fullName(t)} is escrow-signed, and this registry process has no key-encryption key to sign with (escrowKeyFile)`,
+          {
+            status: 503,
+          },
+        );
       }
       const keyFile = await escrowKeyFile(q, t.org_id, held.fingerprint);
       const step = held.state === 'active' ? activeStep(reg, kek, t, held, keyFile) : convertingStep(reg, kek, t, held, keyFile);
