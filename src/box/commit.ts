@@ -11,6 +11,8 @@ import { checkVersionRollback, decideTrust, isNewHighest, type Decision } from '
 import { formatTime } from '../manifest/manifest.js';
 import { recordAcceptedBox } from '../trust/records.js';
 import type { HistoryEvent, TrustRecord, TrustStore } from '../trust/store.js';
+import type { KeySource } from '../keys/signers.js';
+import type { Cert } from '../keys/cert.js';
 
 export interface CommitInput {
   store: TrustStore;
@@ -20,6 +22,10 @@ export interface CommitInput {
   source?: string;
   now?: Date;
   allowDowngrade?: boolean;
+  /** The keyring the box was judged with, when it is more than the store's (keys a registry served). */
+  keyring?: KeySource;
+  /** Copies of keys to merge into the keyring with the record (a registry's copies of the signers, with their revocations). */
+  learn?: Cert[];
   /**
    * Runs while the lock is held, right after the record is written (moving
    * the box into place). If it fails, the record is restored.
@@ -54,6 +60,8 @@ export async function commitTrust(input: CommitInput): Promise<CommitResult> {
         const k = verdict.checked.find((s) => s.fingerprint === fpr)?.key;
         if (k) await importKeyLocked(store, k);
       }
+      // revocations only ever accumulate: what the add learnt about its signers stays
+      for (const c of input.learn ?? []) await store.keyring.mergeLocked(c);
       return { decision, recorded };
     },
     { afterWrite: input.install },
@@ -70,7 +78,7 @@ async function decideAgain(input: CommitInput, record: TrustRecord | undefined, 
       policy: verdict.policy,
       record,
       storeFile: store.file,
-      ...keyLookups(store, verdict.boxKeys),
+      ...keyLookups({ keyring: input.keyring ?? store.keyring }, verdict.boxKeys),
       now,
       mode: 'add',
       allowDowngrade: input.allowDowngrade,

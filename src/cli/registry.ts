@@ -9,8 +9,9 @@ import { usage } from '../errors.js';
 import type { ConfigFlags } from '../registry/config.js';
 import { action, examples, jsonOption } from './common.js';
 import { err, out, printJson } from './io.js';
+import { createEscrowBoxCommand, registerKeyCommands } from './registry-keys.js';
 
-interface EngineFlags extends ConfigFlags {
+export interface EngineFlags extends ConfigFlags {
   json?: boolean;
 }
 
@@ -18,7 +19,7 @@ interface EngineFlags extends ConfigFlags {
  * The options that say where the registry's data is: the same on serve and on every admin
  * command, so that one set of flags (or one config file) serves them all.
  */
-function engineOptions(cmd: Command, _blobs = false): Command {
+export function engineOptions(cmd: Command, _blobs = false): Command {
   return cmd
     .option('--config <file>', 'registry config file (JSON)')
     .option('--data <dir>', 'embedded registry: metadata (and blobs) in this directory')
@@ -29,12 +30,12 @@ function engineOptions(cmd: Command, _blobs = false): Command {
     .option('--s3-prefix <prefix>', 'key prefix in the bucket');
 }
 
-async function config(flags: EngineFlags, need: 'all' | 'metadata') {
+export async function config(flags: EngineFlags, need: 'all' | 'metadata') {
   const { loadConfig } = await import('../registry/config.js');
   return loadConfig(flags, process.env, need);
 }
 
-async function withDb<T>(flags: EngineFlags, fn: (db: import('../registry/db/engine.js').Db) => Promise<T>): Promise<T> {
+export async function withDb<T>(flags: EngineFlags, fn: (db: import('../registry/db/engine.js').Db) => Promise<T>): Promise<T> {
   const { openDatabase } = await import('../registry/open.js');
   const db = await openDatabase(await config(flags, 'metadata'));
   try {
@@ -44,13 +45,21 @@ async function withDb<T>(flags: EngineFlags, fn: (db: import('../registry/db/eng
   }
 }
 
-async function withRegistry<T>(flags: EngineFlags, fn: (reg: import('../registry/registry.js').Registry) => Promise<T>): Promise<T> {
+export async function withRegistry<T>(flags: EngineFlags, fn: (reg: import('../registry/registry.js').Registry) => Promise<T>): Promise<T> {
   const { openRegistry } = await import('../registry/open.js');
   const reg = await openRegistry(await config(flags, 'all'));
   try {
     return await fn(reg);
   } finally {
     await reg.close();
+  }
+}
+
+export function readFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw usage(`cannot read ${file}: ${(e as Error).message}`);
   }
 }
 
@@ -63,7 +72,7 @@ function readPolicy(file: string | undefined): string | null {
   }
 }
 
-function show(json: boolean | undefined, value: Record<string, unknown>, human: () => void): void {
+export function show(json: boolean | undefined, value: Record<string, unknown>, human: () => void): void {
   if (json) printJson({ ok: true, ...value });
   else human();
 }
@@ -135,20 +144,24 @@ export function registerRegistryCommands(program: Command): void {
       org
         .command('key')
         .argument('<org>', 'organization name')
-        .argument('<files...>', 'public key files and revocation certificates')
-        .description("register an org's public keys (org keys for chains) and revocation certificates"),
+        .argument('<files...>', 'public key files (org keys, certified repository keys) and revocation certificates')
+        .description("register an org's public keys (an offline org key's public part), certified repository keys and revocation certificates"),
       'boxsig registry org key acme org.public.asc --data ./registry',
     ),
   )
+    .option('--require', "from now on, uploads to the org must be signed by a key an org key given here certified for the box's name")
     .addOption(jsonOption())
     .action(
-      action(async (name: string, files: string[], opts: EngineFlags) => {
-        const { addOrgKeys } = await import('../registry/admin.js');
-        const results = await withDb(opts, async (db) => {
-          const all = [];
-          for (const f of files) all.push(await addOrgKeys(db, name, fs.readFileSync(f), f));
-          return all;
-        });
+      action(async (name: string, files: string[], opts: EngineFlags & { require?: boolean }) => {
+        const { addOrgKeyFiles } = await import('../registry/admin.js');
+        const results = await withDb(opts, (db) =>
+          addOrgKeyFiles(
+            db,
+            name,
+            files.map((f) => ({ bytes: readFile(f), file: f })),
+            { require: opts.require },
+          ),
+        );
         const keys = [...new Set(results.flatMap((r) => r.keys))];
         const revocations = results.flatMap((r) => r.revocations);
         show(opts.json, { keys, revocations }, () => {
@@ -225,9 +238,11 @@ export function registerRegistryCommands(program: Command): void {
   )
     .option('--private', 'only tokens of the org may read it')
     .option('--description <text>', 'short description')
+    .option('--escrow', 'the registry signs its uploads with an escrow key it generates and holds (docs/REGISTRY.md, "Escrow signing")')
     .addOption(jsonOption())
     .action(
-      action(async (name: string, opts: EngineFlags & { private?: boolean; description?: string }) => {
+      action(async (name: string, opts: EngineFlags & { private?: boolean; description?: string; escrow?: boolean }) => {
+        if (opts.escrow) return createEscrowBoxCommand(name, opts);
         const { createBoxAsOperator } = await import('../registry/admin.js');
         const b = await withRegistry(opts, (reg) => createBoxAsOperator(reg, name, { private: opts.private, description: opts.description }));
         show(opts.json, { box: { name: b.tag, private: b.private } }, () => out(`created box ${b.tag}${b.private ? ' (private)' : ''}`));
@@ -243,6 +258,8 @@ export function registerRegistryCommands(program: Command): void {
         show(opts.json, { boxes }, () => boxes.forEach((b) => out(`${b.name}\t${b.released}/${b.versions} versions released${b.private ? '\tprivate' : ''}`)));
       }),
     );
+
+  registerKeyCommands(registry, org);
 
   engineOptions(
     examples(registry.command('audit').description('the audit log: every write, by whom'), 'boxsig registry audit --org acme --limit 20 --data ./registry'),

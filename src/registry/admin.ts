@@ -3,17 +3,13 @@
  * `boxsig registry org|token|box|key|audit|gc` commands): safe while
  * registry processes run on the same database, audited like every write.
  */
-import { createHash } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
 import { readKeyData } from '../keys/keys.js';
-import { mergeCert, writeCert } from '../keys/cert.js';
-import { writePackets } from '../keys/packets.js';
-import { armorPublicKey } from '../keys/pgp.js';
 import { newToken, operator, type Principal } from './auth.js';
-import { isUniqueViolation, nowText, type Db } from './db/engine.js';
+import { isUniqueViolation, nowText, type Db, type Sql } from './db/engine.js';
 import { fold, memberName, orgName, shown, type Role } from './names.js';
 import { audit, mustOrg, newId, type OrgRow } from './rows.js';
-import { parsePolicy, policySource } from './trust.js';
+import { parsePolicy, policySource, requireCertifiedPolicy, storeRevocation, upsertOrgKey, type OrgKeyKind, type RegisteredKey } from './trust.js';
 import { configToJson } from '../policy/config.js';
 import type { Registry } from './registry.js';
 import { collectGarbage, type GcResult } from './gc.js';
@@ -158,50 +154,84 @@ export async function revokeToken(db: Db, id: string, actor: Principal = operato
 }
 
 /**
- * Register an org's public keys and revocation certificates (org keys for
- * chains). A key already registered is merged with the new copy, packet by
+ * Register an org's public keys, certified repository keys and revocation
+ * certificates (an offline org key: only its public part ever reaches the
+ * registry). A key already registered is merged with the new copy, packet by
  * packet (src/keys/cert.ts): a revocation, an expiry or a certification
  * revocation registered once is never lost by a later upload of the key.
+ * Each event is audited as `key.register`, `key.certify` or `key.revoke`.
+ * `require`: uploads to the org must from now on be signed by a key an org
+ * key certified for the box's name (the policy's `orgs` entry for ORG/*).
  */
-export async function addOrgKeys(db: Db, orgName: string, bytes: Buffer, file: string, kind: 'org' | 'repo' = 'org', actor: Principal = operator()) {
+export async function addOrgKeys(
+  db: Db,
+  orgName: string,
+  bytes: Buffer,
+  file: string,
+  opts: { kind?: OrgKeyKind; require?: boolean } = {},
+  actor: Principal = operator(),
+) {
   const data = await readKeyData(bytes, file);
   if (!data.certs.length && !data.bare.length) throw usage(`${file} holds no OpenPGP public key or revocation certificate`);
-  const revocations = data.bare.map((s) => {
-    const armored = armorPublicKey(writePackets([s.packet]));
-    const issuer = s.info.hashedIssuerFingerprint ?? s.info.issuerFingerprints[0] ?? s.info.issuerKeyIds[0] ?? 'unknown';
-    return { armored, issuer, sha: createHash('sha256').update(s.info.identity).digest('hex') };
-  });
   return db.tx(async (q) => {
     const org = await mustOrg(q, orgName);
     const now = nowText();
     const added: string[] = [];
+    const registered: RegisteredKey[] = [];
     for (const copy of data.certs) {
-      const fpr = copy.info.fingerprint;
-      const row = await q.one<{ armored: string }>('SELECT armored FROM org_keys WHERE org_id = $1 AND fingerprint = $2', [org.id, fpr]);
-      let cert = { ...copy, hadSecret: false };
-      if (row) {
-        const [stored] = (await readKeyData(Buffer.from(row.armored), `the registered key ${fpr}`)).certs;
-        if (stored) cert = mergeCert(stored, cert).cert;
-      }
-      await q.run(
-        `INSERT INTO org_keys (org_id, fingerprint, kind, armored, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (org_id, fingerprint) DO UPDATE SET armored = excluded.armored, kind = excluded.kind, updated_at = excluded.updated_at`,
-        [org.id, fpr, kind, armorPublicKey(writeCert(cert)), now],
-      );
-      if (!added.includes(fpr)) added.push(fpr);
+      const r = await upsertOrgKey(q, org.id, copy, opts.kind ?? null, now);
+      await auditKeyEvent(q, actor, org, r);
+      registered.push(r);
+      if (!added.includes(r.fingerprint)) added.push(r.fingerprint);
     }
-    for (const r of revocations) {
-      await q.run('INSERT INTO revocations (org_id, sha256, issuer, armored, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
-        org.id,
-        r.sha,
-        r.issuer,
-        r.armored,
-        now,
-      ]);
+    const revocations: string[] = [];
+    for (const s of data.bare) {
+      const r = await storeRevocation(q, org.id, s, now);
+      if (r.added) await audit(q, actor, org.id, 'key.revoke', org.name, { fingerprint: r.issuer, revocation: r.sha256 });
+      revocations.push(r.issuer);
     }
-    await audit(q, actor, org.id, 'org.keys', org.name, { keys: added, revocations: revocations.map((r) => r.issuer), kind });
-    return { org: org.name, keys: added, revocations: revocations.map((r) => r.issuer) };
+    if (opts.require) await requireCertified(q, actor, org, orgKeysOf(registered));
+    return { org: org.name, keys: added, registered, revocations };
   });
+}
+
+/** `key.register` for a new key, `key.certify` when certifications of its boxsig: user IDs arrived. */
+export async function auditKeyEvent(q: Sql, actor: Principal | null, org: OrgRow, r: RegisteredKey, extra: Record<string, unknown> = {}): Promise<void> {
+  if (r.status === 'new') await audit(q, actor, org.id, 'key.register', org.name, { fingerprint: r.fingerprint, kind: r.kind, ...extra });
+  if (r.status !== 'unchanged' && r.certifiedBy.length) {
+    await audit(q, actor, org.id, 'key.certify', org.name, { fingerprint: r.fingerprint, kind: r.kind, certifiedBy: r.certifiedBy, ...extra });
+  }
+}
+
+export function orgKeysOf(registered: RegisteredKey[]): string[] {
+  const orgKeys = registered.filter((r) => r.kind === 'org').map((r) => r.fingerprint);
+  if (!orgKeys.length) throw usage('--require needs an org key among the keys given (they hold only repository keys or revocations)');
+  return orgKeys;
+}
+
+/** `addOrgKeys` of several files in one transaction (`registry org key ORG FILE…`). */
+export async function addOrgKeyFiles(
+  db: Db,
+  orgName: string,
+  files: Array<{ bytes: Buffer; file: string }>,
+  opts: { require?: boolean } = {},
+  actor: Principal = operator(),
+) {
+  const results = [];
+  for (const f of files) results.push(await addOrgKeys(db, orgName, f.bytes, f.file, {}, actor));
+  if (opts.require) {
+    const orgKeys = orgKeysOf(results.flatMap((r) => r.registered));
+    await db.tx(async (q) => requireCertified(q, actor, await mustOrg(q, orgName), orgKeys));
+  }
+  return results;
+}
+
+/** Make the org policy require chains to `orgKeys` for every box of the org (audited as org.policy). */
+export async function requireCertified(q: Sql, actor: Principal | null, org: OrgRow, orgKeys: string[]): Promise<void> {
+  const text = requireCertifiedPolicy(org.policy, org.name, orgKeys);
+  const doc = parsePolicy(text, policySource(org.name));
+  await q.run('UPDATE orgs SET policy = $2, updated_at = $3 WHERE id = $1', [org.id, JSON.stringify(configToJson(doc)), nowText()]);
+  await audit(q, actor, org.id, 'org.policy', org.name, { policy: configToJson(doc), requireCertified: orgKeys });
 }
 
 export interface BoxSummaryRow {

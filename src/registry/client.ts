@@ -175,9 +175,9 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
   if (!uploadUrl) throw new BoxsigError('NETWORK', 'the registry gave no upload URL');
   const sent = await put(uploadUrl, box, opts.onProgress);
   const warnings = sent.warnings;
-  if (sent.sha256 !== sent.localSha256) {
+  if (sent.received !== sent.localSha256) {
     await api.call('DELETE', providerPath).catch(() => undefined);
-    throw refuse('CHECKSUM_MISMATCH', `the registry stored ${sent.sha256}, but ${sent.localSha256} was sent: the upload was corrupted on the way`);
+    throw refuse('CHECKSUM_MISMATCH', `the registry received ${sent.received}, but ${sent.localSha256} was sent: the upload was corrupted on the way`);
   }
   let released = existing.json?.status === 'active';
   let logProof: unknown = sent.log;
@@ -225,8 +225,10 @@ async function put(url: string, file: string, onProgress?: (sent: number, total:
   const body = fs.createReadStream(file, { highWaterMark: CHUNK_SIZE }).pipe(counter);
   const res = await sendBody(url, body, size);
   if (res.status !== 200) throw registryError(res.status, res.text, 'the registry refused the upload');
-  const v = JSON.parse(res.text) as { sha256?: string; size?: number; warnings?: string[]; boxsig_log?: unknown };
-  return { sha256: v.sha256 ?? '', size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [], log: v.boxsig_log };
+  const v = JSON.parse(res.text) as { sha256?: string; size?: number; uploaded?: { sha256?: string }; warnings?: string[]; boxsig_log?: unknown };
+  // an escrow box is stored signed by the registry: `uploaded` is what it received
+  const received = v.uploaded?.sha256 ?? v.sha256 ?? '';
+  return { sha256: v.sha256 ?? '', received, size: v.size ?? 0, localSha256: hash.digest('hex'), warnings: v.warnings ?? [], log: v.boxsig_log };
 }
 
 const uploadFailed = (e: Error) => new BoxsigError('NETWORK', `the upload failed: ${e.message}`);

@@ -47,6 +47,8 @@ export interface RegistryConfig {
   keyFile: string | null;
   /** How long a signed catalog statement stays valid (it is renewed by the registry before). */
   catalogTtlSeconds: number;
+  /** The key-encryption key of held keys (escrow): a file; else BOXSIG_REGISTRY_ESCROW_KEY (src/registry/escrow/kek.ts). */
+  escrowKeyFile: string | null;
 }
 
 export const DEFAULTS: RegistryConfig = {
@@ -71,6 +73,7 @@ export const DEFAULTS: RegistryConfig = {
   catalogCache: true,
   keyFile: null,
   catalogTtlSeconds: 24 * 3600,
+  escrowKeyFile: null,
 };
 
 /** Flags of `registry serve` and the admin commands (all optional). */
@@ -179,6 +182,7 @@ const SETTERS = new Map<string, Setter>([
   ['catalogCache', (c, v, w) => (c.catalogCache = bool(v, w))],
   ['keyFile', (c, v, w) => (c.keyFile = path.resolve(str(v, w)))],
   ['catalogTtlSeconds', (c, v, w) => (c.catalogTtlSeconds = int(v, w, 60, 366 * 24 * 3600))],
+  ['escrowKeyFile', (c, v, w) => (c.escrowKeyFile = path.resolve(str(v, w)))],
 ]);
 
 /** Environment variable → config field. */
@@ -204,6 +208,7 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_LOG_LEVEL', 'logLevel'],
   ['BOXSIG_REGISTRY_KEY_FILE', 'keyFile'],
   ['BOXSIG_REGISTRY_CATALOG_TTL_SECONDS', 'catalogTtlSeconds'],
+  ['BOXSIG_REGISTRY_ESCROW_KEY_FILE', 'escrowKeyFile'],
 ]);
 
 /** The config file's `s3` object uses endpoint/bucket/region/prefix. */

@@ -16,6 +16,7 @@ import type { Links } from './views.js';
 import { registerLogRoutes } from './log/http.js';
 import { publicationProofs } from './log/service.js';
 import { findBox, findOrg } from './rows.js';
+import { certifyByApi, registerKeysByApi } from './escrow/api.js';
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -246,6 +247,18 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   // ---- boxsig's own ----
   app.get('/boxsig/v1/orgs/:org/keys', async (req) => reg.orgKeys((req.params as Params).org));
   registerLogRoutes(app, reg);
+  app.get(
+    '/boxsig/v1/orgs/:org/boxes/:box/keys',
+    json((req, p) => reg.boxKeys(p, boxPath(req.params))),
+  );
+  app.post(
+    '/boxsig/v1/orgs/:org/keys',
+    json((req, p) => registerKeysByApi(reg, p, req.params.org, req.body)),
+  );
+  app.post(
+    '/boxsig/v1/orgs/:org/certify',
+    json((req, p) => certifyByApi(reg, p, req.params.org, req.body)),
+  );
 
   // ---- consumers: catalogs and downloads ----
   const catalog: Handler = async (req, reply) => {
@@ -362,10 +375,12 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
     .getProvider(null, { org: t.org, box: t.box, version: t.version, provider: t.provider, architecture: t.architecture }, l)
     .catch(() => null);
   const log = await publicationProofs(reg.db, reg.signer, { box: `${t.org}/${t.box}`, version: t.version, provider: t.provider, architecture: t.architecture });
+  const signedHere = outcome.received.sha256 !== outcome.sha256 ? { uploaded: outcome.received } : {};
   return reply.code(200).send({
     received: true,
     sha256: outcome.sha256,
     size: outcome.size,
+    ...signedHere,
     warnings: outcome.warnings,
     ...(provider ? { provider } : {}),
     ...(log ? { boxsig_log: log } : {}),

@@ -11,6 +11,13 @@ import type { BlobStore } from './blobs/store.js';
 import { Registry, silentLog, type Log } from './registry.js';
 import { loadRegistryKey } from './log/key.js';
 import { backfillPublications } from './log/events.js';
+import { escrowExtension } from './escrow/sign.js';
+import { loadKeyEncryption, type KeyEncryption } from './escrow/kek.js';
+
+/** The key-encryption key of held keys: `escrowKeyFile`, else BOXSIG_REGISTRY_ESCROW_KEY; null when neither is set. */
+export function openKeyEncryption(config: Pick<RegistryConfig, 'escrowKeyFile'>, env: NodeJS.ProcessEnv = process.env): KeyEncryption | null {
+  return loadKeyEncryption(config.escrowKeyFile, env.BOXSIG_REGISTRY_ESCROW_KEY);
+}
 
 export const EMBEDDED_DB = 'registry.db';
 
@@ -53,6 +60,8 @@ export async function openRegistry(config: RegistryConfig, log: Log = silentLog)
   const reg = new Registry(db, blobs, config, log);
   try {
     reg.signer = loadRegistryKey(config);
+    reg.keyEncryption = openKeyEncryption(config);
+    reg.uploadExtensions.push(escrowExtension(reg, reg.keyEncryption));
   } catch (e) {
     await reg.close();
     throw e;

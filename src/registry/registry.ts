@@ -42,12 +42,15 @@ import {
   signerSummary,
   type AfterValidation,
   type SignerSummary,
+  type UploadExtension,
   type UploadOutcome,
 } from './upload.js';
 import { checkUploaderNotRevoked, judgeAtPublication } from './publication.js';
 import { CHECKSUM_TYPES } from '../vagrant/catalog.js';
 import { logWithdrawal } from './log/events.js';
 import type { NoteSigner } from '../tlog/note.js';
+import { keysForBox } from './trust.js';
+import type { KeyEncryption } from './escrow/kek.js';
 
 export interface Log {
   info(obj: object, msg?: string): void;
@@ -152,6 +155,10 @@ export class Registry {
   readonly afterValidation: AfterValidation[] = [];
   /** The registry key: signs log checkpoints and catalog statements (log/key.ts); set by openRegistry. */
   signer: NoteSigner | null = null;
+  /** Per-upload extensions (issue 15: escrow signing, src/registry/escrow/sign.ts). */
+  readonly uploadExtensions: UploadExtension[] = [];
+  /** The key-encryption key of the keys the registry holds (src/registry/escrow/kek.ts); null: it holds none. */
+  keyEncryption: KeyEncryption | null = null;
   /** This process, as recorded in the leases of the uploads it receives. */
   readonly instance = `${process.pid}-${randomBytes(6).toString('hex')}`;
   closing = false;
@@ -711,7 +718,16 @@ export class Registry {
       'SELECT fingerprint, kind, armored FROM org_keys WHERE org_id = $1 ORDER BY fingerprint',
       [org.id],
     );
-    return { org: org.name, keys };
+    const revocations = await this.db.query<{ armored: string }>('SELECT armored FROM revocations WHERE org_id = $1 ORDER BY sha256', [org.id]);
+    return { org: org.name, keys, revocations: revocations.map((r) => r.armored) };
+  }
+
+  /** The keys a consumer needs for a box's chain (src/registry/trust.ts keysForBox); private boxes need a read token. */
+  async boxKeys(p: Principal | null, path: BoxPath) {
+    return this.db.tx(async (q) => {
+      const c = await this.boxCtx(q, p, path);
+      return keysForBox(q, c.org.id, c.org.name, c.box.name);
+    });
   }
 
   async close(): Promise<void> {

@@ -5,10 +5,14 @@
  * use for the box — presented to boxsig's own judge as a trust store, so
  * that uploads get exactly the rules and codes of `boxsig add`.
  */
+import { createHash } from 'node:crypto';
 import { BoxsigError } from '../errors.js';
 import { readKeyData } from '../keys/keys.js';
-import type { Sig } from '../keys/cert.js';
-import { SIGTYPE } from '../keys/packets.js';
+import { mergeCert, userIdText, writeCert, type Cert, type Sig } from '../keys/cert.js';
+import { BOXSIG_UID_PREFIX } from '../keys/certify.js';
+import { CERTIFICATION_TYPES, SIGTYPE, writePackets } from '../keys/packets.js';
+import { armorPublicKey } from '../keys/pgp.js';
+import { globMatches, globProblem } from '../policy/glob.js';
 import { claimsIssuer, isHardReason } from '../keys/revocation.js';
 import { memoryKeySource } from '../keys/signers.js';
 import { parseUntrustedJson } from '../manifest/json.js';
@@ -171,4 +175,128 @@ export async function commitSigners(
     );
   }
   return decision;
+}
+
+// ---- org keys, certifications and revocations the org registered (issue 15) ----
+
+export type OrgKeyKind = 'org' | 'repo' | 'escrow';
+
+export interface RegisteredKey {
+  fingerprint: string;
+  kind: OrgKeyKind;
+  /** 'new', 'updated' (packets were added: a certification, a revocation) or 'unchanged' */
+  status: 'new' | 'updated' | 'unchanged';
+  /** the keys that certified its `boxsig:` user IDs (claimed by the certifications; checked where they are used) */
+  certifiedBy: string[];
+}
+
+/** The keys a key's `boxsig:` user IDs claim certifications from (other than itself). */
+export function boxsigCertifiers(c: Cert): string[] {
+  const out = new Set<string>();
+  for (const u of c.users) {
+    if (!(userIdText(u) ?? '').startsWith(BOXSIG_UID_PREFIX)) continue;
+    for (const s of u.sigs) {
+      if (!CERTIFICATION_TYPES.has(s.info.type)) continue;
+      const f = s.info.hashedIssuerFingerprint ?? s.info.issuerFingerprints[0];
+      if (f && f !== c.info.fingerprint) out.add(f);
+    }
+  }
+  return [...out].sort();
+}
+
+/**
+ * Register a public key of the org, or merge a new copy into the registered
+ * one packet by packet (a revocation, an expiry or a certification
+ * revocation registered once is never lost). A key whose `boxsig:` user IDs
+ * carry certifications is a repository key; an escrow key stays one.
+ */
+export async function upsertOrgKey(q: Sql, orgId: string, copy: Cert, kind: OrgKeyKind | null, now = nowText()): Promise<RegisteredKey> {
+  const fpr = copy.info.fingerprint;
+  const row = await q.one<{ armored: string; kind: OrgKeyKind }>('SELECT armored, kind FROM org_keys WHERE org_id = $1 AND fingerprint = $2', [orgId, fpr]);
+  let cert: Cert = { ...copy, hadSecret: false };
+  let status: RegisteredKey['status'] = 'new';
+  if (row) {
+    const [stored] = (await readKeyData(Buffer.from(row.armored), `the registered key ${fpr}`)).certs;
+    const merged = stored ? mergeCert(stored, cert) : { cert, added: 1 };
+    cert = merged.cert;
+    status = merged.added > 0 ? 'updated' : 'unchanged';
+  }
+  const certifiedBy = boxsigCertifiers(cert);
+  const finalKind: OrgKeyKind = row?.kind === 'escrow' ? 'escrow' : (kind ?? (certifiedBy.length ? 'repo' : (row?.kind ?? 'org')));
+  await q.run(
+    `INSERT INTO org_keys (org_id, fingerprint, kind, armored, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+     ON CONFLICT (org_id, fingerprint) DO UPDATE SET armored = excluded.armored, kind = excluded.kind, updated_at = excluded.updated_at`,
+    [orgId, fpr, finalKind, armorPublicKey(writeCert(cert)), now],
+  );
+  return { fingerprint: fpr, kind: finalKind, status, certifiedBy };
+}
+
+/** Store a revocation certificate (only ever added; the same one twice is one row). Returns its issuer and whether it was new. */
+export async function storeRevocation(q: Sql, orgId: string, s: Sig, now = nowText()): Promise<{ issuer: string; sha256: string; added: boolean }> {
+  const armored = armorPublicKey(writePackets([s.packet]));
+  const issuer = s.info.hashedIssuerFingerprint ?? s.info.issuerFingerprints[0] ?? s.info.issuerKeyIds[0] ?? 'unknown';
+  const sha256 = createHash('sha256').update(s.info.identity).digest('hex');
+  const n = await q.run('INSERT INTO revocations (org_id, sha256, issuer, armored, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
+    orgId,
+    sha256,
+    issuer,
+    armored,
+    now,
+  ]);
+  return { issuer, sha256, added: Number(n) > 0 };
+}
+
+/** The `boxsig:` globs of a key's user IDs. */
+function boxsigGlobs(c: Cert): string[] {
+  return c.users
+    .map((u) => userIdText(u) ?? '')
+    .filter((u) => u.startsWith(BOXSIG_UID_PREFIX))
+    .map((u) => u.slice(BOXSIG_UID_PREFIX.length))
+    .filter((g) => !globProblem(g));
+}
+
+export interface BoxKeys {
+  org: string;
+  box: string;
+  /** the org's keys, and the repository and escrow keys with a `boxsig:` user ID covering the box */
+  keys: Array<{ fingerprint: string; kind: OrgKeyKind; armored: string }>;
+  /** every revocation certificate the org registered (they only ever accumulate) */
+  revocations: string[];
+}
+
+/**
+ * What a consumer needs to check a box's chain when the box lacks it: the
+ * org keys, the keys that may sign the box (with their certifications), and
+ * the revocations. Nothing here is trusted by being served: a consumer counts
+ * a certification only by an org key whose fingerprint it configured.
+ */
+export async function keysForBox(q: Sql, orgId: string, orgName: string, box: string): Promise<BoxKeys> {
+  const full = `${orgName}/${box}`;
+  const rows = await q.query<{ fingerprint: string; kind: OrgKeyKind; armored: string }>(
+    'SELECT fingerprint, kind, armored FROM org_keys WHERE org_id = $1 ORDER BY fingerprint',
+    [orgId],
+  );
+  const keys: BoxKeys['keys'] = [];
+  for (const r of rows) {
+    if (r.kind !== 'org') {
+      const [c] = (await readKeyData(Buffer.from(r.armored), `the registered key ${r.fingerprint}`)).certs;
+      if (!c || !boxsigGlobs(c).some((g) => globMatches(g, full))) continue;
+    }
+    keys.push({ fingerprint: r.fingerprint, kind: r.kind, armored: r.armored });
+  }
+  const revocations = (await q.query<{ armored: string }>('SELECT armored FROM revocations WHERE org_id = $1 ORDER BY sha256', [orgId])).map((r) => r.armored);
+  return { org: orgName, box, keys, revocations };
+}
+
+/**
+ * The org setting "uploads must be signed by a key the org key certified for
+ * the box's name": the policy's `orgs` entry for `ORG/*` names the org keys
+ * (judged like a consumer's `orgs` configuration: UNTRUSTED_KEY otherwise).
+ */
+export function requireCertifiedPolicy(policy: string, org: string, orgKeys: string[]): string {
+  const doc = JSON.parse(policy) as { boxes?: unknown; orgs?: Record<string, string[]> };
+  const orgs = new Map(Object.entries(doc.orgs ?? {}));
+  const scope = `${org}/*`;
+  orgs.set(scope, [...new Set([...(orgs.get(scope) ?? []), ...orgKeys])].sort());
+  return JSON.stringify({ ...doc, orgs: Object.fromEntries(orgs) });
 }

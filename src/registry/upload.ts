@@ -80,6 +80,8 @@ export interface ValidatedUpload {
   size: number;
   manifestSha256: string | null;
   writer: BlobWriter;
+  /** What the single pass read: the files with their hashes, the `.boxsig/` prefix, where it ends. */
+  read: ReadResult;
 }
 
 /**
@@ -89,8 +91,46 @@ export interface ValidatedUpload {
  */
 export type AfterValidation = (u: ValidatedUpload) => Promise<ValidatedUpload>;
 
+/** The object key an upload is being written to, as recorded in its session (renewed by the lease). */
+export interface Lease {
+  key: string;
+}
+
+/**
+ * What an extension adds to one upload (issue 15: escrow signing), decided
+ * when the upload starts (`UploadExtension.begin`, in the transaction that
+ * loads the org's trust):
+ * - `layers`: policy layers after the org's (an escrow box takes unsigned uploads);
+ * - `onPrefix`: a cheap check of the `.boxsig/` prefix before any signature is verified;
+ * - `onVerdict`: a check of the judged prefix, before any file byte;
+ * - `afterValidation`: may replace the object (a new key: set `lease.key`
+ *   and the session's object_key first, so that garbage collection never
+ *   takes the new object while it is written);
+ * - `onCommit`: writes in the publishing transaction.
+ */
+export interface UploadStep {
+  layers?: ConfigLayer[];
+  onPrefix?(prefix: BoxsigPrefix): Promise<void> | void;
+  onVerdict?(prefix: BoxsigPrefix, verdict: Verdict): Promise<void> | void;
+  afterValidation?(u: ValidatedUpload, lease: Lease): Promise<ValidatedUpload>;
+  onCommit?(q: Sql, u: ValidatedUpload, now: Date): Promise<void>;
+}
+
+export interface UploadExtension {
+  begin(q: Sql, t: UploadTarget): Promise<UploadStep | null>;
+}
+
 export type UploadOutcome =
-  | { state: 'published'; direct: boolean; target: UploadTarget; sha256: string; size: number; warnings: string[] }
+  | {
+      state: 'published';
+      direct: boolean;
+      target: UploadTarget;
+      sha256: string;
+      size: number;
+      /** what was received, when the stored box differs (escrow signing prepends .boxsig/) */
+      received: { sha256: string; size: number };
+      warnings: string[];
+    }
   | { state: 'refused'; direct: boolean; error: BoxsigError };
 
 export async function findSession(q: Sql, secret: string): Promise<UploadTarget | null> {
@@ -217,7 +257,13 @@ function checkAfterPass(t: UploadTarget, read: ReadResult, verdict: Verdict | nu
 }
 
 /** Step 2 and 3: the single pass. */
-async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, trust: { view: TrustView; layers: ConfigLayer[] }): Promise<ValidatedUpload> {
+async function validate(
+  t: UploadTarget,
+  body: LimitedBody,
+  writer: BlobWriter,
+  trust: { view: TrustView; layers: ConfigLayer[] },
+  steps: UploadStep[],
+): Promise<ValidatedUpload> {
   const expect = { name: fullName(t), version: t.version, provider: t.provider };
   const judged: ExpectedIdentity = { ...expect, architecture: t.architecture };
   const content: Hash = createHash('sha256');
@@ -230,9 +276,11 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
     {
       onPrefix: async (prefix) => {
         precheckIdentity(prefix, expect);
+        for (const s of steps) await s.onPrefix?.(prefix);
         verdict = await judge(prefix, judged, { store: trust.view, layers: trust.layers, mode: 'add' }).catch((e) => {
           throw forRegistry(e, t.org);
         });
+        for (const s of steps) await s.onVerdict?.(prefix, verdict);
         if (prefix.manifest) manifestSha256 = createHash('sha256').update(prefix.manifest).digest('hex');
         return verdict.expectation;
       },
@@ -251,7 +299,7 @@ async function validate(t: UploadTarget, body: LimitedBody, writer: BlobWriter, 
     },
   );
   checkAfterPass(t, read, verdict, body);
-  return { target: t, verdict, sha256: content.digest('hex'), size, manifestSha256, writer };
+  return { target: t, verdict, sha256: content.digest('hex'), size, manifestSha256, writer, read };
 }
 
 /**
@@ -285,7 +333,7 @@ async function judgedNow(reg: Registry, q: Sql, u: ValidatedUpload, now: Date): 
 }
 
 /** Step 4: publish in one transaction; returns whether our object turned out to be a duplicate. */
-async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promise<{ duplicate: boolean; warnings: string[] }> {
+async function commit(reg: Registry, u: ValidatedUpload, view: TrustView, steps: UploadStep[]): Promise<{ duplicate: boolean; warnings: string[] }> {
   const t = u.target;
   const now = new Date();
   return reg.db.tx(async (q) => {
@@ -328,6 +376,7 @@ async function commit(reg: Registry, u: ValidatedUpload, view: TrustView): Promi
       ],
     );
     await q.run(`UPDATE uploads SET state = 'published', sha256 = $2, size = $3, updated_at = $4 WHERE id = $1`, [t.id, u.sha256, u.size, nowText(now)]);
+    for (const s of steps) await s.onCommit?.(q, u, now);
     if (cur.status === 'active') await recordPublication(q, t, u, signers, now);
     await audit(q, uploader(t), t.org_id, 'provider.upload', label(t), {
       sha256: u.sha256,
@@ -412,26 +461,38 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
   const direct = Boolean(t.direct);
   const body = limitedBody(req, reg.config.maxBoxBytes, reg.config.uploadIdleSeconds * 1000);
   const active = reg.track(body);
-  const heartbeat = setInterval(() => void renewLease(reg, t.id, key), Math.max(1000, (reg.config.leaseSeconds * 1000) / 4));
+  const lease: Lease = { key };
+  const heartbeat = setInterval(() => void renewLease(reg, t.id, lease.key), Math.max(1000, (reg.config.leaseSeconds * 1000) / 4));
   heartbeat.unref();
   let writer: BlobWriter | null = null;
   try {
-    const trust = await reg.db.tx(async (q) => ({
-      view: await orgTrustView(q, t.org_id, t.org, t.box_id, fullName(t)),
-      layers: policyLayers({ name: t.org, policy: t.policy }),
-    }));
+    const { trust, steps } = await reg.db.tx(async (q) => {
+      const steps: UploadStep[] = [];
+      for (const x of reg.uploadExtensions) {
+        const step = await x.begin(q, t);
+        if (step) steps.push(step);
+      }
+      const layers = [...policyLayers({ name: t.org, policy: t.policy }), ...steps.flatMap((s) => s.layers ?? [])];
+      return { trust: { view: await orgTrustView(q, t.org_id, t.org, t.box_id, fullName(t)), layers }, steps };
+    });
     writer = await reg.blobs.create(key);
-    let u = await validate(t, body, writer, trust);
+    let u = await validate(t, body, writer, trust, steps);
+    const received = { sha256: u.sha256, size: u.size };
     for (const hook of reg.afterValidation) u = await hook(u);
+    for (const s of steps) {
+      if (!s.afterValidation) continue;
+      u = await s.afterValidation(u, lease);
+      writer = u.writer;
+    }
     await u.writer.finish();
-    const { duplicate, warnings } = await commit(reg, u, trust.view);
+    const { duplicate, warnings } = await commit(reg, u, trust.view, steps);
     if (duplicate) await u.writer.abort();
     reg.log.info({ upload: t.id, box: fullName(t), version: t.version, provider: t.provider, sha256: u.sha256, size: u.size }, 'published');
-    return { state: 'published', direct, target: t, sha256: u.sha256, size: u.size, warnings };
+    return { state: 'published', direct, target: t, sha256: u.sha256, size: u.size, received, warnings };
   } catch (e) {
     const err = toBoxsigError(e);
     await writer?.abort();
-    await settle(reg, t, key, err);
+    await settle(reg, t, lease.key, err);
     reg.log.info({ upload: t.id, box: fullName(t), version: t.version, provider: t.provider, code: err.code }, err.refused ? 'refused' : 'upload failed');
     if (err.refused) {
       // let the client finish sending, so that it reads the answer

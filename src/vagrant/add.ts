@@ -27,6 +27,7 @@ import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
 import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
+import { fetchRegistryKeys, servedCopies, servedView } from './registry-keys.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --name: the box name (required for unsigned boxes added from a file or URL). */
@@ -163,6 +164,8 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   let src: Source;
   // `boxsig add org/name` installs only a box of that name, whatever the server says
   let askedName: string | undefined = opts.name;
+  // ORG/NAME from a server: a boxsig registry also serves the keys of the box's chain
+  let registryServer: string | null = null;
   if (isUrl(sourceArg) || fs.existsSync(sourceArg)) src = toSource(sourceArg);
   else if (/^[^/\s]+\/[^/\s]+$/.test(sourceArg)) {
     const p = nameProblem(sourceArg);
@@ -171,6 +174,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     askedName = sourceArg;
     const server = (process.env.VAGRANT_SERVER_URL ?? DEFAULT_SERVER).replace(/\/+$/, '');
     src = { kind: 'http', location: `${server}/${sourceArg}` };
+    registryServer = server;
   } else {
     // not a URL, not org/name: a file that is not there, answered as every command answers it
     try {
@@ -237,6 +241,8 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
 
   const { store, layers } = await trusted();
   const now = opts.now ?? new Date();
+  const served = registryServer && askedName ? await fetchRegistryKeys(registryServer, askedName, http) : null;
+  const view = served ? servedView(store, served.source) : store;
   try {
     const opened = await openSource(src, http);
     opts.onStart?.({ url: opened.url, size: opened.size, catalog: Boolean(choice) });
@@ -252,7 +258,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       {
         onPrefix: async (prefix) => {
           verdict = await judge(prefix, expect, {
-            store,
+            store: view,
             layers,
             overrides: overridesFrom(opts),
             now,
@@ -306,10 +312,18 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const loc = boxLocation(home, await placement.place(box));
     let replaced = false;
 
+    const learn = served
+      ? await servedCopies(
+          served.source,
+          v.checked.map((s) => s.fingerprint),
+        )
+      : [];
     // 4. record trust and move the box into place, under the trust-store lock; an interrupt waits for both
     const c = await deferInterrupts(() =>
       commitTrust({
         store,
+        keyring: view.keyring,
+        learn,
         verdict: v,
         identity: { name: box.name, version: box.version },
         source: metadataUrl ?? scrubUrl(opened.url),

@@ -19,6 +19,9 @@
  *   box and manifest hashes and the signers — the input of the transparency
  *   log (issue 15);
  * - audit: every write, by whom, in the same transaction as the write.
+ * - held_keys (version 3): secret keys the registry holds — an org key it
+ *   certifies repository keys with, per-box escrow keys it signs uploads
+ *   with — wrapped under the operator's key-encryption key.
  */
 import { BoxsigError } from '../../errors.js';
 import { nowText, type Db, type Dialect } from './engine.js';
@@ -196,6 +199,27 @@ const MIGRATIONS: Migration[] = [
         hash TEXT NOT NULL,
         PRIMARY KEY (level, idx))`,
       `ALTER TABLE publications ADD COLUMN log_index BIGINT`,
+    ],
+  },
+  {
+    version: 4,
+    name: 'escrow',
+    statements: () => [
+      // secret keys the registry holds (an org key it certifies with, escrow keys it signs with), each
+      // wrapped under the operator's key-encryption key (src/registry/escrow/kek.ts), never in clear
+      `CREATE TABLE held_keys (
+        org_id TEXT NOT NULL REFERENCES orgs(id),
+        fingerprint TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('org', 'escrow')),
+        box_id TEXT,
+        wrapped TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'converting', 'superseded')),
+        successor TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        exported_at TEXT,
+        PRIMARY KEY (org_id, fingerprint))`,
+      `CREATE UNIQUE INDEX held_keys_escrow_box ON held_keys (box_id) WHERE kind = 'escrow' AND state <> 'superseded'`,
     ],
   },
 ];
