@@ -166,6 +166,8 @@ t.test('--json: one object with ok, and code on every failure, for every command
   fs.mkdirSync(badHome);
   fs.writeFileSync(path.join(badHome, 'trust.json'), '{ not json');
   const damaged = { ...env, BOXSIG_HOME: badHome };
+  const withKek = { ...env, BOXSIG_REGISTRY_ESCROW_KEY: '11'.repeat(32) };
+  t.equal(admin(['box', 'create', 'acme/escrowed']).code, 0);
   const plans: Record<string, Plan> = {
     'key generate': {
       success: { args: ['--uid', 'New <new@acme.example>', '--out', path.join(dir, 'new')], exit: 0 },
@@ -223,6 +225,35 @@ t.test('--json: one object with ok, and code on every failure, for every command
       failure: { args: ['--org', 'nobody', ...reg], exit: 2, code: 'NOT_FOUND' },
     },
     'registry token revoke': { success: { args: [tok.id, ...reg], exit: 0 }, failure: { args: ['no-such-token', ...reg], exit: 2, code: 'NOT_FOUND' } },
+    'registry org hold-key': {
+      success: { args: ['acme', '--generate', ...reg], exit: 0, env: withKek },
+      failure: { args: ['acme', '--generate', ...reg], exit: 2, code: 'CONFIG' },
+    },
+    'registry org certify': {
+      success: { args: ['acme', repo.public, '--scope', 'acme/*', ...reg], exit: 0, env: withKek },
+      failure: { args: ['acme', repo.public, '--scope', 'acme/*', ...reg], exit: 2, code: 'CONFIG' },
+    },
+    'registry escrow enable': {
+      success: { args: ['acme/escrowed', ...reg], exit: 0, env: withKek },
+      failure: { args: ['acme/escrowed', ...reg], exit: 2, code: 'CONFIG' },
+    },
+    'registry escrow convert': {
+      success: { exempt: 'a conversion needs an escrow box with a published version: run end to end in test/registry/escrow.test.ts' },
+      failure: { args: ['acme/escrowed', k2.public, ...reg], exit: 2, code: 'CONFIG' },
+    },
+    'registry escrow export': {
+      success: { args: ['acme/escrowed', '-o', path.join(dir, 'escrow.secret.asc'), ...reg], exit: 0, env: withKek },
+      failure: { args: ['acme/escrowed', '-o', path.join(dir, 'escrow2.secret.asc'), ...reg], exit: 2, code: 'CONFIG' },
+    },
+    'registry key generate': {
+      success: { args: ['--name', 'boxes.acme.example', '--out', path.join(dir, 'registry.key')], exit: 0 },
+      failure: { args: ['--name', 'boxes.acme.example', '--out', path.join(dir, 'registry.key')], exit: 2, code: 'EXISTS' },
+    },
+    'log monitor': {
+      success: { args: ['acme', '--registry', serve.url], exit: 0 },
+      failure: { args: ['acme', '--registry', 'http://127.0.0.1:1'], exit: 3, code: 'NETWORK' },
+    },
+    'log forget': { success: { args: [serve.url], exit: 0 }, failure: { args: ['not a url'], exit: 2, code: 'USAGE' } },
     'registry box create': { success: { args: ['acme/made', ...reg], exit: 0 }, failure: { args: ['nobody/made', ...reg], exit: 2, code: 'NOT_FOUND' } },
     'registry box list': { success: { args: [...reg], exit: 0 }, failure: { args: [], exit: 2, code: 'CONFIG', env: { ...env, BOXSIG_REGISTRY_DATA: '' } } },
     'registry audit': { success: { args: [...reg], exit: 0 }, failure: { args: [], exit: 2, code: 'CONFIG', env: { ...env, BOXSIG_REGISTRY_DATA: '' } } },

@@ -102,7 +102,6 @@ t.test('two co-signatures added on the path do not defeat a threshold', async (t
   const evil = s.add(await craftBox(s.next(), { name: 'acme/th', version: '2.0.0' }, [m1, m2], [m1, m2]));
   t.not(evil.code, 0, "the attacker's own box is refused");
   t.equal(evil.json?.code, 'KEY_CHANGED');
-
 });
 
 t.test('co-signatures on a manifest that names no signers (an older boxsig) prove no rotation', async (t) => {

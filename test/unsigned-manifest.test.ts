@@ -35,7 +35,12 @@ function setup(t: any) {
   const installed = () => {
     const root = path.join(env.VAGRANT_HOME as string, 'boxes');
     if (!fs.existsSync(root)) return [];
-    return fs.readdirSync(root).flatMap((n) => fs.readdirSync(path.join(root, n)).filter((v) => v !== 'metadata_url').map((v) => `${n}/${v}`));
+    return fs.readdirSync(root).flatMap((n) =>
+      fs
+        .readdirSync(path.join(root, n))
+        .filter((v) => v !== 'metadata_url')
+        .map((v) => `${n}/${v}`),
+    );
   };
   const record = (name: string) => boxsig(['trust', 'list', '--json'], { env }).json.boxes[name];
   return { dir, env, run, installed, record };

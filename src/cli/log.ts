@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { BoxsigError, usage } from '../errors.js';
-import { action, jsonOption } from './common.js';
+import { action, examples, jsonOption } from './common.js';
 import { err, out, printJson } from './io.js';
 import { escapeLine } from '../shared/terminal.js';
 import type { ConfigFlags } from '../registry/config.js';
@@ -44,9 +44,15 @@ export function registerLogCommands(program: Command): void {
         if (!origin) throw usage(`--registry ${escapeLine(opts.registry)} must be an http(s) URL`);
         const { defaultTrust } = await import('../box/verify.js');
         const { monitorLog } = await import('../vagrant/registry-log.js');
-        const r = await monitorLog({ origin, http: {}, ...(await defaultTrust({})), now: new Date(), onInfo: (l) => !opts.json && err(`boxsig: ${l}`) }, scope, sinceOf(opts.since));
+        const r = await monitorLog(
+          { origin, http: {}, ...(await defaultTrust({})), now: new Date(), onInfo: (l) => !opts.json && err(`boxsig: ${l}`) },
+          scope,
+          sinceOf(opts.since),
+        );
         if (opts.json) return printJson(r);
-        out(`boxsig: ${r.entries.length} log entr${r.entries.length === 1 ? 'y' : 'ies'} for ${scope} in ${r.registry}, entries ${r.since}–${r.size} (verified against its signed checkpoint)`);
+        out(
+          `boxsig: ${r.entries.length} log entr${r.entries.length === 1 ? 'y' : 'ies'} for ${scope} in ${r.registry}, entries ${r.since}–${r.size} (verified against its signed checkpoint)`,
+        );
         for (const e of r.entries) {
           const line =
             e.kind === 'publication'
@@ -74,6 +80,13 @@ export function registerLogCommands(program: Command): void {
       }),
     );
 
+  const sub = (name: string) => log.commands.find((c) => c.name() === name)!;
+  examples(
+    sub('monitor'),
+    'boxsig log monitor acme/ubuntu --registry https://boxes.acme.example',
+    'boxsig log monitor acme --registry https://boxes.acme.example --since 120 --json',
+  );
+  examples(sub('forget'), 'boxsig log forget https://boxes.acme.example');
   const registry = program.commands.find((c) => c.name() === 'registry');
   if (registry) registerRegistryKey(registry);
 }
@@ -122,4 +135,8 @@ function registerRegistryKey(registry: Command): void {
         out(k.verifierKey);
       }),
     );
+  examples(
+    key.commands.find((c) => c.name() === 'generate')!,
+    'boxsig registry key generate --name boxes.acme.example --out registry.key',
+  );
 }

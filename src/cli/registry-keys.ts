@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { usage } from '../errors.js';
-import { action, jsonOption } from './common.js';
+import { action, examples, jsonOption } from './common.js';
 import { err, out, passphraseOptions } from './io.js';
 import { passphraseFrom } from '../keys/passphrase.js';
 import { config, engineOptions, readFile, show, withDb, withRegistry, type EngineFlags } from './registry.js';
@@ -44,7 +44,13 @@ export async function createEscrowBoxCommand(name: string, opts: EngineFlags & {
 
 export function registerKeyCommands(registry: Command, org: Command): void {
   engineOptions(
-    org.command('hold-key').argument('<org>').description('let the registry hold the org key (encrypted at rest) and certify repository keys with it'),
+    examples(
+      org
+        .command('hold-key')
+        .argument('<org>', 'organization name')
+        .description('let the registry hold the org key (encrypted at rest) and certify repository keys with it'),
+      'BOXSIG_REGISTRY_ESCROW_KEY_FILE=kek boxsig registry org hold-key acme --generate --data ./registry',
+    ),
   )
     .option('--generate', 'generate a new org key (v4 Ed25519)')
     .option('--import <file>', 'hand over an existing secret org key')
@@ -70,11 +76,14 @@ export function registerKeyCommands(registry: Command, org: Command): void {
     );
 
   engineOptions(
-    org
-      .command('certify')
-      .argument('<org>')
-      .argument('<repo-public-key>')
-      .description('certify a repository key with the org key the registry holds, and register it'),
+    examples(
+      org
+        .command('certify')
+        .argument('<org>', 'organization name')
+        .argument('<repo-public-key>', "the repository key's public key file")
+        .description('certify a repository key with the org key the registry holds, and register it'),
+      'boxsig registry org certify acme repo.public.asc --scope "acme/web-*" --data ./registry',
+    ),
   )
     .requiredOption('--scope <glob>', 'the boxsig:<glob> user ID to certify (e.g. acme/web or acme/web-*)')
     .option('-o, --output <file>', 'write the certified public key here')
@@ -90,7 +99,12 @@ export function registerKeyCommands(registry: Command, org: Command): void {
     );
 
   const escrow = registry.command('escrow').description('escrow-signed boxes: the registry signs their uploads with a key it holds');
-  engineOptions(escrow.command('enable').argument('<org/name>').description('make an existing box (with no released version) escrow-signed'))
+  engineOptions(
+    examples(
+      escrow.command('enable').argument('<org/name>', 'the box').description('make an existing box (with no released version) escrow-signed'),
+      'boxsig registry escrow enable acme/ubuntu --data ./registry',
+    ),
+  )
     .addOption(jsonOption())
     .action(
       action(async (name: string, opts: EngineFlags) => {
@@ -101,13 +115,16 @@ export function registerKeyCommands(registry: Command, org: Command): void {
       }),
     );
   engineOptions(
-    escrow
-      .command('convert')
-      .argument('<org/name>')
-      .argument('<new-public-key>')
-      .description(
-        'convert an escrow box to a self-managed key: the next version, signed by the new key, is co-signed by the escrow key, which is then revoked',
-      ),
+    examples(
+      escrow
+        .command('convert')
+        .argument('<org/name>', 'the escrow-signed box')
+        .argument('<new-public-key>', "the publisher's own key (public part) that takes over")
+        .description(
+          'convert an escrow box to a self-managed key: the next version, signed by the new key, is co-signed by the escrow key, which is then revoked',
+        ),
+      'boxsig registry escrow convert acme/ubuntu publisher.public.asc --data ./registry',
+    ),
   )
     .addOption(jsonOption())
     .action(
@@ -122,7 +139,12 @@ export function registerKeyCommands(registry: Command, org: Command): void {
         );
       }),
     );
-  engineOptions(escrow.command('export').argument('<org/name>').description("write a box's escrow secret key to a new file (an audited act)"))
+  engineOptions(
+    examples(
+      escrow.command('export').argument('<org/name>', 'the escrow-signed box').description("write a box's escrow secret key to a new file (an audited act)"),
+      'boxsig registry escrow export acme/ubuntu -o escrow.secret.asc --data ./registry',
+    ),
+  )
     .requiredOption('-o, --output <file>', 'the secret key file to create (0600; must not exist)')
     .addOption(jsonOption())
     .action(

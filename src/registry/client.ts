@@ -194,7 +194,15 @@ export async function publishBox(box: string, opts: PublishOptions): Promise<Pub
     );
   }
   // issue 15: the answer's log entry and inclusion proof, checked against the registry's signed checkpoint
-  const log = released && logProof !== undefined ? await verifyPublishProofs(await publishLogContext(base, opts), logProof, { name: `${org}/${name}`, version: id.version, provider: id.provider, sha256: sent.sha256 }) : undefined;
+  const log =
+    released && logProof !== undefined
+      ? await verifyPublishProofs(await publishLogContext(base, opts), logProof, {
+          name: `${org}/${name}`,
+          version: id.version,
+          provider: id.provider,
+          sha256: sent.sha256,
+        })
+      : undefined;
   return {
     ok: true,
     ...(log ? { log } : {}),

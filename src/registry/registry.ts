@@ -114,7 +114,9 @@ function defaultOfNew(version: VersionRow, sameName: ProviderRow[], f: { archite
   const publishedDefault = version.status === 'active' && sameName.find((x) => x.blob_sha256 && x.default_architecture);
   if (publishedDefault) {
     if (f.defaultArchitecture) {
-      throw new BoxsigError('EXISTS', `${label}: the released default architecture is ${publishedDefault.architecture}; a new provider cannot take it`, { status: 409 });
+      throw new BoxsigError('EXISTS', `${label}: the released default architecture is ${publishedDefault.architecture}; a new provider cannot take it`, {
+        status: 409,
+      });
     }
     return false;
   }
@@ -477,7 +479,11 @@ export class Registry {
     const blob = await q.one<{ object_key: string }>('SELECT object_key FROM blobs WHERE sha256 = $1', [x.blob_sha256]);
     if (!blob) throw new BoxsigError('INTERNAL', 'internal error: an uploaded provider has no blob');
     const p = { org: c.org, box: c.box, version: c.version.version, provider: x.name, architecture: x.architecture, objectKey: blob.object_key };
-    await checkUploaderNotRevoked(q, x.id, `${c.org.name}/${c.box.name} ${c.version.version} ${x.name}${x.architecture === 'unknown' ? '' : ` (${x.architecture})`}`);
+    await checkUploaderNotRevoked(
+      q,
+      x.id,
+      `${c.org.name}/${c.box.name} ${c.version.version} ${x.name}${x.architecture === 'unknown' ? '' : ` (${x.architecture})`}`,
+    );
     return judgeAtPublication(q, this.blobs, p, now, (e) => forRegistry(e, c.org.name));
   }
 

@@ -109,7 +109,7 @@ function recordOf(rows: Array<SignerRow & { dropped?: boolean }>): TrustRecord |
 export function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
   const out = rows.map((r) => ({ ...r, dropped: false }));
   const byFpr = new Map(out.map((r) => [r.fingerprint, r]));
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const r of out) {
       if (r.dropped || r.vouched_by === null) continue;

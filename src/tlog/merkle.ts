@@ -13,11 +13,18 @@ import { createHash } from 'node:crypto';
 export const HASH_SIZE = 32;
 
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash('sha256').update(Buffer.from([0])).update(data).digest();
+  return createHash('sha256')
+    .update(Buffer.from([0]))
+    .update(data)
+    .digest();
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(Buffer.from([1])).update(left).update(right).digest();
+  return createHash('sha256')
+    .update(Buffer.from([1]))
+    .update(left)
+    .update(right)
+    .digest();
 }
 
 /** SHA-256 of the empty string: the root of the empty tree. */

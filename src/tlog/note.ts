@@ -45,7 +45,12 @@ export function isValidKeyName(name: string): boolean {
 }
 
 export function keyIdOf(name: string, publicKey: Buffer): number {
-  const h = createHash('sha256').update(name).update('\n').update(Buffer.from([ALG_ED25519])).update(publicKey).digest();
+  const h = createHash('sha256')
+    .update(name)
+    .update('\n')
+    .update(Buffer.from([ALG_ED25519]))
+    .update(publicKey)
+    .digest();
   return h.readUInt32BE(0);
 }
 
@@ -98,7 +103,8 @@ function cutPlus(text: string, n: number): string[] | null {
 
 /** A signer from `PRIVATE+KEY+name+id+base64` (what `generateSignerKey` makes and Go's note.GenerateKey too). */
 export function parseSignerKey(text: string, where: string): NoteSigner {
-  const bad = (why: string) => new BoxsigError('CONFIG', `${where}: not a registry signing key (${why}); make one with boxsig registry key generate`, { where });
+  const bad = (why: string) =>
+    new BoxsigError('CONFIG', `${where}: not a registry signing key (${why}); make one with boxsig registry key generate`, { where });
   const parts = cutPlus(text.trim(), 5);
   if (!parts || parts[0] !== 'PRIVATE' || parts[1] !== 'KEY') throw bad('expected PRIVATE+KEY+<name>+<id>+<key>');
   const [, , name, id, b64] = parts;
@@ -197,7 +203,12 @@ export function openNote(bytes: Uint8Array | string, verifier: NoteVerifier, wha
     verified = true;
   }
   if (!verified) {
-    throw refuse('BAD_SIGNATURE', `${what} is not signed by the registry key ${verifier.name}+${hex8(verifier.keyId)}`, {}, 'if the registry changed its key on purpose, pin the new one (boxsig registry key prints it)');
+    throw refuse(
+      'BAD_SIGNATURE',
+      `${what} is not signed by the registry key ${verifier.name}+${hex8(verifier.keyId)}`,
+      {},
+      'if the registry changed its key on purpose, pin the new one (boxsig registry key prints it)',
+    );
   }
   return { text, verifier };
 }

@@ -57,7 +57,16 @@ export function entriesDigest(entries: StatementEntry[]): string {
 }
 
 export function statementText(s: CatalogStatement): string {
-  return [STATEMENT_HEADER, `origin ${s.origin}`, `box ${s.box}`, `serial ${s.serial}`, `expires ${s.expires}`, `digest ${s.digest}`, `log ${s.logSize}`, ''].join('\n');
+  return [
+    STATEMENT_HEADER,
+    `origin ${s.origin}`,
+    `box ${s.box}`,
+    `serial ${s.serial}`,
+    `expires ${s.expires}`,
+    `digest ${s.digest}`,
+    `log ${s.logSize}`,
+    '',
+  ].join('\n');
 }
 
 export function signStatement(s: CatalogStatement, signer: NoteSigner): string {

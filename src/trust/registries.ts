@@ -49,8 +49,7 @@ export function registriesFile(store: TrustStore): string {
   return path.join(store.home, 'registries.json');
 }
 
-const bad = (file: string, what: string) =>
-  new BoxsigError('CONFIG', `${file}: ${what}; restore the file, or remove it to forget every registry`, { file });
+const bad = (file: string, what: string) => new BoxsigError('CONFIG', `${file}: ${what}; restore the file, or remove it to forget every registry`, { file });
 
 function parseCheckpoint(v: unknown): SeenCheckpoint | undefined | null {
   if (v === undefined) return undefined;
@@ -65,7 +64,8 @@ export function parseRegistries(text: string, file: string): RegistriesState {
   } catch (e) {
     throw bad(file, `not valid JSON (${(e as Error).message})`);
   }
-  if (!isPlainObject(v) || v.format !== REGISTRIES_FORMAT || !isPlainObject(v.registries)) throw bad(file, `not a boxsig registries file (format ${REGISTRIES_FORMAT})`);
+  if (!isPlainObject(v) || v.format !== REGISTRIES_FORMAT || !isPlainObject(v.registries))
+    throw bad(file, `not a boxsig registries file (format ${REGISTRIES_FORMAT})`);
   const out: RegistriesState = new Map();
   for (const [origin, r] of Object.entries(v.registries)) {
     if (!isPlainObject(r) || typeof r.key !== 'string' || typeof r.firstSeen !== 'string' || !isPlainObject(r.catalogs)) {
@@ -87,7 +87,10 @@ export function parseRegistries(text: string, file: string): RegistriesState {
 
 export function serializeRegistries(state: RegistriesState): string {
   const registries = Object.fromEntries(
-    [...state].map(([origin, r]) => [origin, { key: r.key, firstSeen: r.firstSeen, ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}), catalogs: Object.fromEntries(r.catalogs) }]),
+    [...state].map(([origin, r]) => [
+      origin,
+      { key: r.key, firstSeen: r.firstSeen, ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}), catalogs: Object.fromEntries(r.catalogs) },
+    ]),
   );
   return JSON.stringify({ format: REGISTRIES_FORMAT, registries }, null, 2) + '\n';
 }

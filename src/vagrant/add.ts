@@ -197,7 +197,9 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const catalog = parseCatalog(bytes, scrubUrl(url));
     // a boxsig registry's catalog: its signed statement, and the log (issue 15)
     const signed =
-      src.kind === 'http' ? await checkSignedCatalog(catalogUrl, bytes, catalog.name, { http, ...(await trusted()), now: opts.now ?? new Date(), onInfo: opts.onInfo }) : null;
+      src.kind === 'http'
+        ? await checkSignedCatalog(catalogUrl, bytes, catalog.name, { http, ...(await trusted()), now: opts.now ?? new Date(), onInfo: opts.onInfo })
+        : null;
     choice = chooseFromCatalog(catalog, {
       constraint: opts.boxVersion,
       provider: opts.provider,

@@ -128,7 +128,8 @@ export async function checkConsistent(ctx: RegistryContext, seen: SeenCheckpoint
   const [a, b] = seen.size < cp.size ? [{ size: seen.size, root: seenRoot }, cp] : [cp, { size: seen.size, root: seenRoot }];
   const r = await fetchJson(ctx, `/boxsig/v1/log/consistency?from=${a.size}&to=${b.size}`);
   const proof = hashList(r.proof, 'the consistency proof');
-  if (!verifyConsistency(a.size, b.size, proof, a.root, b.root)) throw splitView(`no valid proof that the tree of ${a.size} entries is a prefix of the tree of ${b.size}`);
+  if (!verifyConsistency(a.size, b.size, proof, a.root, b.root))
+    throw splitView(`no valid proof that the tree of ${a.size} entries is a prefix of the tree of ${b.size}`);
 }
 
 /** Record a verified checkpoint (and the key on first use), under the lock, checked again against what is there now. */
@@ -239,7 +240,10 @@ export class SignedCatalog {
       (x) => x.version === pick.version && x.provider === pick.provider && x.architecture === pick.architecture && (x.checksum || undefined) === pick.checksum,
     );
     const notLogged = (why: string) =>
-      refuse('SPLIT_VIEW', `${pick.name} ${pick.version} (${pick.provider}) from ${this.ctx.origin} is not in the registry's public log: ${why}. Nobody watching the log can have seen it`);
+      refuse(
+        'SPLIT_VIEW',
+        `${pick.name} ${pick.version} (${pick.provider}) from ${this.ctx.origin} is not in the registry's public log: ${why}. Nobody watching the log can have seen it`,
+      );
     if (!e || e.logIndex === null) throw notLogged('the catalog names no log entry for it');
     const index = e.logIndex;
     if (index >= this.checkpoint.size) throw notLogged(`its log entry ${index} is beyond the checkpoint (${this.checkpoint.size} entries)`);
@@ -296,7 +300,8 @@ export async function checkSignedCatalog(
   if (!isPlainObject(section) || typeof section.statement !== 'string' || typeof section.checkpoint !== 'string') {
     throw refuse('MALFORMED', `catalog ${url}: "boxsig" must hold a statement and a checkpoint`);
   }
-  if (section.statement.length > MAX_NOTE_BYTES || section.checkpoint.length > MAX_NOTE_BYTES) throw refuse('MALFORMED', `catalog ${url}: its notes are too large`);
+  if (section.statement.length > MAX_NOTE_BYTES || section.checkpoint.length > MAX_NOTE_BYTES)
+    throw refuse('MALFORMED', `catalog ${url}: its notes are too large`);
   const { verifier, firstUse } = registryVerifier(ctx, typeof section.key === 'string' ? section.key : null);
   const st = openStatement(section.statement, verifier, `the catalog statement of ${catalogName}`);
   const cp = openCheckpoint(section.checkpoint, verifier, `the checkpoint in the catalog of ${catalogName}`);
@@ -310,7 +315,8 @@ export async function checkSignedCatalog(
       { expires: st.expires },
     );
   }
-  if (cp.size !== st.logSize) throw refuse('MIXED_CATALOG', `the catalog of ${catalogName} names log size ${st.logSize} but comes with a checkpoint of ${cp.size}`);
+  if (cp.size !== st.logSize)
+    throw refuse('MIXED_CATALOG', `the catalog of ${catalogName} names log size ${st.logSize} but comes with a checkpoint of ${cp.size}`);
   const entries = statementEntries(raw, `catalog ${url}`);
   if (entriesDigest(entries) !== st.digest) {
     throw refuse(
@@ -331,7 +337,10 @@ export function refuseUnlessPlainServer(url: string, name: string, opts: Omit<Re
   const origin = registryOrigin(url);
   if (!origin) return;
   if (!readRegistries(opts.store).has(origin) && !pinnedKeys(opts.layers, origin).length) return;
-  throw refuse('UNSIGNED', `${origin} is a boxsig registry, but it answered ${name} with something other than a signed catalog: a mirror, proxy or attacker stands in for it`);
+  throw refuse(
+    'UNSIGNED',
+    `${origin} is a boxsig registry, but it answered ${name} with something other than a signed catalog: a mirror, proxy or attacker stands in for it`,
+  );
 }
 
 function describeEntry(e: LogEntry): string {
@@ -366,8 +375,16 @@ export async function verifyPublishProofs(
     if (!isPlainObject(e) || typeof e.data !== 'string' || !Number.isSafeInteger(e.index)) continue;
     const data = Buffer.from(e.data, 'utf8');
     const entry = parseEntry(data, `log entry ${e.index}`);
-    if (entry.kind !== 'publication' || entry.box !== expect.name || entry.version !== expect.version || entry.provider !== expect.provider || entry.sha256 !== expect.sha256) continue;
-    if (!verifyInclusion(e.index as number, cp.size, leafHash(data), hashList(e.proof, 'the inclusion proof'), cp.root)) throw missing(`its proof for log entry ${e.index} does not verify`);
+    if (
+      entry.kind !== 'publication' ||
+      entry.box !== expect.name ||
+      entry.version !== expect.version ||
+      entry.provider !== expect.provider ||
+      entry.sha256 !== expect.sha256
+    )
+      continue;
+    if (!verifyInclusion(e.index as number, cp.size, leafHash(data), hashList(e.proof, 'the inclusion proof'), cp.root))
+      throw missing(`its proof for log entry ${e.index} does not verify`);
     await recordSeen(ctx, verifier, cp);
     if (firstUse) ctx.onInfo?.(`first use of the registry ${ctx.origin}: its key ${short(verifier.verifierKey)} is recorded`);
     return { index: e.index as number, size: cp.size };
@@ -410,7 +427,8 @@ export async function monitorLog(ctx: RegistryContext, scope: string, since: num
     const list = Array.isArray(page.entries) ? page.entries : [];
     if (next < cp.size && !list.length) throw refuse('MALFORMED', `the registry gave no log entries from ${next}`);
     for (const item of list) {
-      if (!isPlainObject(item) || item.index !== next || typeof item.data !== 'string') throw refuse('MALFORMED', `the registry's log entries are not in order at ${next}`);
+      if (!isPlainObject(item) || item.index !== next || typeof item.data !== 'string')
+        throw refuse('MALFORMED', `the registry's log entries are not in order at ${next}`);
       const data = Buffer.from(item.data, 'utf8');
       range.append(data);
       const entry = parseEntry(data, `log entry ${next}`);

@@ -178,7 +178,11 @@ t.test('a revoked token publishes nothing: not an upload it started, not a box i
   const res = (await put.response) as { status: number; json: any };
   t.equal(res.status, 403, 'the upload is refused at its commit', { res });
   t.match(res.json.errors?.[0], /^DENIED: the token that asked for this upload URL was revoked/);
-  t.same(((await catalog(url, 'acme/ubuntu')).versions[0].providers as any[]).map((p) => p.name), ['virtualbox'], 'nothing new in the catalog');
+  t.same(
+    ((await catalog(url, 'acme/ubuntu')).versions[0].providers as any[]).map((p) => p.name),
+    ['virtualbox'],
+    'nothing new in the catalog',
+  );
   t.ok((await lab.inst.objects()).length < before.length, 'its object is discarded');
 
   // uploaded before the revocation, released after it by another token
@@ -219,7 +223,14 @@ for (const engine of all.available.filter((e) => e.name !== 'postgres+s3')) {
       t.equal(r.status, 400, `${method} ${p} ${JSON.stringify(body)}: 400`, { r });
       t.match(r.json.errors?.[0], /^USAGE: /);
     }
-    const paths = ['/%00/app', '/acme/app%00', '/api/v1/user/%00', '/api/v1/box/acme/%00', '/boxsig/v1/orgs/%00/keys', '/acme/boxes/x%00/versions/1/providers/vb/vagrant.box'];
+    const paths = [
+      '/%00/app',
+      '/acme/app%00',
+      '/api/v1/user/%00',
+      '/api/v1/box/acme/%00',
+      '/boxsig/v1/orgs/%00/keys',
+      '/acme/boxes/x%00/versions/1/providers/vb/vagrant.box',
+    ];
     for (const p of paths) {
       const res = await fetch(`${url}${p}`);
       const text = await res.text();
@@ -281,22 +292,38 @@ t.test('request bodies: no body is read before authentication, and an unfinished
   const { lab, url } = await setup(t, { BOXSIG_REGISTRY_REQUEST_BODY_SECONDS: '2' });
   createOrg(lab, 'acme');
   const pub = token(lab, 'acme', 'publish');
-  const anon = partialRequest(url, 'POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476', `{"a":"${'x'.repeat(60_000)}`);
+  const anon = partialRequest(
+    url,
+    'POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476',
+    `{"a":"${'x'.repeat(60_000)}`,
+  );
   t.teardown(() => anon.socket.destroy());
   const a = await anon.answer;
   t.match(a, /^HTTP\/1\.1 401 /, 'an anonymous write is answered 401 before its body is read', { a });
   t.match(a, /DENIED: /);
   await anon.closed;
   t.pass('and its connection is closed');
-  const bad = partialRequest(url, `PUT /api/v1/box/acme/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boxsig_${'x'.repeat(43)}\r\nContent-Type: application/json\r\nContent-Length: 5000`, '{"a":');
+  const bad = partialRequest(
+    url,
+    `PUT /api/v1/box/acme/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boxsig_${'x'.repeat(43)}\r\nContent-Type: application/json\r\nContent-Length: 5000`,
+    '{"a":',
+  );
   t.teardown(() => bad.socket.destroy());
   t.match(await bad.answer, /^HTTP\/1\.1 401 /, 'an invalid token too');
 
-  const asJson = partialRequest(url, `PUT /api/v1/upload/${'A'.repeat(43)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476`, `{"a":"${'x'.repeat(60_000)}`);
+  const asJson = partialRequest(
+    url,
+    `PUT /api/v1/upload/${'A'.repeat(43)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048476`,
+    `{"a":"${'x'.repeat(60_000)}`,
+  );
   t.teardown(() => asJson.socket.destroy());
   t.match(await asJson.answer, /^HTTP\/1\.1 404 /, 'an upload URL with a JSON content type: its body is not buffered, the unknown URL is answered');
   await asJson.closed;
-  const slow = partialRequest(url, `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`, '{"a":');
+  const slow = partialRequest(
+    url,
+    `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`,
+    '{"a":',
+  );
   t.teardown(() => slow.socket.destroy());
   const trickle = setInterval(() => slow.socket.write(' '), 500);
   t.teardown(() => clearInterval(trickle));
@@ -314,7 +341,11 @@ t.test('shutdown ends every connection after the grace period: an unfinished req
   const pub = token(lab, 'acme', 'publish');
   const reg = await startRegistry(lab);
   t.teardown(() => reg.stop('SIGKILL'));
-  const held = partialRequest(reg.url, `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`, '{"a":');
+  const held = partialRequest(
+    reg.url,
+    `POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 100`,
+    '{"a":',
+  );
   t.teardown(() => held.socket.destroy());
   const trickle = setInterval(() => held.socket.write(' '), 500);
   t.teardown(() => clearInterval(trickle));
@@ -426,7 +457,9 @@ t.test('a released version’s catalog flags are immutable: a new provider canno
   t.equal((await publish(lab, url, pub, box(lab, [key(lab)], 'acme/app', '1.0.0', { metadata: { architecture: 'amd64' } }), ['--release'])).code, 0);
   const flags = async () => (await catalog(url, 'acme/app')).versions[0].providers.map((p: any) => [p.architecture, p.default_architecture]);
   t.same(await flags(), [['amd64', true]]);
-  const take = await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', architecture: 'arm64', default_architecture: true } });
+  const take = await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', {
+    provider: { name: 'virtualbox', architecture: 'arm64', default_architecture: true },
+  });
   t.equal(take.status, 409, 'taking the default of a released version: refused', { take });
   t.same(await flags(), [['amd64', true]]);
   const add = await api(url, pub, 'POST', '/box/acme/app/version/1.0.0/providers', { provider: { name: 'virtualbox', architecture: 'arm64' } });

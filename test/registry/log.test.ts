@@ -136,7 +136,11 @@ for (const e of available) {
     const orgKey = key(lab, 'Acme Org <org@acme.example>');
     mustAdmin(lab, ['org', 'key', 'acme', orgKey.public]);
     const keys = await monitor(lab, reg.url, 'acme', ['--since', '2']);
-    t.match(keys.json?.entries, [{ index: 2, kind: 'key', action: 'org.keys', org: 'acme', fingerprints: [orgKey.fingerprint] }], 'a registered org key is in the log');
+    t.match(
+      keys.json?.entries,
+      [{ index: 2, kind: 'key', action: 'org.keys', org: 'acme', fingerprints: [orgKey.fingerprint] }],
+      'a registered org key is in the log',
+    );
     const rows = await lab.inst.query<{ n: number }>('SELECT COUNT(*) AS n FROM log_entries');
     t.equal(Number(rows[0].n), 3);
   });
@@ -178,7 +182,11 @@ t.test('boxsig log monitor shows a publication made with a stolen key', async (t
   t.equal(stolen.code, 0);
   const seen = await boxsigAsync(['log', 'monitor', 'acme/web', '--registry', reg.url, '--since', String(size)], { env: lab.env });
   t.equal(seen.code, 0, seen.stderr);
-  t.match(seen.stdout, new RegExp(`published  acme/web 1\\.0\\.1 virtualbox .*signed by ${signer.fingerprint}`), 'the publisher sees a version it never published');
+  t.match(
+    seen.stdout,
+    new RegExp(`published  acme/web 1\\.0\\.1 virtualbox .*signed by ${signer.fingerprint}`),
+    'the publisher sees a version it never published',
+  );
   t.notMatch(seen.stdout, /1\.0\.0/, 'and only what is new since its last look');
   t.match(seen.stdout, /next: boxsig log monitor acme\/web --registry .* --since 2/);
 });
@@ -241,7 +249,10 @@ t.test('signed catalogs: replay, freeze, mix, strip and a changed registry key a
 
   proxy.override.clear();
   t.equal((await add(lab, proxy.url, 'acme/web')).code, 0, 'the genuine catalog is still accepted');
-  t.notOk(fs.readdirSync(lab.env.BOXSIG_HOME!).some((f) => /\.tmp-/.test(f)), 'no debris in the trust store');
+  t.notOk(
+    fs.readdirSync(lab.env.BOXSIG_HOME!).some((f) => /\.tmp-/.test(f)),
+    'no debris in the trust store',
+  );
 });
 
 t.test('a pinned registry key: first use is not blind, another key is refused', async (t) => {
@@ -269,7 +280,12 @@ t.test('a registry upgraded from before the log appends its earlier publications
   t.equal((await publish(lab, reg.url, pub, box(lab, [signer], 'acme/db', '1.0.0'), ['--release'])).code, 0);
   await reg.stop();
   // as schema 1 left it: publications, no log
-  for (const sql of ['UPDATE publications SET log_index = NULL', 'DELETE FROM log_entries', 'DELETE FROM log_hashes', "UPDATE log_head SET size = 0, root = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'"]) {
+  for (const sql of [
+    'UPDATE publications SET log_index = NULL',
+    'DELETE FROM log_entries',
+    'DELETE FROM log_hashes',
+    "UPDATE log_head SET size = 0, root = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'",
+  ]) {
     await lab.inst.query(sql);
   }
   const again = await startRegistry(lab, [], { BOXSIG_REGISTRY_KEY: registryKey });

@@ -141,8 +141,20 @@ const rows: Row[] = [
     trusted: { [A]: 'tofu-first-use' },
     tofu: { kind: 'first-use', added: [A] },
   },
-  { name: 'a signature the manifest does not name is ignored: not even a pinned one', signers: [signer(C)], named: [A], policy: { pins: [C] }, refused: 'UNTRUSTED_KEY' },
-  { name: 'a signature the manifest does not name is ignored: only it signed', signers: [signer(C)], named: [A], record: record([A]), refused: 'UNTRUSTED_KEY' },
+  {
+    name: 'a signature the manifest does not name is ignored: not even a pinned one',
+    signers: [signer(C)],
+    named: [A],
+    policy: { pins: [C] },
+    refused: 'UNTRUSTED_KEY',
+  },
+  {
+    name: 'a signature the manifest does not name is ignored: only it signed',
+    signers: [signer(C)],
+    named: [A],
+    record: record([A]),
+    refused: 'UNTRUSTED_KEY',
+  },
   { name: 'a revoked recorded key is reported as revoked', signers: [revoked(A)], record: record([A]), refused: 'KEY_REVOKED' },
   {
     name: 'the only signature does not count: its own code',

@@ -149,8 +149,7 @@ t.test("C2SP signed notes: Go's sumdb/note vectors", async (t) => {
   t.ok(peter, 'the verifier key parses');
   const signer = parseSignerKey('PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz', 'test');
   const text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-  const want =
-    text + '\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
+  const want = text + '\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
   t.equal(signNote(text, [signer]), want, 'the same signed note as Go');
   t.equal(signer.verifierKey, peter.verifierKey, 'the signer key gives the verifier key');
   t.equal(openNote(want, peter, 'note').text, text, 'it opens');
@@ -211,7 +210,11 @@ t.test('catalog statements', async (t) => {
   const st = { origin: 'reg.example/boxsig', box: 'acme/web', serial: 8, expires: '2030-01-01T00:00:00.000Z', digest: entriesDigest(entries), logSize: 9 };
   t.same(openStatement(signStatement(st, signer), v), st, 'round trip');
   t.throws(() => openStatement(signStatement({ ...st, serial: 10 }, signer), v), { code: 'MALFORMED' }, 'a serial beyond the log');
-  t.throws(() => openStatement(signCheckpoint({ origin: 'reg.example/boxsig', size: 1, root: EMPTY_ROOT }, signer), v), { code: 'MALFORMED' }, 'a checkpoint is no statement');
+  t.throws(
+    () => openStatement(signCheckpoint({ origin: 'reg.example/boxsig', size: 1, root: EMPTY_ROOT }, signer), v),
+    { code: 'MALFORMED' },
+    'a checkpoint is no statement',
+  );
   t.throws(() => openCheckpoint(signStatement(st, signer), v), { code: 'MALFORMED' }, 'and a statement is no checkpoint');
 });
 
@@ -236,5 +239,8 @@ t.test('log entries: canonical, versioned', async (t) => {
   t.throws(() => parseEntry(Buffer.from(JSON.stringify(e)), 'entry'), { code: 'MALFORMED' }, 'a non-canonical encoding');
   t.throws(() => parseEntry(encodeEntry({ ...e, v: 2 } as unknown as LogEntry), 'entry'), { code: 'MALFORMED' }, 'another version');
   t.throws(() => parseEntry(encodeEntry({ ...e, sha256: 'zz' }), 'entry'), { code: 'MALFORMED' }, 'a bad hash');
-  t.same(fingerprintsIn({ a: ['x 0123456789abcdef0123456789abcdef01234567 y'], b: { c: 'F'.repeat(40) } }), ['0123456789ABCDEF0123456789ABCDEF01234567', 'F'.repeat(40)]);
+  t.same(fingerprintsIn({ a: ['x 0123456789abcdef0123456789abcdef01234567 y'], b: { c: 'F'.repeat(40) } }), [
+    '0123456789ABCDEF0123456789ABCDEF01234567',
+    'F'.repeat(40),
+  ]);
 });

@@ -43,7 +43,9 @@ export async function publicationProofs(
     'SELECT log_index, provider, architecture FROM publications WHERE box = $1 AND version = $2 AND log_index IS NOT NULL ORDER BY log_index',
     [p.box, p.version],
   );
-  const mine = rows.filter((r) => (p.provider === undefined || r.provider === p.provider) && (p.architecture === undefined || r.architecture === p.architecture));
+  const mine = rows.filter(
+    (r) => (p.provider === undefined || r.provider === p.provider) && (p.architecture === undefined || r.architecture === p.architecture),
+  );
   if (!mine.length) return null;
   const head = await readHead(q);
   const entries = [];

@@ -15,16 +15,7 @@
 import { BoxsigError } from '../../errors.js';
 import type { Sql } from '../db/engine.js';
 import { nowText } from '../db/engine.js';
-import {
-  consistencyRanges,
-  foldSubtrees,
-  inclusionRanges,
-  leafHash,
-  nodeHash,
-  subtreesOf,
-  type Range,
-  type Subtree,
-} from '../../tlog/merkle.js';
+import { consistencyRanges, foldSubtrees, inclusionRanges, leafHash, nodeHash, subtreesOf, type Range, type Subtree } from '../../tlog/merkle.js';
 import { encodeEntry, entryBox, type LogEntry } from '../../tlog/entry.js';
 
 export interface LogHead {
