@@ -129,8 +129,14 @@ t.test('VAGRANT_CLOUD_TOKEN: only to the host of VAGRANT_SERVER_URL, never to an
   t.equal(r.code, 0, 'added', { output: r.stdout + r.stderr });
   t.same(
     seen.map((s) => `${s.method} ${s.host} ${s.path} ${s.authorization ?? '-'}`),
-    ['HEAD 127.0.0.1 /acme/web Bearer cloud-token-secret', 'GET 127.0.0.1 /acme/web Bearer cloud-token-secret', 'GET localhost /web.box -'],
-    'the catalog requests carry the token, the box request on another host does not',
+    [
+      'HEAD 127.0.0.1 /acme/web Bearer cloud-token-secret',
+      'GET 127.0.0.1 /acme/web Bearer cloud-token-secret',
+      // a boxsig registry serves the box's key chain beside the catalog (a plain server answers 404)
+      'GET 127.0.0.1 /boxsig/v1/orgs/acme/boxes/web/keys Bearer cloud-token-secret',
+      'GET localhost /web.box -',
+    ],
+    'the catalog requests carry the token (the key chain request too: the same host), the box request on another host does not',
   );
   t.notMatch(r.stdout + r.stderr, /cloud-token-secret/, 'the token is not shown');
 

@@ -133,9 +133,11 @@ t.test('key import: concurrent imports lose nothing; a killed import never leave
   const keyFile = path.join(s.env.BOXSIG_HOME!, 'keyring', `${k.fpr}.asc`);
   for (let i = 0; i < 12; i++) {
     const child = spawn(process.execPath, [CLI, 'key', 'import', copies[i % copies.length], copies[(i + 1) % copies.length]], { env: s.env, stdio: 'ignore' });
+    // listen before the delay: an import may finish before the kill
+    const closed = new Promise((r) => child.on('close', r));
     await new Promise((r) => setTimeout(r, 150 + ((i * 37) % 250)));
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
+    await closed;
     const now = await readKeyData(fs.readFileSync(keyFile), keyFile);
     t.equal(now.certs[0].info.fingerprint, k.fpr, `kill ${i}: the keyring file is whole`);
   }

@@ -216,9 +216,10 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     metadataUrl = src.kind === 'file' ? pathToFileURL(src.location).toString() : scrubUrl(url);
     opts.onInfo?.(`catalog ${scrubUrl(sourceArg)}: ${describeBox({ ...choice, architecture: choice.architecture })} from ${scrubUrl(choice.url)}`);
     src = toSource(choice.url);
-  } else if (src.kind === 'http' && askedName === sourceArg) {
-    refuseUnlessPlainServer(src.location, sourceArg, { http, ...(await trusted()), now: opts.now ?? new Date() });
   }
+  // ORG/NAME answered with something other than a catalog: a known boxsig registry must not (checked
+  // once the answer is a success: a private or missing box is the server's 401/404, not a stand-in)
+  const plainAnswer = !choice && src.kind === 'http' && askedName === sourceArg ? src.location : null;
   const checksum = opts.checksum ?? choice?.checksum;
   const checksumType = opts.checksum ? opts.checksumType : choice?.checksumType;
   if (checksum && !/^[0-9a-fA-F]+$/.test(checksum)) throw usage('--checksum must be hexadecimal');
@@ -247,6 +248,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   const view = served ? servedView(store, served.source) : store;
   try {
     const opened = await openSource(src, http);
+    if (plainAnswer) refuseUnlessPlainServer(plainAnswer, sourceArg, { http, ...(await trusted()), now });
     opts.onStart?.({ url: opened.url, size: opened.size, catalog: Boolean(choice) });
     let verdict: Verdict | null = null;
     const openFile = async (rel: string, mode: number): Promise<FileSink> => {

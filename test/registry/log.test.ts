@@ -132,13 +132,13 @@ for (const e of available) {
     t.equal((await getJson(`${reg.url}/boxsig/v1/log/consistency?from=3&to=2`)).status, 400);
     t.equal((await getJson(`${reg.url}/boxsig/v1/log/entries?start=x&end=2`)).status, 400);
 
-    // key events (audit actions key.*, escrow.*, org.keys, org.policy) are logged in their transaction
+    // key events (audit actions key.*, escrow.*, org.policy) are logged in their transaction: registering a key is key.register
     const orgKey = key(lab, 'Acme Org <org@acme.example>');
     mustAdmin(lab, ['org', 'key', 'acme', orgKey.public]);
     const keys = await monitor(lab, reg.url, 'acme', ['--since', '2']);
     t.match(
       keys.json?.entries,
-      [{ index: 2, kind: 'key', action: 'org.keys', org: 'acme', fingerprints: [orgKey.fingerprint] }],
+      [{ index: 2, kind: 'key', action: 'key.register', org: 'acme', fingerprints: [orgKey.fingerprint] }],
       'a registered org key is in the log',
     );
     const rows = await lab.inst.query<{ n: number }>('SELECT COUNT(*) AS n FROM log_entries');

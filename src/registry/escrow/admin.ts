@@ -203,21 +203,28 @@ export async function startConversion(
     if (held.state === 'converting') throw new BoxsigError('EXISTS', `${name} is already converting to ${held.successor}`);
     const fpr = successor.info.fingerprint;
     if (fpr === held.fingerprint) throw usage('the new key must be another key than the escrow key');
+    const uid = coveringUid(successor, name);
+    if (!uid) {
+      throw usage(
+        `the new key ${fpr} has no user ID boxsig:${name} to certify`,
+        {},
+        `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`,
+      );
+    }
+    const glob = uid.slice(BOXSIG_UID_PREFIX.length);
     let certifiedBy: string | null = null;
     if (await heldOrgKey(q, org.id)) {
-      const uid = coveringUid(successor, name);
-      if (!uid) {
-        throw usage(
-          `the new key ${fpr} has no user ID boxsig:${name} for the org key to certify`,
-          {},
-          `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`,
-        );
-      }
-      certifiedBy = (await certifyHeld(q, kek, org, successor, uid.slice(BOXSIG_UID_PREFIX.length), actor)).by;
+      certifiedBy = (await certifyHeld(q, kek, org, successor, glob, actor)).by;
     } else {
       const r = await upsertOrgKey(q, org.id, successor, 'repo');
       await auditKeyEvent(q, actor, org, r);
     }
+    // the escrow key certifies its successor too: a consumer who recorded the escrow key on first use
+    // follows by certification rotation (a co-signature proves a rotation only when the manifest names
+    // both signers, and the publisher's manifest cannot name a key the registry adds)
+    const byEscrow = await certifyWith(await unwrapHeld(kek, held), successor, glob);
+    const r = await upsertOrgKey(q, org.id, byEscrow, 'repo');
+    await auditKeyEvent(q, actor, org, { ...r, status: r.status === 'unchanged' ? 'updated' : r.status, certifiedBy: [held.fingerprint] }, { uid });
     await q.run(`UPDATE held_keys SET state = 'converting', successor = $3, updated_at = $4 WHERE org_id = $1 AND fingerprint = $2`, [
       org.id,
       held.fingerprint,
