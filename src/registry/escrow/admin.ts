@@ -205,11 +205,7 @@ export async function startConversion(
     if (fpr === held.fingerprint) throw usage('the new key must be another key than the escrow key');
     const uid = coveringUid(successor, name);
     if (!uid) {
-      throw usage(
-        `the new key ${fpr} has no user ID boxsig:${name} to certify`,
-        {},
-        `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`,
-      );
+      throw usage(`the new key ${fpr} has no user ID boxsig:${name} to certify`, {}, `boxsig key add-uid --key NEW.secret.asc --uid "boxsig:${name}"`);
     }
     const glob = uid.slice(BOXSIG_UID_PREFIX.length);
     let certifiedBy: string | null = null;
