@@ -134,15 +134,23 @@ export const OPEN_UPLOADS_PER_TOKEN = 100;
 
 /**
  * Upload sessions are bounded per token: asking again for the same provider
- * replaces the token's unused session (and drops its expired ones, which
- * never had an object), and a token holds at most OPEN_UPLOADS_PER_TOKEN
- * unused ones.
+ * keeps only the newest unused sessions of that provider, as many as the
+ * uploads the token may have in flight (two publishers sharing a token each
+ * keep a working URL, and the one that loses the race is told why), drops its
+ * expired ones (which never had an object), and a token holds at most
+ * OPEN_UPLOADS_PER_TOKEN unused ones.
  */
-async function boundUploadSessions(q: Sql, tokenId: string, providerId: string, now: Date): Promise<void> {
+async function boundUploadSessions(q: Sql, tokenId: string, providerId: string, now: Date, perProvider: number): Promise<void> {
   await q.run(
     `DELETE FROM uploads WHERE token_id = $1 AND object_key IS NULL
-        AND (state = 'expired' OR (state = 'open' AND (provider_id = $2 OR expires_at <= $3)))`,
-    [tokenId, providerId, nowText(now)],
+        AND (state = 'expired' OR (state = 'open' AND expires_at <= $2))`,
+    [tokenId, nowText(now)],
+  );
+  await q.run(
+    `DELETE FROM uploads WHERE id IN (
+        SELECT id FROM uploads WHERE token_id = $1 AND provider_id = $2 AND state = 'open' AND object_key IS NULL
+         ORDER BY created_at DESC, id DESC LIMIT 1000000 OFFSET $3)`,
+    [tokenId, providerId, Math.max(0, perProvider - 1)],
   );
   const open = await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM uploads WHERE token_id = $1 AND state = 'open'`, [tokenId]);
   if (Number(open?.n ?? 0) >= OPEN_UPLOADS_PER_TOKEN) {
@@ -624,7 +632,7 @@ export class Registry {
         throw immutable({ org: c.org.name, box: c.box.name, version: c.version.version, provider: c.provider.name });
       if (p?.kind !== 'token') throw usage('uploads are made with a token');
       const now = new Date();
-      await boundUploadSessions(q, p.tokenId, c.provider.id, now);
+      await boundUploadSessions(q, p.tokenId, c.provider.id, now, this.config.uploadsPerToken);
       const secret = randomBytes(32).toString('base64url');
       await q.run(
         `INSERT INTO uploads (id, provider_id, token_id, secret_hash, direct, state, created_at, updated_at, expires_at)

@@ -78,10 +78,14 @@ export interface LayoutChoice {
 /** The `vagrant` on the PATH: its version, or null when there is none (or it does not say). */
 export function vagrantVersion(env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
   return new Promise((resolve) => {
-    execFile('vagrant', ['--version'], { env, timeout: 30_000, maxBuffer: 64 * 1024, windowsHide: true }, (error, stdout) => {
-      const m = /^Vagrant (\d+\.\d+(?:\.\d+)?)/m.exec(String(stdout ?? ''));
-      resolve(error || !m ? null : m[1]);
-    }).stdin?.end();
+    try {
+      execFile('vagrant', ['--version'], { env, timeout: 30_000, maxBuffer: 64 * 1024, windowsHide: true }, (error, stdout) => {
+        const m = /^Vagrant (\d+\.\d+(?:\.\d+)?)/m.exec(String(stdout ?? ''));
+        resolve(error || !m ? null : m[1]);
+      }).stdin?.end();
+    } catch {
+      resolve(null); // a spawn refused at once (an environment Node cannot pass on): as if there were no vagrant
+    }
   });
 }
 

@@ -115,7 +115,7 @@ for (const engine of available) {
       const ok = [r1, r2].filter((r) => r.code === 0);
       t.equal(ok.length, 1, 'exactly one publisher succeeds', { r1: r1.stdout + r1.stderr, r2: r2.stdout + r2.stderr });
       const loser = [r1, r2].find((r) => r.code !== 0)!;
-      t.equal(loser.json?.code, 'EXISTS', 'the other is told the version was published by someone else');
+      t.equal(loser.json?.code, 'EXISTS', 'the other is told the version was published by someone else', { loser: loser.stdout + loser.stderr });
       const cat = await catalog(a.url, 'acme/app');
       const v = cat.versions.find((x: any) => x.version === '2.0.0');
       t.equal(v.providers[0].checksum, ok[0].json.sha256, "the catalog holds the winner's box");

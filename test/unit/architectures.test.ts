@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import path from 'node:path';
-import { hostArchitecture, explicitArchitecture, layoutOfVersion, parseLayout } from '../../src/vagrant/architecture.js';
+import { hostArchitecture, explicitArchitecture, layoutOfVersion, parseLayout, vagrantVersion } from '../../src/vagrant/architecture.js';
 import { chooseFromCatalog, parseCatalog, type Catalog } from '../../src/vagrant/catalog.js';
 import { architecturesAgree, architectureProblem } from '../../src/manifest/names.js';
 import { boxLocation } from '../../src/vagrant/home.js';
@@ -304,4 +304,9 @@ t.test('boxLocation: an architecture level, proven to lie four levels under boxe
       JSON.stringify(a),
     );
   }
+});
+
+t.test('vagrantVersion: a spawn Node refuses at once (an environment it cannot pass on) is "no vagrant", not a crash', async (t) => {
+  t.equal(await vagrantVersion({ PATH: process.env.PATH, BAD: 'a\u0000b' }), null);
+  t.equal(await vagrantVersion({ PATH: '/nonexistent' }), null, 'no vagrant on the PATH');
 });
