@@ -221,9 +221,10 @@ export class TrustStore {
       const before = this.load();
       try {
         const result = await fn(before.state);
-        const text = serializeState(before.state);
-        const changed = before.bytes === null || text !== before.bytes.toString('utf8');
-        if (changed) this.write(Buffer.from(text), before.state);
+        // compared as bytes: decoding a large store into a string again would cost as much as parsing it
+        const bytes = Buffer.from(serializeState(before.state));
+        const changed = before.bytes === null || !bytes.equals(before.bytes);
+        if (changed) this.write(bytes, before.state);
         if (hooks.afterWrite) await this.runAfterWrite(hooks.afterWrite, changed ? before.bytes : undefined);
         return result;
       } catch (e) {
