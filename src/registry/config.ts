@@ -37,7 +37,7 @@ export interface RegistryConfig {
   headersSeconds: number;
   /**
    * Connections one client address may hold open at once to this process (0:
-   * no limit); null: 64, or no limit with `trustProxy` (every connection then
+   * no limit); null: 256, or no limit with `trustProxy` (every connection then
    * comes from the proxy: cap per client there).
    */
   connectionsPerClient: number | null;
@@ -310,8 +310,8 @@ function checkComplete(c: RegistryConfig, need: 'all' | 'metadata'): RegistryCon
   return c;
 }
 
-/** Without a setting: 64 connections per client address, none behind a trusted proxy (whose address every connection has). */
-export const CONNECTIONS_PER_CLIENT = 64;
+/** Without a setting: 256 connections per client address (a NAT of many CI runners, wrk with its default 64), none behind a trusted proxy (whose address every connection has). */
+export const CONNECTIONS_PER_CLIENT = 256;
 
 export function connectionsPerClient(c: Pick<RegistryConfig, 'connectionsPerClient' | 'trustProxy'>): number {
   return c.connectionsPerClient ?? (c.trustProxy ? 0 : CONNECTIONS_PER_CLIENT);
