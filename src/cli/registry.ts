@@ -295,19 +295,21 @@ export function registerRegistryCommands(program: Command): void {
 
   engineOptions(
     examples(
-      registry.command('gc').description('collect orphaned blobs and dead uploads now (registry serve also does it periodically)'),
+      registry.command('gc').description('collect orphaned blobs, dead uploads and ended upload sessions now (registry serve also does it periodically)'),
       'boxsig registry gc --grace 3600 --data ./registry',
     ),
     true,
   )
-    .option('--grace <seconds>', 'only objects older than this', (v) => Number(v))
+    .option('--grace <seconds>', 'only objects older than this, and upload sessions that ended longer ago', (v) => Number(v))
     .addOption(jsonOption())
     .action(
       action(async (opts: EngineFlags & { grace?: number }) => {
         const { runGc } = await import('../registry/admin.js');
         const r = await withRegistry(opts, (reg) => runGc(reg, opts.grace));
         show(opts.json, { gc: r }, () =>
-          out(`${r.objects} objects deleted, ${r.blobRows} blob rows removed, ${r.deadUploads} dead uploads, ${r.expiredUploads} expired upload URLs`),
+          out(
+            `${r.objects} objects deleted, ${r.blobRows} blob rows removed, ${r.deadUploads} dead uploads, ${r.expiredUploads} expired upload URLs, ${r.endedUploads} ended upload sessions deleted`,
+          ),
         );
       }),
     );

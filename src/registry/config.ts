@@ -33,6 +33,14 @@ export interface RegistryConfig {
   uploadIdleSeconds: number;
   /** Any other request must have sent its whole body within this time (JSON bodies are small). */
   requestBodySeconds: number;
+  /** Every request must have sent its request line and headers within this time (slow-loris). */
+  headersSeconds: number;
+  /**
+   * Connections one client address may hold open at once to this process (0:
+   * no limit); null: 256, or no limit with `trustProxy` (every connection then
+   * comes from the proxy: cap per client there).
+   */
+  connectionsPerClient: number | null;
   /** On SIGTERM: how long uploads in flight may take to finish before they are discarded. */
   shutdownGraceSeconds: number;
   /** A receiving upload whose process has not renewed its lease for this long is dead. */
@@ -64,6 +72,8 @@ export const DEFAULTS: RegistryConfig = {
   uploadSessionSeconds: 24 * 3600,
   uploadIdleSeconds: 120,
   requestBodySeconds: 30,
+  headersSeconds: 60,
+  connectionsPerClient: null,
   shutdownGraceSeconds: 30,
   leaseSeconds: 60,
   gcIntervalSeconds: 300,
@@ -167,6 +177,8 @@ const SETTERS = new Map<string, Setter>([
   ['uploadSessionSeconds', (c, v, w) => (c.uploadSessionSeconds = int(v, w, 60))],
   ['uploadIdleSeconds', (c, v, w) => (c.uploadIdleSeconds = int(v, w, 1, 24 * 3600))],
   ['requestBodySeconds', (c, v, w) => (c.requestBodySeconds = int(v, w, 1, 3600))],
+  ['headersSeconds', (c, v, w) => (c.headersSeconds = int(v, w, 1, 3600))],
+  ['connectionsPerClient', (c, v, w) => (c.connectionsPerClient = int(v, w, 0, 1_000_000))],
   ['shutdownGraceSeconds', (c, v, w) => (c.shutdownGraceSeconds = int(v, w, 0, 24 * 3600))],
   ['leaseSeconds', (c, v, w) => (c.leaseSeconds = int(v, w, 4, 3600))],
   ['gcIntervalSeconds', (c, v, w) => (c.gcIntervalSeconds = int(v, w, 0))],
@@ -200,6 +212,8 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_UPLOADS_PER_TOKEN', 'uploadsPerToken'],
   ['BOXSIG_REGISTRY_UPLOAD_IDLE_SECONDS', 'uploadIdleSeconds'],
   ['BOXSIG_REGISTRY_REQUEST_BODY_SECONDS', 'requestBodySeconds'],
+  ['BOXSIG_REGISTRY_HEADERS_SECONDS', 'headersSeconds'],
+  ['BOXSIG_REGISTRY_CONNECTIONS_PER_CLIENT', 'connectionsPerClient'],
   ['BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS', 'shutdownGraceSeconds'],
   ['BOXSIG_REGISTRY_LEASE_SECONDS', 'leaseSeconds'],
   ['BOXSIG_REGISTRY_GC_INTERVAL_SECONDS', 'gcIntervalSeconds'],
@@ -294,4 +308,11 @@ function checkComplete(c: RegistryConfig, need: 'all' | 'metadata'): RegistryCon
   }
   if (c.downloads === 'redirect' && !c.s3) c.downloads = 'proxy';
   return c;
+}
+
+/** Without a setting: 256 connections per client address (a NAT of many CI runners, wrk with its default 64), none behind a trusted proxy (whose address every connection has). */
+export const CONNECTIONS_PER_CLIENT = 256;
+
+export function connectionsPerClient(c: Pick<RegistryConfig, 'connectionsPerClient' | 'trustProxy'>): number {
+  return c.connectionsPerClient ?? (c.trustProxy ? 0 : CONNECTIONS_PER_CLIENT);
 }

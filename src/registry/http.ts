@@ -17,6 +17,8 @@ import { registerLogRoutes } from './log/http.js';
 import { publicationProofs } from './log/service.js';
 import { findBox, findOrg } from './rows.js';
 import { certifyByApi, registerKeysByApi } from './escrow/api.js';
+import { connectionsPerClient } from './config.js';
+import type { Socket } from 'node:net';
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -88,7 +90,13 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     // one line per request, written by the onResponse hook below with the URL scrubbed
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: 0,
+    // slow-loris: the request line and headers within headersSeconds (checked every second or so; a 408 and the connection closed)
+    http: {
+      headersTimeout: reg.config.headersSeconds * 1000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, reg.config.headersSeconds * 250)),
+    },
   });
+  limitConnectionsPerClient(app, connectionsPerClient(reg.config));
 
   app.removeAllContentTypeParsers();
   // Vagrant sends Content-Type: application/json on every request, with or without a body
@@ -316,6 +324,37 @@ function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRe
   app.addHook('preHandler', clear);
   app.addHook('onResponse', async (req) => {
     if (req.raw.complete) await clear(req);
+  });
+}
+
+/**
+ * At most `max` connections open at once from one client address (per
+ * process): a client that opens more has the extra ones closed at once,
+ * before anything is read from them, so that one client cannot hold every
+ * socket of the process (slow-loris, idle keep-alive). The address is the
+ * TCP peer's: behind a proxy it is the proxy's (connectionsPerClient).
+ */
+function limitConnectionsPerClient(app: FastifyInstance, max: number): void {
+  if (!max) return;
+  const open = new Map<string, number>();
+  let warned = 0;
+  app.server.on('connection', (socket: Socket) => {
+    const who = socket.remoteAddress ?? '';
+    const n = (open.get(who) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      if (Date.now() - warned > 60_000) {
+        warned = Date.now();
+        app.log.warn({ client: who, connections: max }, 'a client reached its limit of connections; extra ones are closed');
+      }
+      return;
+    }
+    open.set(who, n);
+    socket.once('close', () => {
+      const left = (open.get(who) ?? 1) - 1;
+      if (left > 0) open.set(who, left);
+      else open.delete(who);
+    });
   });
 }
 

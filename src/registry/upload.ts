@@ -190,10 +190,12 @@ async function claim(reg: Registry, secret: string): Promise<{ target: UploadTar
     if (Number(inFlight?.n ?? 0) >= reg.config.uploadsPerToken) {
       throw new BoxsigError('LIMIT', `this token already has ${reg.config.uploadsPerToken} uploads in flight; wait for one to finish`, { status: 429 });
     }
-    await q.run(
+    const claimed = await q.run(
       `UPDATE uploads SET state = 'receiving', object_key = $2, owner = $3, heartbeat_at = $4, code = NULL, message = NULL, updated_at = $4 WHERE id = $1`,
       [t.id, key, reg.instance, now],
     );
+    // garbage collection deleted the (ended) session meanwhile
+    if (!claimed) throw new BoxsigError('NOT_FOUND', 'this upload URL is unknown or has expired; ask for a new one');
     return { target: { ...t, state: 'receiving' }, key };
   });
 }

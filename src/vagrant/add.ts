@@ -27,7 +27,7 @@ import { checkArchitecture } from '../box/architecture.js';
 import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
 import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
-import { fetchRegistryKeys, servedCopies, servedView } from './registry-keys.js';
+import { fetchRegistryKeys, keepServedRevocations, servedCopies, servedView } from './registry-keys.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --name: the box name (required for unsigned boxes added from a file or URL). */
@@ -359,6 +359,13 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
       config: v.policy?.sources ?? [],
       ...(logged ? { log: logged } : {}),
     };
+  } catch (e) {
+    // refused with the registry's keys (a key revoked after the release): its revocations of keys the keyring holds stay
+    if (served && e instanceof BoxsigError && e.refused) {
+      const orgKeys = layers.flatMap((l) => [...l.doc.orgs.values()].flat());
+      await keepServedRevocations(store, served.source, orgKeys).catch(() => undefined);
+    }
+    throw e;
   } finally {
     forget();
     settleQuietly(staging, home);

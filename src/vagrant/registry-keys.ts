@@ -17,6 +17,8 @@ import { readKeyData } from '../keys/keys.js';
 import { memoryKeySource, type KeySource } from '../keys/signers.js';
 import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
 import type { TrustView } from '../box/judge.js';
+import type { TrustStore } from '../trust/store.js';
+import { keyRevocation, verifiedRevocations } from '../keys/revocation.js';
 import { httpRequest, readLimited, type HttpOptions } from './http.js';
 
 export const MAX_SERVED_KEYS_BYTES = 4 * 1024 * 1024;
@@ -93,4 +95,38 @@ export async function servedCopies(served: KeySource, fingerprints: string[]): P
     if (c) out.push(c);
   }
   return out;
+}
+
+/**
+ * After an add the registry's keys took part in was refused (a key revoked
+ * after the box was released: KEY_REVOKED): the served revocations that
+ * concern keys the keyring already holds are kept, as an accepted add keeps
+ * its signers' (revocations only accumulate) — so `boxsig verify --installed`
+ * flags a box installed before, signed by a key the consumer now knows is
+ * revoked. So is the served copy of a configured org key (`orgFingerprints`)
+ * that the registry serves revoked: the chains through it end for the boxes
+ * installed before too. Nothing else is kept: a served revocation of a key
+ * this consumer neither holds nor configured changes nothing it trusts.
+ * Returns the keys whose copy changed.
+ */
+export async function keepServedRevocations(store: TrustStore, served: KeySource, orgFingerprints: readonly string[] = []): Promise<string[]> {
+  return store.locked(async () => {
+    const kept: string[] = [];
+    for (const fpr of new Set(orgFingerprints.map((f) => f.toUpperCase()))) {
+      if (store.keyring.has(fpr)) continue;
+      const theirs = await served.cert(fpr);
+      if (!theirs || !keyRevocation(await verifiedRevocations(theirs, (f) => served.cert(f)))) continue;
+      await store.keyring.mergeLocked(theirs);
+      kept.push(fpr);
+    }
+    for (const fpr of store.keyring.fingerprints()) {
+      const mine = await store.keyring.cert(fpr);
+      if (!mine) continue;
+      const withServed = await served.withRevocations(mine);
+      if (mergeCert(mine, withServed).added === 0) continue;
+      await store.keyring.mergeLocked(withServed);
+      kept.push(fpr);
+    }
+    return kept;
+  });
 }

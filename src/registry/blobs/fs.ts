@@ -61,6 +61,20 @@ export class FsBlobStore implements BlobStore {
     await fs.promises.rm(file + PART, { force: true });
   }
 
+  async deleteKey(key: string): Promise<number> {
+    const file = this.file(key);
+    let n = 0;
+    for (const f of [file, file + PART]) {
+      try {
+        await fs.promises.rm(f);
+        n++;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot delete ${f}`, e);
+      }
+    }
+    return n;
+  }
+
   async *list(): AsyncIterable<StoredObject> {
     const dir = path.join(this.root, 'objects');
     for (const name of await fs.promises.readdir(dir)) {

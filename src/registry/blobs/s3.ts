@@ -112,6 +112,37 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async deleteKey(key: string): Promise<number> {
+    const name = this.objectName(key);
+    let n = 0;
+    try {
+      // the object's own name is a prefix of no other key (keys are fixed-length UUIDs)
+      const objects = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: name, MaxKeys: 10 }));
+      if ((objects.Contents ?? []).some((o) => o.Key === name)) {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: name }));
+        n++;
+      }
+      let keyMarker: string | undefined;
+      let idMarker: string | undefined;
+      do {
+        const r = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: name, KeyMarker: keyMarker, UploadIdMarker: idMarker }),
+        );
+        for (const u of r.Uploads ?? []) {
+          if (u.Key !== name || !u.UploadId) continue;
+          await this.delete({ key, complete: false, uploadId: u.UploadId, modified: u.Initiated ?? new Date(0) });
+          n++;
+        }
+        keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
+        idMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    } catch (e) {
+      const err = s3Error(`deleting ${key}`, e);
+      if (err.code !== 'NOT_FOUND') throw err;
+    }
+    return n;
+  }
+
   async *list(): AsyncIterable<StoredObject> {
     const Prefix = `${this.prefix}objects/`;
     let token: string | undefined;

@@ -38,6 +38,12 @@ export interface BlobStore {
   /** A URL the client can GET (or HEAD) the object from directly, valid for `seconds`. */
   presignedUrl(key: string, seconds: number, method?: 'GET' | 'HEAD'): Promise<string>;
   delete(object: StoredObject | string): Promise<void>;
+  /**
+   * Delete everything stored under one key: the complete object and every
+   * unfinished upload of it (a `.part` file, S3 multipart uploads). Returns
+   * how many were found and deleted; a missing key is 0, never an error.
+   */
+  deleteKey(key: string): Promise<number>;
   /** Every object and unfinished upload (for garbage collection). */
   list(): AsyncIterable<StoredObject>;
   /** Throws when the store cannot be reached (readiness). */
