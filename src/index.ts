@@ -30,6 +30,6 @@ export { findKey } from './trust/find.js';
 export { listTrust, pinTrust, forgetTrust, acceptTrust, type TrustListing, type ForgetResult, type AcceptResult } from './trust/manage.js';
 export { loadLayers } from './policy/load.js';
 export { resolvePolicy, validateConfig, type ConfigDoc, type ConfigLayer, type BoxPolicy, type ResolvedPolicy } from './policy/config.js';
-export { LIMITS } from './archive/limits.js';
+export { LIMITS } from './shared/limits.js';
 // the registry client
 export { publishBox, type PublishOptions, type PublishResult } from './registry/client.js';

@@ -7,7 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { BoxsigError, refuse, toBoxsigError } from '../errors.js';
-import { CHUNK_SIZE, LIMITS } from './limits.js';
+import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { inflateLeadingMember, isGzip, leadingMemberLength, parseMemberHeader, sniffUnsupported } from './gzip.js';
 import { TarParser, type TarEvent } from './tar.js';
 

@@ -13,7 +13,7 @@
  * chunks it is given.
  */
 import { refuse } from '../errors.js';
-import { LIMITS } from './limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { decodeName, normalizeEntryPath, showPath } from './paths.js';
 
 export const BLOCK = 512;

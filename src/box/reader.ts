@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BoxsigError, refuse } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { foldName, PathRegistry, showPath } from '../archive/paths.js';
 import { BoxStream, type RawTap } from '../archive/stream.js';
 import type { TarEntry, TarEvent } from '../archive/tar.js';

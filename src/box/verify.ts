@@ -5,7 +5,7 @@ import { openBox } from './open.js';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BoxsigError, refuse, ioError } from '../errors.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { CHUNK_SIZE } from '../shared/limits.js';
 import type { ManifestFile, BoxIdentity, Manifest } from '../manifest/manifest.js';
 import { TrustStore } from '../trust/store.js';
 import { loadLayers } from '../policy/load.js';

@@ -3,9 +3,9 @@
  * canonical form are documented in docs/FORMAT.md.
  */
 import { refuse, usage } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { normalizeEntryPath, PathRegistry, showPath } from '../archive/paths.js';
-import { canonicalJson, isPlainObject, parseUntrustedJson } from './json.js';
+import { canonicalJson, isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { firstUnsafe } from '../shared/terminal.js';
 import { architectureProblem, nameProblem, providerProblem, versionProblem } from './names.js';
 

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError, configError } from '../errors.js';
 import { normalizeFingerprint } from '../keys/keys.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { claimProblem } from '../manifest/manifest.js';
-import { globMatches, globProblem, matchingGlobs } from './glob.js';
+import { globMatches, globProblem, matchingGlobs } from '../shared/glob.js';
 import { parseVerifierKey } from '../tlog/note.js';
 
 export type Enforcement = 'enforce' | 'warn';

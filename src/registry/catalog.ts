@@ -15,7 +15,7 @@
  * half of its statement's lifetime has passed.
  */
 import { randomBytes } from 'node:crypto';
-import { compareVersions } from '../policy/version.js';
+import { compareVersions } from '../shared/version.js';
 import type { Db } from './db/engine.js';
 import { downloadUrl, type Links } from './views.js';
 import type { NoteSigner } from '../tlog/note.js';

@@ -15,7 +15,7 @@ import { BoxsigError, isRefusalCode, refuse, usage, type ErrorCode } from '../er
 import { inspectBox } from '../box/verify.js';
 import { signBox, type SignOptions } from '../box/sign.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { CHUNK_SIZE } from '../shared/limits.js';
 import { architectureName, boxName, orgName, providerName, versionName, UNKNOWN_ARCHITECTURE } from './names.js';
 import { verifyPublishProofs, type PublishedLogEntry, type RegistryContext } from '../vagrant/registry-log.js';
 import { defaultTrust } from '../box/verify.js';

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
-import { isPlainObject } from '../manifest/json.js';
+import { isPlainObject } from '../shared/json.js';
 import { authenticate, authorize, allowed, bearerOf, hashToken, type Principal } from './auth.js';
 import { isUniqueViolation, nowText, type Db, type Sql } from './db/engine.js';
 import type { BlobStore } from './blobs/store.js';

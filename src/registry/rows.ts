@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
-import { compareVersions } from '../policy/version.js';
+import { compareVersions } from '../shared/version.js';
 import { actorOf, type Principal } from './auth.js';
 import { nowText, type Sql } from './db/engine.js';
 import { fold, isLookupName, shown, UNKNOWN_ARCHITECTURE } from './names.js';

@@ -12,10 +12,10 @@ import { mergeCert, userIdText, writeCert, type Cert, type Sig } from '../keys/c
 import { BOXSIG_UID_PREFIX } from '../keys/certify.js';
 import { CERTIFICATION_TYPES, SIGTYPE, writePackets } from '../keys/packets.js';
 import { armorPublicKey } from '../keys/pgp.js';
-import { globMatches, globProblem } from '../policy/glob.js';
+import { globMatches, globProblem } from '../shared/glob.js';
 import { claimsIssuer, isHardReason } from '../keys/revocation.js';
 import { memoryKeySource } from '../keys/signers.js';
-import { parseUntrustedJson } from '../manifest/json.js';
+import { parseUntrustedJson } from '../shared/json.js';
 import { validateConfig, type ConfigDoc, type ConfigLayer } from '../policy/config.js';
 import { decideTrust, type Decision } from '../policy/decide.js';
 import { keyLookups, type TrustView, type Verdict } from '../box/judge.js';

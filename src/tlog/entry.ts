@@ -18,7 +18,7 @@
  * parse what they verified against a checkpoint.
  */
 import { refuse } from '../errors.js';
-import { canonicalJson, isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { canonicalJson, isPlainObject, parseUntrustedJson } from '../shared/json.js';
 
 export const ENTRY_VERSION = 1;
 /** An entry is small; a bigger one is refused before it is parsed. */

@@ -5,7 +5,7 @@
  */
 import { usage } from '../errors.js';
 import { nameProblem, formatTime } from '../manifest/manifest.js';
-import { globProblem } from '../policy/glob.js';
+import { globProblem } from '../shared/glob.js';
 import { acceptKey, forgetKey, forgetName, pinKey, type Forgotten } from './records.js';
 import type { RetiredKey, TrustRecord, TrustStore } from './store.js';
 

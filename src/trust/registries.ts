@@ -16,8 +16,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError } from '../errors.js';
-import { isPlainObject } from '../manifest/json.js';
-import { writeFileAtomic } from './lock.js';
+import { isPlainObject } from '../shared/json.js';
+import { writeFileAtomic } from '../shared/files.js';
 import type { TrustStore } from './store.js';
 
 export const REGISTRIES_FORMAT = 1;

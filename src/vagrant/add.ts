@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { BoxsigError, refuse, usage, ioError } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, type VerifyOptions } from '../box/verify.js';

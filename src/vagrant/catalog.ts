@@ -9,10 +9,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoxsigError, refuse, usage } from '../errors.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
-import { LIMITS } from '../archive/limits.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
+import { LIMITS } from '../shared/limits.js';
 import { identityProblems, UNKNOWN_ARCHITECTURE } from '../manifest/names.js';
-import { compareVersionKeys, parseConstraints, satisfies, versionKey } from '../policy/version.js';
+import { compareVersionKeys, parseConstraints, satisfies, versionKey } from '../shared/version.js';
 
 export interface CatalogProvider {
   name: string;

@@ -15,7 +15,7 @@
 import { mergeCert, type Cert, type Sig } from '../keys/cert.js';
 import { readKeyData } from '../keys/keys.js';
 import { memoryKeySource, type KeySource } from '../keys/signers.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import type { TrustView } from '../box/judge.js';
 import { httpRequest, readLimited, type HttpOptions } from './http.js';
 

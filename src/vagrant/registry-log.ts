@@ -18,7 +18,7 @@
  * against what other processes recorded meanwhile.
  */
 import { BoxsigError, refuse } from '../errors.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { registryOrigin, type ConfigLayer } from '../policy/config.js';
 import { readRegistries, updateRegistries, type RegistryRecord, type SeenCheckpoint } from '../trust/registries.js';
 import type { TrustStore } from '../trust/store.js';

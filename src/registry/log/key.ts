@@ -17,7 +17,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError } from '../../errors.js';
 import { generateSignerKey, parseSignerKey, type NoteSigner } from '../../tlog/note.js';
-import { fsyncDir } from '../../trust/lock.js';
+import { fsyncDir } from '../../shared/files.js';
 import type { RegistryConfig } from '../config.js';
 
 export const KEY_FILE = 'registry.key';
