@@ -16,7 +16,8 @@ export { addBox, type AddOptions, type AddResult } from './vagrant/add.js';
 export { verifyInstalled, type VerifyInstalledOptions, type VerifyInstalledResult, type InstalledVerdict } from './vagrant/installed.js';
 export { repackageBox, type RepackageOptions, type RepackageResult, type BoxChange } from './vagrant/repackage.js';
 // keys
-export { generateKey, loadSecretKey, unlockSecretKey, readKeyMaterial, fingerprintOf, type GenerateOptions } from './keys/keys.js';
+export { generateKey, loadSecretKey, unlockSecretKey, readKeyMaterial, type GenerateOptions } from './keys/keys.js';
+export { fingerprintOf } from './keys/pgp.js';
 export { generateKeyFiles, addUserIdToKeyFile, type GeneratedKeyFiles, type AddUidResult } from './keys/generate.js';
 export { passphraseFrom, passphraseOf, readPassphraseFile, type Passphrase, type PassphraseOptions } from './keys/passphrase.js';
 export { signerFromKey, signerFromGpg, type ManifestSigner } from './keys/signer.js';

@@ -16,7 +16,6 @@
  * signal itself receives it a second time, after boxsig's cleanup, and decides.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 
 type Cleanup = () => void;
 

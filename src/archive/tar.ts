@@ -325,7 +325,7 @@ function isZero(b: Uint8Array): boolean {
   return true;
 }
 
-export function isZeroBlock(b: Uint8Array): boolean {
+function isZeroBlock(b: Uint8Array): boolean {
   // compare as 64 words for speed
   const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   for (let i = 0; i < BLOCK; i += 8) {

@@ -96,6 +96,6 @@ async function decideAgain(input: CommitInput, record: TrustRecord | undefined, 
 }
 
 /** Add a key to the keyring while the store lock is held. */
-export async function importKeyLocked(store: TrustStore, key: openpgp.PublicKey): Promise<void> {
+async function importKeyLocked(store: TrustStore, key: openpgp.PublicKey): Promise<void> {
   await store.keyring.mergeKeyLocked(key);
 }

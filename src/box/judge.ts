@@ -175,7 +175,7 @@ function unsignedVerdict(policy: ResolvedPolicy, warning: string): Verdict {
 }
 
 /** Each signer with the trust path that counted it, if any. */
-export function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
+function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
   const trustedBy = new Map(decision.trusted.map((t) => [t.fingerprint, t]));
   return signers.map((s) => {
     const t = trustedBy.get(s.fingerprint);
@@ -195,7 +195,7 @@ export function reportSigners(signers: Signer[], decision: Decision): SignerRepo
 
 export { checkSigners, keyLookups };
 
-export function expectationOf(m: Manifest): Expectation {
+function expectationOf(m: Manifest): Expectation {
   return { files: new Map(m.files.map((f) => [f.path, { size: f.size, sha256: f.sha256 }])) };
 }
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { BoxsigError, refuse, usage } from '../errors.js';
+import { BoxsigError, refuse } from '../errors.js';
 import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { TarParser } from '../archive/tar.js';

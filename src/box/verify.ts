@@ -2,10 +2,7 @@
  * `boxsig verify BOX` and `boxsig inspect BOX`.
  */
 import { openBox } from './open.js';
-import fs from 'node:fs';
-import type { Readable } from 'node:stream';
-import { BoxsigError, refuse, ioError } from '../errors.js';
-import { CHUNK_SIZE } from '../shared/limits.js';
+import { BoxsigError, refuse } from '../errors.js';
 import type { ManifestFile, BoxIdentity, Manifest } from '../manifest/manifest.js';
 import { TrustStore } from '../trust/store.js';
 import { loadLayers } from '../policy/load.js';
@@ -60,7 +57,7 @@ export function overridesFrom(opts: { pins?: string[]; overrides?: BoxPolicy }):
   return { ...(opts.overrides ?? {}), ...(opts.pins && opts.pins.length ? { pin: opts.pins } : {}) };
 }
 
-export function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'rawBytes'>): VerifyResult {
+function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'rawBytes'>): VerifyResult {
   const m = verdict.manifest;
   return {
     ok: true,

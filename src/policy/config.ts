@@ -11,7 +11,7 @@ import { BoxsigError, configError } from '../errors.js';
 import { normalizeFingerprint } from '../keys/keys.js';
 import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { claimProblem } from '../manifest/manifest.js';
-import { globMatches, globProblem, matchingGlobs } from '../shared/glob.js';
+import { globProblem, matchingGlobs } from '../shared/glob.js';
 import { parseVerifierKey } from '../tlog/note.js';
 
 export type Enforcement = 'enforce' | 'warn';
@@ -409,5 +409,3 @@ export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy 
   }
   return out;
 }
-
-export { globMatches };

@@ -22,7 +22,7 @@ export interface LoadOptions {
   extraJson?: { source: string; json: string };
 }
 
-export function userConfigFile(store: TrustStore): string {
+function userConfigFile(store: TrustStore): string {
   return path.join(store.home, 'config.json');
 }
 

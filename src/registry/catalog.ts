@@ -129,7 +129,7 @@ async function readCatalog(db: Db, box: CatalogBox): Promise<CatalogRow[]> {
   );
 }
 
-export async function render(db: Db, box: CatalogBox, links: Links, signing?: Signing) {
+async function render(db: Db, box: CatalogBox, links: Links, signing?: Signing) {
   const all = await readCatalog(db, box);
   const rows = all.filter((r) => r.kind === 'p');
   const byVersion = new Map<string, { version: string; status: string; description: string; providers: Record<string, unknown>[] }>();

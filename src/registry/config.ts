@@ -51,7 +51,7 @@ export interface RegistryConfig {
   escrowKeyFile: string | null;
 }
 
-export const DEFAULTS: RegistryConfig = {
+const DEFAULTS: RegistryConfig = {
   listen: { host: '127.0.0.1', port: 8484 },
   publicUrl: null,
   data: null,

@@ -130,7 +130,7 @@ function unreadable(p: Principal | null, name: string): BoxsigError {
 }
 
 /** Upload URLs one token may hold unused at once (each is a row until it expires). */
-export const OPEN_UPLOADS_PER_TOKEN = 100;
+const OPEN_UPLOADS_PER_TOKEN = 100;
 
 /**
  * Upload sessions are bounded per token: asking again for the same provider

@@ -23,7 +23,7 @@ import type { TrustRecord, TrustState } from '../trust/store.js';
 import { nowText, type Sql } from './db/engine.js';
 import { lowerCaseGlobProblem } from './names.js';
 
-export const MAX_POLICY_BYTES = 1024 * 1024;
+const MAX_POLICY_BYTES = 1024 * 1024;
 
 /** Validate a policy document (the boxsig.json format) given by an admin. */
 export function parsePolicy(bytes: Uint8Array | string, source: string): ConfigDoc {
@@ -106,7 +106,7 @@ function recordOf(rows: Array<SignerRow & { dropped?: boolean }>): TrustRecord |
  * and so, in turn, are the keys it vouched for. Revocations come only from
  * the org's admins and can only take trust away.
  */
-export function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
+function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
   const out = rows.map((r) => ({ ...r, dropped: false }));
   const byFpr = new Map(out.map((r) => [r.fingerprint, r]));
   for (let changed = true; changed;) {

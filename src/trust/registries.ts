@@ -20,7 +20,7 @@ import { isPlainObject } from '../shared/json.js';
 import { writeFileAtomic } from '../shared/files.js';
 import type { TrustStore } from './store.js';
 
-export const REGISTRIES_FORMAT = 1;
+const REGISTRIES_FORMAT = 1;
 
 export interface SeenCheckpoint {
   size: number;
@@ -45,7 +45,7 @@ export interface RegistryRecord {
 
 export type RegistriesState = Map<string, RegistryRecord>;
 
-export function registriesFile(store: TrustStore): string {
+function registriesFile(store: TrustStore): string {
   return path.join(store.home, 'registries.json');
 }
 

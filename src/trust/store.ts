@@ -21,9 +21,7 @@ import { FileLock } from './lock.js';
 import { writeFileAtomic } from '../shared/files.js';
 import { Keyring } from './keyring.js';
 
-export { Keyring, type ImportedKey, type ImportResult } from './keyring.js';
-
-export const TRUST_FORMAT = 1;
+const TRUST_FORMAT = 1;
 
 export interface HistoryEvent {
   time: string;

@@ -19,8 +19,6 @@ import { BoxsigError, refuse } from '../errors.js';
 import { architectureProblem, boxDirName, boxNameFromDir, identityProblems, nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
 import { compareVersions } from '../shared/version.js';
 
-export { boxDirName, boxNameFromDir } from '../manifest/names.js';
-
 export function vagrantHome(explicit?: string): string {
   if (explicit) return path.resolve(explicit);
   if (process.env.VAGRANT_HOME) return path.resolve(process.env.VAGRANT_HOME);

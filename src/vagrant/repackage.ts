@@ -118,7 +118,7 @@ async function fileChanges(found: DirFile[], m: Manifest): Promise<BoxChange[]> 
 }
 
 /** Every difference between the installed box and its own manifest; null when it carries none. */
-export async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
+async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
   const prefix = readDirPrefix(dir);
   const found = walkBoxDir(dir); // refuses links and special files, like verification does
   if (!prefix.present) return null;

@@ -24,7 +24,7 @@ function valid(): Manifest {
 }
 
 /** A manifest changed by `edit`, in canonical form unless `raw` gives the bytes. */
-type Edit = (m: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Edit = (m: Record<string, any>) => void;
 
 interface Row {
   name: string;
@@ -79,7 +79,7 @@ const ROWS: Row[] = [
 ];
 
 function bytesOf(row: Row): Buffer {
-  const m = structuredClone(valid()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const m = structuredClone(valid()) as Record<string, any>;
   row.edit?.(m);
   const canonical = canonicalJson(m);
   return Buffer.from(row.raw ? row.raw(canonical) : canonical);

@@ -224,7 +224,7 @@ const MIGRATIONS: Migration[] = [
   },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 /** Bring the schema up to date; safe when several processes start at once. */
 export async function migrate(db: Db): Promise<{ applied: number[] }> {
