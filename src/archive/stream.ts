@@ -179,6 +179,7 @@ export class BoxStream {
    * trailer's size check (its CRC-32 is not computed; see events()).
    * Returns the member's length in raw bytes; leaves what follows in `feed`.
    */
+  // long: the inflate loop of one raw gzip member, per chunk on the hot path; its state lives in locals so that no call per chunk is added
   private async *rawMember(feed: RawFeed): AsyncGenerator<TarEvent[], number> {
     const header = await feed.header();
     const inf = zlib.createInflateRaw({ chunkSize: CHUNK_SIZE, readableHighWaterMark: 4 * CHUNK_SIZE } as zlib.ZlibOptions);

@@ -172,6 +172,7 @@ export class TarParser {
     this.state = this.padRemaining > 0 ? 'pad' : 'header';
   }
 
+  // long: one switch over the entry types, each case a refusal or one assignment; the cases read best side by side
   private onHeader(block: Buffer, out: TarEvent[]): void {
     if (isZeroBlock(block)) {
       if (this.meta || this.paxSeen || this.longName !== null) {

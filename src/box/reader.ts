@@ -85,6 +85,7 @@ export interface ReadOptions {
   manifestEnforced?: boolean;
 }
 
+// long: being split on branch split
 export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOptions = {}): Promise<ReadResult> {
   const prefix: BoxsigPrefix = { present: false, manifest: null, signatures: new Map(), keys: new Map(), endOffset: 0, paths: [] };
   const stream = new BoxStream(source, opts.tap ?? {}, opts.manifestEnforced ? { bodyVerified: () => prefix.present } : {});

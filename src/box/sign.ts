@@ -121,6 +121,7 @@ function unnamedCoSignature(fprs: string[]): string {
   );
 }
 
+// long: being split on branch split
 export async function signBox(input: string, opts: SignOptions): Promise<SignResult> {
   if (opts.signers.length === 0) throw usage('give at least one --key (or --gpg-key)');
   const fprs = opts.signers.map((s) => s.fingerprint);

@@ -130,6 +130,7 @@ async function identityOf(box: string, opts: PublishOptions): Promise<{ id: BoxI
   return { id: { name, version, provider, ...(architecture ? { architecture } : {}) }, signed: info.signed };
 }
 
+// long: the publication protocol in order (create, upload, check what was received, release); each step is one call
 export async function publishBox(box: string, opts: PublishOptions): Promise<PublishResult> {
   boxFileSize(box);
   if (!opts.token) throw usage('no registry token: set BOXSIG_REGISTRY_TOKEN');

@@ -77,6 +77,7 @@ export interface AppOptions {
   logger?: boolean | object;
 }
 
+// long: the route table: one short handler per endpoint, in the order of docs/REGISTRY.md
 export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,

@@ -142,6 +142,7 @@ function withHint(e: unknown, hint: string): unknown {
   return e instanceof BoxsigError && !e.hint ? new BoxsigError(e.code, e.message, e.details, hint) : e;
 }
 
+// long: the add pipeline (source, catalog choice, open, judge, install); to be split into named steps as readBox and signBox are
 export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
   const cwd = opts.cwd ?? process.cwd();
   const http: HttpOptions = {

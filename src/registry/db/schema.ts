@@ -38,6 +38,7 @@ const MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'registry core: orgs, tokens, boxes, versions, providers, blobs, uploads, trust, publications, audit',
+    // long: the SQL of the first schema, one statement per table and index
     statements: (d) => [
       `CREATE TABLE orgs (
         id TEXT PRIMARY KEY,
