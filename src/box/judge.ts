@@ -4,7 +4,7 @@
  * `verify --installed`.
  */
 import type * as openpgp from 'openpgp';
-import { refuse, usage } from '../errors.js';
+import { refuse } from '../errors.js';
 import { checkSigners, keyLookups } from '../keys/signers.js';
 import { parseManifest, type BoxIdentity, type Manifest } from '../manifest/manifest.js';
 import { architecturesAgree } from '../manifest/names.js';
@@ -193,8 +193,6 @@ function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
   });
 }
 
-export { checkSigners, keyLookups };
-
 function expectationOf(m: Manifest): Expectation {
   return { files: new Map(m.files.map((f) => [f.path, { size: f.size, sha256: f.sha256 }])) };
 }
@@ -223,5 +221,3 @@ export function checkMetadataAgrees(verdict: Verdict, metadata: Buffer | null): 
     throw refuse('WRONG_BOX', `metadata.json says provider ${md.provider}, but the signed manifest says ${verdict.manifest.box.provider}`);
   }
 }
-
-export { usage };

@@ -20,7 +20,7 @@ import { parseDuration } from '../manifest/duration.js';
 import { canonicalJson } from '../shared/json.js';
 import { architectureProblem, architecturesAgree } from '../manifest/names.js';
 import type { ManifestSigner } from '../keys/signer.js';
-import { checkSigners } from './judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { readMetadata } from './judge.js';
 import { readBox, type BoxsigPrefix } from './reader.js';
 import { boxFileSize, openBox } from './open.js';

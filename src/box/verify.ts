@@ -7,7 +7,8 @@ import type { ManifestFile, BoxIdentity, Manifest } from '../manifest/manifest.j
 import { TrustStore } from '../trust/store.js';
 import { loadLayers } from '../policy/load.js';
 import type { BoxPolicy, ConfigLayer } from '../policy/config.js';
-import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
+import { checkMetadataAgrees, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';

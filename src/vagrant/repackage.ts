@@ -17,7 +17,7 @@ import { BoxsigError, refuse, usage } from '../errors.js';
 import { CHUNK_SIZE } from '../shared/limits.js';
 import { showPath } from '../archive/paths.js';
 import { readDirPrefix, walkBoxDir, type DirFile } from '../box/dir.js';
-import { checkSigners } from '../box/judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { signBox, type SignOptions, type SignResult } from '../box/sign.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
 import { architecturesAgree, identityProblems, statedArchitecture } from '../manifest/names.js';

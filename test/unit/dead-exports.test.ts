@@ -119,11 +119,19 @@ function exportsOf(sf: ts.SourceFile): { exported: Exported[]; reexports: string
   const exported: Exported[] = [];
   const reexports: string[] = [];
   const line = (n: ts.Node) => sf.getLineAndCharacterOfPosition(n.getStart()).line + 1;
+  const imported = new Set<string>();
+  for (const s of sf.statements) {
+    const b = ts.isImportDeclaration(s) ? s.importClause?.namedBindings : undefined;
+    if (b && ts.isNamedImports(b)) for (const e of b.elements) imported.add(e.name.text);
+  }
   for (const s of sf.statements) {
     if (ts.isExportDeclaration(s)) {
       if (s.moduleSpecifier) reexports.push(`line ${line(s)}: ${s.getText().replace(/\s+/g, ' ')}`);
       else if (s.exportClause && ts.isNamedExports(s.exportClause))
-        for (const e of s.exportClause.elements) exported.push({ name: e.name.text, type: s.isTypeOnly || e.isTypeOnly, line: line(s) });
+        for (const e of s.exportClause.elements) {
+          if (imported.has((e.propertyName ?? e.name).text)) reexports.push(`line ${line(s)}: export { ${e.name.text} } (imported)`);
+          else exported.push({ name: e.name.text, type: s.isTypeOnly || e.isTypeOnly, line: line(s) });
+        }
       continue;
     }
     if (!hasExport(s)) continue;
