@@ -1,7 +1,8 @@
 /**
  * Errors with stable codes.
  *
- * Refusal codes (exit status 1) are the contract of PRODUCT.md; usage and
+ * Refusal codes (exit status 1) are stable: scripts and the Vagrant plugin
+ * match on them, so a code is never renamed or reused. Usage and
  * configuration errors exit with 2; anything else (I/O, network, internal)
  * exits with 3.
  */

@@ -16,7 +16,8 @@ export { addBox, type AddOptions, type AddResult } from './vagrant/add.js';
 export { verifyInstalled, type VerifyInstalledOptions, type VerifyInstalledResult, type InstalledVerdict } from './vagrant/installed.js';
 export { repackageBox, type RepackageOptions, type RepackageResult, type BoxChange } from './vagrant/repackage.js';
 // keys
-export { generateKey, loadSecretKey, unlockSecretKey, readKeyMaterial, fingerprintOf, type GenerateOptions } from './keys/keys.js';
+export { generateKey, loadSecretKey, unlockSecretKey, readKeyMaterial, type GenerateOptions } from './keys/keys.js';
+export { fingerprintOf } from './keys/pgp.js';
 export { generateKeyFiles, addUserIdToKeyFile, type GeneratedKeyFiles, type AddUidResult } from './keys/generate.js';
 export { passphraseFrom, passphraseOf, readPassphraseFile, type Passphrase, type PassphraseOptions } from './keys/passphrase.js';
 export { signerFromKey, signerFromGpg, type ManifestSigner } from './keys/signer.js';
@@ -30,6 +31,6 @@ export { findKey } from './trust/find.js';
 export { listTrust, pinTrust, forgetTrust, acceptTrust, type TrustListing, type ForgetResult, type AcceptResult } from './trust/manage.js';
 export { loadLayers } from './policy/load.js';
 export { resolvePolicy, validateConfig, type ConfigDoc, type ConfigLayer, type BoxPolicy, type ResolvedPolicy } from './policy/config.js';
-export { LIMITS } from './archive/limits.js';
+export { LIMITS } from './shared/limits.js';
 // the registry client
 export { publishBox, type PublishOptions, type PublishResult } from './registry/client.js';

@@ -16,7 +16,6 @@
  * signal itself receives it a second time, after boxsig's cleanup, and decides.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 
 type Cleanup = () => void;
 
@@ -115,46 +114,4 @@ export async function deferInterrupts<T>(fn: () => Promise<T>): Promise<T> {
 /** One turn of the event loop, in which pending signals are delivered to their listeners. */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/** Whether a process with this pid exists (on this host). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * The temporary file boxsig writes next to `target` before renaming it into
- * place: `.<name>.boxsig-<pid>-<random>.tmp` in the same directory.
- */
-export function tempSibling(target: string, random: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.boxsig-${process.pid}-${random}.tmp`);
-}
-
-/**
- * Remove temporary siblings of `target` left by boxsig processes that no
- * longer exist (killed with SIGKILL, or by a power cut). Returns their paths.
- */
-export function removeStaleSiblings(target: string): string[] {
-  const dir = path.dirname(target);
-  const prefix = `.${path.basename(target)}.boxsig-`;
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return removed;
-  }
-  for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const m = /^(\d+)-[0-9a-f]+\.tmp$/.exec(n.slice(prefix.length));
-    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
-    fs.rmSync(path.join(dir, n), { force: true });
-    removed.push(path.join(dir, n));
-  }
-  return removed;
 }

@@ -1,5 +1,5 @@
 /**
- * The resource limits of src/archive/limits.ts (docs/SECURITY.md), each at
+ * The resource limits of src/shared/limits.ts (docs/SECURITY.md), each at
  * its bound and one past it, through the library. (The hostile-box corpus is
  * in test/corpus*.test.ts.)
  */

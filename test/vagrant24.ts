@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { compareVersions, parseConstraints, satisfies } from '../src/policy/version.js';
+import { compareVersions, parseConstraints, satisfies } from '../src/shared/version.js';
 
 export type ListedBox = [name: string, version: string, provider: string, architecture: string | null];
 

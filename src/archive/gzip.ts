@@ -12,7 +12,6 @@
 import zlib from 'node:zlib';
 import { refuse } from '../errors.js';
 
-export const GZIP_MAGIC = [0x1f, 0x8b];
 const FHCRC = 2;
 const FEXTRA = 4;
 const FNAME = 8;
@@ -67,9 +66,6 @@ export function leadingMemberLength(head: Uint8Array): number | null {
   }
   return null;
 }
-
-/** Bytes of the member header needed before leadingMemberLength() can answer. */
-export const MEMBER_HEAD_BYTES = 12 + 0xffff;
 
 /**
  * Decompress one complete gzip member held in memory (the small `.boxsig/`
@@ -158,7 +154,7 @@ export function buildLeadingMember(payload: Buffer, exactLength?: number): Buffe
 }
 
 /** Longest gzip member header boxsig reads (FEXTRA, FNAME and FCOMMENT together). */
-export const MAX_MEMBER_HEADER = 1024 * 1024;
+const MAX_MEMBER_HEADER = 1024 * 1024;
 
 /**
  * Parse a gzip member header at the start of `buf` (RFC 1952 §2.3), checking

@@ -6,7 +6,7 @@
  * file at the same place, inside the extraction directory.
  */
 import { refuse } from '../errors.js';
-import { LIMITS } from './limits.js';
+import { LIMITS } from '../shared/limits.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -7,7 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { BoxsigError, refuse, toBoxsigError } from '../errors.js';
-import { CHUNK_SIZE, LIMITS } from './limits.js';
+import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { inflateLeadingMember, isGzip, leadingMemberLength, parseMemberHeader, sniffUnsupported } from './gzip.js';
 import { TarParser, type TarEvent } from './tar.js';
 
@@ -179,6 +179,7 @@ export class BoxStream {
    * trailer's size check (its CRC-32 is not computed; see events()).
    * Returns the member's length in raw bytes; leaves what follows in `feed`.
    */
+  // long: the inflate loop of one raw gzip member, per chunk on the hot path; its state lives in locals so that no call per chunk is added
   private async *rawMember(feed: RawFeed): AsyncGenerator<TarEvent[], number> {
     const header = await feed.header();
     const inf = zlib.createInflateRaw({ chunkSize: CHUNK_SIZE, readableHighWaterMark: 4 * CHUNK_SIZE } as zlib.ZlibOptions);

@@ -49,7 +49,7 @@ function paxPadding(blocks: number, mtime: Date): Buffer {
  * archive follows). Directories are written before their contents, as every
  * tar does.
  */
-export function buildPrefixTar(files: PrefixFile[], mtime: Date, paddingBlocks = 0): Buffer {
+function buildPrefixTar(files: PrefixFile[], mtime: Date, paddingBlocks = 0): Buffer {
   const parts: Buffer[] = [];
   if (paddingBlocks > 0) parts.push(paxPadding(paddingBlocks, mtime));
   const dirs = new Set<string>(['.boxsig/']);

@@ -6,7 +6,8 @@
  * installed while the lock is held.
  */
 import type * as openpgp from 'openpgp';
-import { keyLookups, type Verdict } from './judge.js';
+import { type Verdict } from './judge.js';
+import { keyLookups } from '../keys/signers.js';
 import { checkVersionRollback, decideTrust, isNewHighest, type Decision } from '../policy/decide.js';
 import { formatTime } from '../manifest/manifest.js';
 import { recordAcceptedBox } from '../trust/records.js';
@@ -96,6 +97,6 @@ async function decideAgain(input: CommitInput, record: TrustRecord | undefined, 
 }
 
 /** Add a key to the keyring while the store lock is held. */
-export async function importKeyLocked(store: TrustStore, key: openpgp.PublicKey): Promise<void> {
+async function importKeyLocked(store: TrustStore, key: openpgp.PublicKey): Promise<void> {
   await store.keyring.mergeKeyLocked(key);
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BoxsigError, refuse, ioError } from '../errors.js';
-import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { PathRegistry, foldName, showPath } from '../archive/paths.js';
 import type { ManifestFile } from '../manifest/manifest.js';
 import { BOXSIG_DIR, MANIFEST_PATH } from '../manifest/manifest.js';

@@ -4,12 +4,12 @@
  * `verify --installed`.
  */
 import type * as openpgp from 'openpgp';
-import { refuse, usage } from '../errors.js';
+import { refuse } from '../errors.js';
 import { checkSigners, keyLookups } from '../keys/signers.js';
 import { parseManifest, type BoxIdentity, type Manifest } from '../manifest/manifest.js';
 import { architecturesAgree } from '../manifest/names.js';
-import { parseUntrustedJson, isPlainObject } from '../manifest/json.js';
-import { LIMITS } from '../archive/limits.js';
+import { parseUntrustedJson, isPlainObject } from '../shared/json.js';
+import { LIMITS } from '../shared/limits.js';
 import { applyOverrides, resolvePolicy, type BoxPolicy, type ConfigLayer, type ResolvedPolicy } from '../policy/config.js';
 import { checkSignaturesIntact, checkSignaturesRequired, decideTrust, type Decision, type Signer, type TrustPath } from '../policy/decide.js';
 import type { TrustState } from '../trust/store.js';
@@ -175,7 +175,7 @@ function unsignedVerdict(policy: ResolvedPolicy, warning: string): Verdict {
 }
 
 /** Each signer with the trust path that counted it, if any. */
-export function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
+function reportSigners(signers: Signer[], decision: Decision): SignerReport[] {
   const trustedBy = new Map(decision.trusted.map((t) => [t.fingerprint, t]));
   return signers.map((s) => {
     const t = trustedBy.get(s.fingerprint);
@@ -193,9 +193,7 @@ export function reportSigners(signers: Signer[], decision: Decision): SignerRepo
   });
 }
 
-export { checkSigners, keyLookups };
-
-export function expectationOf(m: Manifest): Expectation {
+function expectationOf(m: Manifest): Expectation {
   return { files: new Map(m.files.map((f) => [f.path, { size: f.size, sha256: f.sha256 }])) };
 }
 
@@ -223,5 +221,3 @@ export function checkMetadataAgrees(verdict: Verdict, metadata: Buffer | null): 
     throw refuse('WRONG_BOX', `metadata.json says provider ${md.provider}, but the signed manifest says ${verdict.manifest.box.provider}`);
   }
 }
-
-export { usage };

@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BoxsigError, ioError } from '../errors.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { CHUNK_SIZE } from '../shared/limits.js';
 
 /** Check that FILE is a readable regular file and return its size; cheap, before any key is unlocked. */
 export function boxFileSize(file: string): number {

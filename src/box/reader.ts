@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BoxsigError, refuse } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { foldName, PathRegistry, showPath } from '../archive/paths.js';
 import { BoxStream, type RawTap } from '../archive/stream.js';
 import type { TarEntry, TarEvent } from '../archive/tar.js';
@@ -85,6 +85,7 @@ export interface ReadOptions {
   manifestEnforced?: boolean;
 }
 
+// long: being split on branch split
 export async function readBox(source: Readable, hooks: ReadHooks, opts: ReadOptions = {}): Promise<ReadResult> {
   const prefix: BoxsigPrefix = { present: false, manifest: null, signatures: new Map(), keys: new Map(), endOffset: 0, paths: [] };
   const stream = new BoxStream(source, opts.tap ?? {}, opts.manifestEnforced ? { bodyVerified: () => prefix.present } : {});

@@ -12,20 +12,20 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, refuse, usage, ioError } from '../errors.js';
 import { BLOCK } from '../archive/tar.js';
-import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { buildGzipPrefix, buildPlainPrefix, type PrefixFile } from '../archive/writer.js';
 import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { buildManifest, parseManifest, serializeManifest, MANIFEST_PATH, type Manifest, type ManifestFile, type BoxIdentity } from '../manifest/manifest.js';
 import { parseDuration } from '../manifest/duration.js';
-import { canonicalJson } from '../manifest/json.js';
+import { canonicalJson } from '../shared/json.js';
 import { architectureProblem, architecturesAgree } from '../manifest/names.js';
 import type { ManifestSigner } from '../keys/signer.js';
-import { checkSigners } from './judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { readMetadata } from './judge.js';
 import { readBox, type BoxsigPrefix } from './reader.js';
 import { boxFileSize, openBox } from './open.js';
-import { fsyncDir } from '../trust/lock.js';
-import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
+import { fsyncDir, readRange, removeStaleSiblings, tempSibling } from '../shared/files.js';
+import { removeOnInterrupt } from '../interrupt.js';
 
 export interface SignOptions {
   signers: ManifestSigner[];
@@ -121,6 +121,7 @@ function unnamedCoSignature(fprs: string[]): string {
   );
 }
 
+// long: being split on branch split
 export async function signBox(input: string, opts: SignOptions): Promise<SignResult> {
   if (opts.signers.length === 0) throw usage('give at least one --key (or --gpg-key)');
   const fprs = opts.signers.map((s) => s.fingerprint);
@@ -207,7 +208,7 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     if (read.compressed) {
       if (read.leadingMember !== null) {
         if (read.leadingMember > 4 * LIMITS.maxPrefixBytes) throw refuse('MALFORMED', 'the leading gzip member claims an impossible length');
-        const member = await readRange(input, 0, read.leadingMember);
+        const member = await readRange(input, 0, read.leadingMember, 'the box is shorter than its leading gzip member says');
         const inflated = inflateMember(member, 2 * LIMITS.maxPrefixBytes);
         if (!old || inflated.length !== old.endOffset) {
           throw refuse('MALFORMED', "the leading gzip member is marked as boxsig's but does not hold exactly the .boxsig/ entries");
@@ -365,21 +366,5 @@ export async function signBox(input: string, opts: SignOptions): Promise<SignRes
     }
     forgetTmp();
     forgetFinal();
-  }
-}
-
-async function readRange(file: string, start: number, length: number): Promise<Buffer> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let off = 0;
-    while (off < length) {
-      const { bytesRead } = await fh.read(buf, off, length - off, start + off);
-      if (bytesRead === 0) throw refuse('MALFORMED', 'the box is shorter than its leading gzip member says');
-      off += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
   }
 }

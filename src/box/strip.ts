@@ -6,14 +6,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { BoxsigError, refuse, usage } from '../errors.js';
-import { CHUNK_SIZE, LIMITS } from '../archive/limits.js';
+import { BoxsigError, refuse } from '../errors.js';
+import { CHUNK_SIZE, LIMITS } from '../shared/limits.js';
 import { inflateMember, isGzip, leadingMemberLength } from '../archive/gzip.js';
 import { TarParser } from '../archive/tar.js';
 import { readBox } from './reader.js';
 import { boxFileSize, openBox } from './open.js';
-import { fsyncDir } from '../trust/lock.js';
-import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
+import { fsyncDir, readRange, removeStaleSiblings, tempSibling } from '../shared/files.js';
+import { removeOnInterrupt } from '../interrupt.js';
 
 export interface StripResult {
   output: string;
@@ -62,7 +62,7 @@ export async function stripBox(input: string, output?: string): Promise<StripRes
     const len = leadingMemberLength(first);
     if (len !== null) {
       if (len > 4 * LIMITS.maxPrefixBytes) throw refuse('MALFORMED', 'the leading gzip member claims an impossible length');
-      const member = len <= first.length ? first.subarray(0, len) : await readRange(input, len);
+      const member = len <= first.length ? first.subarray(0, len) : await readRange(input, 0, len, 'the box is shorter than its leading gzip member says');
       checkPrefixMember(inflateMember(member, 2 * LIMITS.maxPrefixBytes));
       start = len;
       had = true;
@@ -104,16 +104,4 @@ export async function stripBox(input: string, output?: string): Promise<StripRes
     forget();
   }
   return { output: out, removed: start, hadSignature: had };
-}
-
-async function readRange(file: string, length: number): Promise<Buffer> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, 0);
-    if (bytesRead !== length) throw refuse('MALFORMED', 'the box is shorter than its leading gzip member says');
-    return buf;
-  } finally {
-    await fh.close();
-  }
 }

@@ -2,15 +2,13 @@
  * `boxsig verify BOX` and `boxsig inspect BOX`.
  */
 import { openBox } from './open.js';
-import fs from 'node:fs';
-import type { Readable } from 'node:stream';
-import { BoxsigError, refuse, ioError } from '../errors.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { BoxsigError, refuse } from '../errors.js';
 import type { ManifestFile, BoxIdentity, Manifest } from '../manifest/manifest.js';
 import { TrustStore } from '../trust/store.js';
 import { loadLayers } from '../policy/load.js';
 import type { BoxPolicy, ConfigLayer } from '../policy/config.js';
-import { checkMetadataAgrees, checkSigners, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
+import { checkMetadataAgrees, judge, type ExpectedIdentity, type SignerReport, type Verdict } from './judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { readBox, type ReadHooks, type ReadResult } from './reader.js';
 import { parseManifest } from '../manifest/manifest.js';
 import { checkBoxDir, readDirPrefix } from './dir.js';
@@ -60,7 +58,7 @@ export function overridesFrom(opts: { pins?: string[]; overrides?: BoxPolicy }):
   return { ...(opts.overrides ?? {}), ...(opts.pins && opts.pins.length ? { pin: opts.pins } : {}) };
 }
 
-export function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'rawBytes'>): VerifyResult {
+function resultOf(verdict: Verdict, read: Pick<ReadResult, 'files' | 'rawBytes'>): VerifyResult {
   const m = verdict.manifest;
   return {
     ok: true,

@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { EXIT_OK, usage } from '../errors.js';
 import { claimProblem } from '../manifest/manifest.js';
 import { reportError, type OutputMode } from './io.js';
 import { KEY_FILE_LIMIT } from '../shared/files.js';
+import { scrubUrl } from '../shared/urls.js';
 
 /** Wrap a command action: JSON/human error reporting and exit status. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
@@ -58,7 +58,7 @@ export function examples(cmd: Command, ...lines: string[]): Command {
 /** A key source named on the command line: a file, "-" for stdin, or an http(s) URL (at most 16 MiB). */
 export async function readKeySource(src: string): Promise<Buffer> {
   if (/^https?:\/\//i.test(src)) {
-    const { httpRequest, readLimited, scrubUrl } = await import('../vagrant/http.js');
+    const { httpRequest, readLimited } = await import('../vagrant/http.js');
     const r = await httpRequest(src, {});
     return readLimited(r.body, KEY_FILE_LIMIT, scrubUrl(src));
   }

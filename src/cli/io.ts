@@ -2,7 +2,7 @@
  * Terminal I/O for the CLI: results, errors, warnings, passphrases, progress.
  */
 import type { PassphraseOptions } from '../keys/passphrase.js';
-import { BoxsigError, toBoxsigError, EXIT_OK } from '../errors.js';
+import { BoxsigError, toBoxsigError } from '../errors.js';
 import { escapeJsonText, escapeLine } from '../shared/terminal.js';
 import { scrubText } from '../shared/urls.js';
 
@@ -222,7 +222,7 @@ export class Progress {
     this.last = now;
     process.stderr.write(`\r${formatProgress(this.state(), this.width())}\x1b[K`);
     this.shown = true;
-    active = this;
+    active = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the one progress line on screen, cleared before other output
   };
 
   /** Erase the line (after a failure, or before other output). */
@@ -249,5 +249,3 @@ function formatSecs(s: number): string {
   if (h) return `${h}h${String(m).padStart(2, '0')}m`;
   return m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
-
-export { EXIT_OK };

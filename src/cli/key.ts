@@ -6,7 +6,7 @@ import { usage } from '../errors.js';
 import { passphraseFrom, type PassphraseOptions } from '../keys/passphrase.js';
 import { parseDuration } from '../manifest/duration.js';
 import { formatTime } from '../manifest/manifest.js';
-import type { ImportResult } from '../trust/store.js';
+import type { ImportResult } from '../trust/keyring.js';
 import { scrubUrl } from '../shared/urls.js';
 import { action, collect, examples, jsonOption, passphraseFileOption, readKeySource } from './common.js';
 import { err, out, passphraseOptions, printJson, promptHidden, warn } from './io.js';

@@ -42,6 +42,7 @@ export async function createEscrowBoxCommand(name: string, opts: EngineFlags & {
   });
 }
 
+// long: a declarative commander table: one option list and a one-line library call per subcommand
 export function registerKeyCommands(registry: Command, org: Command): void {
   engineOptions(
     examples(

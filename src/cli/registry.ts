@@ -77,6 +77,7 @@ export function show(json: boolean | undefined, value: Record<string, unknown>, 
   else human();
 }
 
+// long: a declarative commander table: one option list and a one-line library call per subcommand
 export function registerRegistryCommands(program: Command): void {
   const registry = program.command('registry').description('the boxsig registry: serve it, and manage its orgs, tokens and boxes');
 

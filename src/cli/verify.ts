@@ -133,7 +133,7 @@ function printInstalled(boxes: InstalledVerdict[]): void {
   }
 }
 
-export function printVerify(r: VerifyResult, label: string): void {
+function printVerify(r: VerifyResult, label: string): void {
   if (!r.signed) {
     out(`boxsig: ACCEPTED (unsigned) ${label}`);
   } else {

@@ -197,7 +197,7 @@ export function attachSignatures(into: Cert, sigs: Sig[]): { cert: Cert; added: 
   return { cert, added: addSigs(cert.direct, sigs) };
 }
 
-export function cloneCert(c: Cert): Cert {
+function cloneCert(c: Cert): Cert {
   return {
     ...c,
     direct: [...c.direct],
@@ -207,7 +207,7 @@ export function cloneCert(c: Cert): Cert {
 }
 
 /** The packets of a key in transferable-public-key order. */
-export function certPackets(c: Cert): Packet[] {
+function certPackets(c: Cert): Packet[] {
   const out: Packet[] = [c.primary, ...c.direct.map((s) => s.packet)];
   for (const u of c.users) out.push(u.packet, ...u.sigs.map((s) => s.packet));
   for (const k of c.subkeys) out.push(k.packet, ...k.sigs.map((s) => s.packet));
@@ -225,11 +225,6 @@ export function allSignatures(c: Cert): Sig[] {
 
 export function userIdText(u: Component): string | null {
   return u.packet.tag === TAG.userId ? Buffer.from(u.packet.body).toString('utf8') : null;
-}
-
-/** Key IDs (upper-case hex) of the primary and every subkey. */
-export function keyIds(c: Cert): string[] {
-  return [c.info.keyId, ...c.subkeys.map((k) => k.info.keyId)].filter(Boolean);
 }
 
 export function fingerprints(c: Cert): string[] {

@@ -13,7 +13,7 @@
  * user ID.
  */
 import { BoxsigError, usage } from '../errors.js';
-import { globMatches, globProblem, globWithin } from '../policy/glob.js';
+import { globMatches, globProblem, globWithin } from '../shared/glob.js';
 import { mergeCert, userIdText, writeCert, type Cert, type Component, type Sig } from './cert.js';
 import { handleOf, openKey } from './handle.js';
 import { CERTIFICATION_TYPES, SIGTYPE, TAG, parseSignaturePacket, writePackets } from './packets.js';

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { KEY_FILE_LIMIT, readCapped, TooLarge } from '../shared/files.js';
+import { fsyncDir, KEY_FILE_LIMIT, readCapped, TooLarge } from '../shared/files.js';
 import { BoxsigError, ioError, usage } from '../errors.js';
 
 export interface WriteOptions {
@@ -48,19 +48,6 @@ function writeTemp(tmp: string, data: Uint8Array, mode: number): void {
   }
 }
 
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // not supported on every platform
-  }
-}
-
 /** Write key material atomically (see the module comment). */
 export function writeKeyFile(file: string, data: string | Uint8Array, opts: WriteOptions = {}): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
@@ -76,7 +63,7 @@ export function writeKeyFile(file: string, data: string | Uint8Array, opts: Writ
     throw ioError(`cannot write ${file}`, e);
   }
   if (opts.exclusive) fs.rmSync(tmp, { force: true });
-  fsyncDir(path.dirname(file));
+  fsyncDir(file);
 }
 
 /** Existing paths among `files` (a symlink counts, even a dangling one). */

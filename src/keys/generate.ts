@@ -22,7 +22,7 @@ export interface GeneratedKeyFiles {
   revokers: string[];
 }
 
-export function keyFileNames(prefix: string): { secret: string; public: string; revocation: string } {
+function keyFileNames(prefix: string): { secret: string; public: string; revocation: string } {
   return { secret: `${prefix}.secret.asc`, public: `${prefix}.public.asc`, revocation: `${prefix}.revocation.asc` };
 }
 

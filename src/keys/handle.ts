@@ -72,7 +72,3 @@ export function setCarried(key: pgp.PublicKey, carried: Map<string, Cert>): void
   const h = handles.get(key);
   if (h && carried.size) h.carried = carried;
 }
-
-export function certOf(key: pgp.PublicKey): Cert | null {
-  return handles.get(key)?.cert ?? null;
-}

@@ -15,10 +15,8 @@ import * as pgp from './pgp.js';
 import { openKey } from './handle.js';
 
 export type Key = pgp.AnyKey;
-export type { PublicKey, PrivateKey } from './pgp.js';
-export { fingerprintOf, keyIdOf, userIdsOf, describeAlgorithm, PGP_CONFIG } from './pgp.js';
 
-export const FPR_RE = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
+const FPR_RE = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
 
 /** Normalise a fingerprint typed by a person (spaces, lower case, 0x). */
 export function normalizeFingerprint(s: string): string | null {
@@ -120,6 +118,7 @@ export interface GenerateOptions {
 export function userIdProblem(u: string): string | null {
   if (!u.trim()) return 'is empty';
   if (u.length > 1024) return 'is longer than 1024 characters';
+  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
   if (/[\u0000-\u001f\u007f]/.test(u)) return 'contains a control character';
   return null;
 }
@@ -181,9 +180,4 @@ export async function signDetached(data: Uint8Array, key: pgp.PrivateKey, date =
   } catch (e) {
     throw new BoxsigError('USAGE', `cannot sign with key ${pgp.fingerprintOf(key)}: ${(e as Error).message}`);
   }
-}
-
-/** The armored public part of a key as OpenPGP.js holds it. */
-export function publicArmored(key: Key): string {
-  return pgp.armorPublicKey(pgp.publicBytes(key));
 }

@@ -45,7 +45,7 @@ export const SIGTYPE = {
 export const CERTIFICATION_TYPES: ReadonlySet<number> = new Set([0x10, 0x11, 0x12, 0x13]);
 export const REVOCATION_TYPES: ReadonlySet<number> = new Set([0x20, 0x28, 0x30]);
 
-export const SUBPACKET = {
+const SUBPACKET = {
   created: 2,
   sigExpires: 3,
   keyExpires: 9,
@@ -66,7 +66,7 @@ export const SUBPACKET = {
  * AEAD Ciphersuites (both tools refuse them critical), 20 Notation Data
  * (a critical notation is never one boxsig knows), and everything newer.
  */
-export const KNOWN_SUBPACKETS: ReadonlySet<number> = new Set([
+const KNOWN_SUBPACKETS: ReadonlySet<number> = new Set([
   2, // signature creation time
   3, // signature expiration time
   4, // exportable certification
@@ -187,7 +187,7 @@ export const PUBKEY = {
 } as const;
 
 /** Curve OIDs (hex) of the curves boxsig knows, by name. */
-export const CURVES: Readonly<Record<string, string>> = Object.freeze({
+const CURVES: Readonly<Record<string, string>> = Object.freeze({
   '2b06010401da470f01': 'ed25519',
   '2b060104019755010501': 'curve25519',
   '2a8648ce3d030107': 'nistp256',
@@ -267,7 +267,7 @@ export function parseKeyPacket(body: Uint8Array): KeyInfo {
   return { ...info, publicLength, fingerprint, keyId: fingerprint.slice(-16) };
 }
 
-export function v4Fingerprint(publicBody: Uint8Array): string {
+function v4Fingerprint(publicBody: Uint8Array): string {
   const head = Buffer.from([0x99, (publicBody.length >> 8) & 0xff, publicBody.length & 0xff]);
   return createHash('sha1').update(head).update(publicBody).digest('hex').toUpperCase();
 }
@@ -476,7 +476,7 @@ function checkSignatureValue(algorithm: number, v: Uint8Array): void {
 
 // ------------------------------------------------------------ names
 
-export const ALGORITHM_NAMES: Readonly<Record<number, string>> = Object.freeze({
+const ALGORITHM_NAMES: Readonly<Record<number, string>> = Object.freeze({
   1: 'RSA',
   2: 'RSA (encrypt-only)',
   3: 'RSA (sign-only)',
@@ -495,7 +495,7 @@ export function algorithmName(a: number): string {
   return ALGORITHM_NAMES[a] ?? `algorithm ${a}`;
 }
 
-export const SUBPACKET_NAMES: Readonly<Record<number, string>> = Object.freeze({
+const SUBPACKET_NAMES: Readonly<Record<number, string>> = Object.freeze({
   20: 'Notation Data',
   31: 'Signature Target',
   34: 'Preferred AEAD Algorithms',

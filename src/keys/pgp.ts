@@ -21,14 +21,14 @@ export type AnyKey = openpgp.PublicKey | openpgp.PrivateKey;
 export type SignaturePacket = openpgp.SignaturePacket;
 
 /** OpenPGP.js configuration used for every operation: v4 keys, strict grammar, no silent dropping of malformed packets. */
-export const PGP_CONFIG: Partial<openpgp.Config> = {
+const PGP_CONFIG: Partial<openpgp.Config> = {
   v6Keys: false,
   ignoreUnsupportedPackets: true,
   ignoreMalformedPackets: false,
   enforceGrammar: true,
 };
 
-export const fullConfig = (): openpgp.Config => ({ ...openpgp.config, ...PGP_CONFIG }) as openpgp.Config;
+const fullConfig = (): openpgp.Config => ({ ...openpgp.config, ...PGP_CONFIG }) as openpgp.Config;
 
 // ------------------------------------------------------------ armor
 
@@ -44,10 +44,6 @@ export async function dearmor(block: string): Promise<{ kind: ArmorKind; data: U
 
 export function armorPublicKey(data: Uint8Array, comment?: string): string {
   return openpgp.armor(openpgp.enums.armor.publicKey, data, undefined, undefined, comment, true, fullConfig());
-}
-
-export function armorSignature(data: Uint8Array): string {
-  return openpgp.armor(openpgp.enums.armor.signature, data, undefined, undefined, undefined, true, fullConfig());
 }
 
 // ------------------------------------------------------------ reading
@@ -83,10 +79,6 @@ function allKeySignatures(k: AnyKey): SignaturePacket[] {
 
 export function fingerprintOf(key: AnyKey): string {
   return key.getFingerprint().toUpperCase();
-}
-
-export function keyIdOf(key: AnyKey): string {
-  return key.getKeyID().toHex().toUpperCase();
 }
 
 export function userIdsOf(key: AnyKey): string[] {

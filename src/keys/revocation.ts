@@ -29,7 +29,7 @@ export interface Revocation {
   hard: boolean;
 }
 
-export const REASON_NAMES: ReadonlyMap<number, string> = new Map([
+const REASON_NAMES: ReadonlyMap<number, string> = new Map([
   [0, 'no reason given'],
   [1, 'superseded'],
   [2, 'compromised'],
@@ -43,7 +43,7 @@ export function isHardReason(code: number | null): boolean {
   return code === null || !SOFT_REASONS.has(code);
 }
 
-export function reasonName(code: number | null): string {
+function reasonName(code: number | null): string {
   return code === null ? 'no reason given' : (REASON_NAMES.get(code) ?? `reason ${code}`);
 }
 
@@ -146,6 +146,7 @@ export function keyRevocation(revocations: Revocation[]): Revocation | null {
 }
 
 /** The revocation's own text is the issuer's: control characters are shown escaped, never sent to a terminal. */
+// eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
 const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 200);
 
 export function describeRevocation(r: Revocation): string {

@@ -12,7 +12,7 @@ import { designatedRevokers } from './revocation.js';
 import { readPackets, writePackets, TAG } from './packets.js';
 import * as pgp from './pgp.js';
 
-export const REVOCATION_REASONS: ReadonlyMap<string, number> = new Map([
+const REVOCATION_REASONS: ReadonlyMap<string, number> = new Map([
   ['compromised', pgp.REASON.compromised],
   ['superseded', pgp.REASON.superseded],
   ['retired', pgp.REASON.retired],

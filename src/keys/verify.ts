@@ -12,7 +12,7 @@
 import { refuse, type RefusalCode } from '../errors.js';
 import { SIGTYPE, parseSignaturePacket, readPackets, subpacketName, TAG, type SignatureInfo } from './packets.js';
 import { handleOf, type KeyHandle } from './handle.js';
-import { describeRevocation, keyRevocation, revocationAt } from './revocation.js';
+import { describeRevocation, revocationAt } from './revocation.js';
 import * as pgp from './pgp.js';
 
 export type Enforcement = 'enforce' | 'warn';
@@ -81,7 +81,7 @@ export async function readOneSignature(bytes: Uint8Array, what: string): Promise
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** Why a signature fails on its own, before any key is involved (null: it does not). */
-export function signatureProblem(sig: DetachedSignature): string | null {
+function signatureProblem(sig: DetachedSignature): string | null {
   const i = sig.info;
   const critical = [...i.unknownCritical, ...i.unknownCriticalUnhashed];
   if (critical.length) {
@@ -176,11 +176,4 @@ export async function checkSignature(opts: CheckOptions): Promise<SignatureCheck
     }
   }
   return fail('KEY_EXPIRED', `key ${signing.fingerprint} had expired when the signature was made (${iso(at)})`);
-}
-
-/** Describe the revocation state of a key: null when not revoked. */
-export async function revocationState(key: pgp.PublicKey): Promise<{ reason: string; hard: boolean; date: string | null; by?: string } | null> {
-  const r = keyRevocation((await handleOf(key)).revocations);
-  if (!r) return null;
-  return { reason: r.reason, hard: r.hard, date: r.created?.toISOString() ?? null, ...(r.designated ? { by: r.issuer } : {}) };
 }

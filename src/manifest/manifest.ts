@@ -3,13 +3,11 @@
  * canonical form are documented in docs/FORMAT.md.
  */
 import { refuse, usage } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { normalizeEntryPath, PathRegistry, showPath } from '../archive/paths.js';
-import { canonicalJson, isPlainObject, parseUntrustedJson } from './json.js';
+import { canonicalJson, isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { firstUnsafe } from '../shared/terminal.js';
 import { architectureProblem, nameProblem, providerProblem, versionProblem } from './names.js';
-
-export { architectureProblem, nameProblem, providerProblem, versionProblem } from './names.js';
 
 export const MANIFEST_FORMAT = 1;
 export const BOXSIG_DIR = '.boxsig';
@@ -46,7 +44,7 @@ export interface Manifest {
 }
 
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
-const CLAIM_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\/-]{0,63}$/;
+const CLAIM_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const FPR_RE = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
 
@@ -73,10 +71,6 @@ export function claimProblem(k: string, v: unknown): string | null {
 
 export function formatTime(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-export function parseTime(s: string): Date {
-  return new Date(s);
 }
 
 /** Serialise a manifest in its canonical form (the exact bytes that are signed). */

@@ -20,8 +20,8 @@ const ARCH_RE = /^[a-z0-9][a-z0-9_]*$/;
 /** Vagrant's escapes, without their dashes and in any case: no substring of a name may spell one. */
 const ESCAPE_RE = /vagrant(slash|colon)/i;
 
-export const VAGRANT_SLASH = '-VAGRANTSLASH-';
-export const VAGRANT_COLON = '-VAGRANTCOLON-';
+const VAGRANT_SLASH = '-VAGRANTSLASH-';
+const VAGRANT_COLON = '-VAGRANTCOLON-';
 
 /** Vagrant's `dir_name`: the directory under `boxes/` that holds a box name. */
 export function boxDirName(name: string): string {

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError, configError } from '../errors.js';
 import { normalizeFingerprint } from '../keys/keys.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { claimProblem } from '../manifest/manifest.js';
-import { globMatches, globProblem, matchingGlobs } from './glob.js';
+import { globProblem, matchingGlobs } from '../shared/glob.js';
 import { parseVerifierKey } from '../tlog/note.js';
 
 export type Enforcement = 'enforce' | 'warn';
@@ -89,77 +89,89 @@ export function validateConfig(raw: unknown, file: string): ConfigDoc {
     }
   }
   if (raw.registries !== undefined) doc.registries = validateRegistries(raw.registries, file);
-  if (raw.boxes !== undefined) {
-    if (!isPlainObject(raw.boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
-    for (const [glob, pol] of Object.entries(raw.boxes)) {
-      const f = `boxes["${glob}"]`;
-      const gp = globProblem(glob);
-      if (gp) throw configError(file, f, `glob ${gp}`);
-      if (!isPlainObject(pol)) throw configError(file, f, 'must be an object');
-      const out: BoxPolicy = {};
-      for (const [key, v] of Object.entries(pol)) {
-        const ff = `${f}.${key}`;
-        switch (key) {
-          case 'pin': {
-            const list = typeof v === 'string' ? [v] : v;
-            if (!Array.isArray(list)) throw configError(file, ff, 'must be a list of fingerprints');
-            out.pin = list.map((x, i) => {
-              const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
-              if (!fp) throw configError(file, `${ff}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
-              return fp;
-            });
-            break;
-          }
-          case 'threshold':
-            if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 32) throw configError(file, ff, 'must be an integer from 1 to 32');
-            out.threshold = v;
-            break;
-          case 'signatures':
-            if (v !== 'required' && v !== 'optional') throw configError(file, ff, 'must be "required" or "optional"');
-            out.signatures = v;
-            break;
-          case 'claims':
-            if (!isPlainObject(v)) throw configError(file, ff, 'must be an object of string claims');
-            for (const [ck, cv] of Object.entries(v)) {
-              const p = claimProblem(ck, cv);
-              if (p) throw configError(file, `${ff}.${ck}`, p);
-            }
-            out.claims = new Map(Object.entries(v as Record<string, string>));
-            break;
-          case 'expiry':
-          case 'revocation':
-          case 'rollback':
-            if (v !== 'enforce' && v !== 'warn') throw configError(file, ff, 'must be "enforce" or "warn"');
-            out[key] = v;
-            break;
-          case 'comment':
-            break;
-          default:
-            throw configError(file, ff, `unknown field (expected one of ${POLICY_FIELDS.join(', ')})`);
-        }
-      }
-      doc.boxes.set(glob, out);
-    }
-  }
-  if (raw.orgs !== undefined) {
-    if (!isPlainObject(raw.orgs)) throw configError(file, 'orgs', 'must be an object mapping scopes to org key fingerprints');
-    for (const [scope, keys] of Object.entries(raw.orgs)) {
-      const f = `orgs["${scope}"]`;
-      const gp = globProblem(scope);
-      if (gp) throw configError(file, f, `scope ${gp}`);
-      const list = typeof keys === 'string' ? [keys] : keys;
-      if (!Array.isArray(list) || list.length === 0) throw configError(file, f, 'must be a non-empty list of fingerprints');
-      doc.orgs.set(
-        scope,
-        list.map((x, i) => {
-          const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
-          if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
-          return fp;
-        }),
-      );
-    }
-  }
+  if (raw.boxes !== undefined) doc.boxes = validateBoxes(raw.boxes, file);
+  if (raw.orgs !== undefined) doc.orgs = validateOrgs(raw.orgs, file);
   return doc;
+}
+
+/** `boxes`: box-name globs mapped to policies. */
+function validateBoxes(boxes: unknown, file: string): Map<string, BoxPolicy> {
+  if (!isPlainObject(boxes)) throw configError(file, 'boxes', 'must be an object mapping box-name globs to policies');
+  const out = new Map<string, BoxPolicy>();
+  for (const [glob, pol] of Object.entries(boxes)) {
+    const f = `boxes["${glob}"]`;
+    const gp = globProblem(glob);
+    if (gp) throw configError(file, f, `glob ${gp}`);
+    if (!isPlainObject(pol)) throw configError(file, f, 'must be an object');
+    out.set(glob, validateBoxPolicy(pol, file, f));
+  }
+  return out;
+}
+
+/** One box policy; `f` names it in errors. */
+function validateBoxPolicy(pol: Record<string, unknown>, file: string, f: string): BoxPolicy {
+  const out: BoxPolicy = {};
+  for (const [key, v] of Object.entries(pol)) {
+    const ff = `${f}.${key}`;
+    switch (key) {
+      case 'pin': {
+        const list = typeof v === 'string' ? [v] : v;
+        if (!Array.isArray(list)) throw configError(file, ff, 'must be a list of fingerprints');
+        out.pin = fingerprintList(list, file, ff);
+        break;
+      }
+      case 'threshold':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 32) throw configError(file, ff, 'must be an integer from 1 to 32');
+        out.threshold = v;
+        break;
+      case 'signatures':
+        if (v !== 'required' && v !== 'optional') throw configError(file, ff, 'must be "required" or "optional"');
+        out.signatures = v;
+        break;
+      case 'claims':
+        if (!isPlainObject(v)) throw configError(file, ff, 'must be an object of string claims');
+        for (const [ck, cv] of Object.entries(v)) {
+          const p = claimProblem(ck, cv);
+          if (p) throw configError(file, `${ff}.${ck}`, p);
+        }
+        out.claims = new Map(Object.entries(v as Record<string, string>));
+        break;
+      case 'expiry':
+      case 'revocation':
+      case 'rollback':
+        if (v !== 'enforce' && v !== 'warn') throw configError(file, ff, 'must be "enforce" or "warn"');
+        out[key] = v;
+        break;
+      case 'comment':
+        break;
+      default:
+        throw configError(file, ff, `unknown field (expected one of ${POLICY_FIELDS.join(', ')})`);
+    }
+  }
+  return out;
+}
+
+/** `orgs`: organisation scopes mapped to org key fingerprints. */
+function validateOrgs(orgs: unknown, file: string): Map<string, string[]> {
+  if (!isPlainObject(orgs)) throw configError(file, 'orgs', 'must be an object mapping scopes to org key fingerprints');
+  const out = new Map<string, string[]>();
+  for (const [scope, keys] of Object.entries(orgs)) {
+    const f = `orgs["${scope}"]`;
+    const gp = globProblem(scope);
+    if (gp) throw configError(file, f, `scope ${gp}`);
+    const list = typeof keys === 'string' ? [keys] : keys;
+    if (!Array.isArray(list) || list.length === 0) throw configError(file, f, 'must be a non-empty list of fingerprints');
+    out.set(scope, fingerprintList(list, file, f));
+  }
+  return out;
+}
+
+function fingerprintList(list: unknown[], file: string, f: string): string[] {
+  return list.map((x, i) => {
+    const fp = typeof x === 'string' ? normalizeFingerprint(x) : null;
+    if (!fp) throw configError(file, `${f}[${i}]`, `${JSON.stringify(x)} is not a 40-hex-digit OpenPGP fingerprint`);
+    return fp;
+  });
 }
 
 /** `registries`: {"https://boxes.example": {"key": "<name>+<id>+<base64>"}}, keyed by URL origin. */
@@ -409,5 +421,3 @@ export function applyOverrides(p: ResolvedPolicy, o: BoxPolicy): ResolvedPolicy 
   }
   return out;
 }
-
-export { globMatches };

@@ -15,7 +15,7 @@ import type { ResolvedPolicy } from './config.js';
 import type { RetiredKey, TrustRecord } from '../trust/store.js';
 import type { KeyChange } from '../trust/records.js';
 import { countTrusted } from './threshold.js';
-import { compareVersions } from './version.js';
+import { compareVersions } from '../shared/version.js';
 
 /** One signer of a box: the keys layer's verdict on its signature, and its key. */
 export interface Signer extends SignatureCheck {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { BoxsigError } from '../errors.js';
 import type { TrustStore } from '../trust/store.js';
 import { checkProjectFileOwner, findProjectFile, readConfigFile, validateConfig, type ConfigDoc, type ConfigLayer } from './config.js';
-import { parseUntrustedJson } from '../manifest/json.js';
+import { parseUntrustedJson } from '../shared/json.js';
 
 export interface LoadOptions {
   store: TrustStore;
@@ -22,7 +22,7 @@ export interface LoadOptions {
   extraJson?: { source: string; json: string };
 }
 
-export function userConfigFile(store: TrustStore): string {
+function userConfigFile(store: TrustStore): string {
   return path.join(store.home, 'config.json');
 }
 

@@ -163,7 +163,7 @@ export async function revokeToken(db: Db, id: string, actor: Principal = operato
  * `require`: uploads to the org must from now on be signed by a key an org
  * key certified for the box's name (the policy's `orgs` entry for ORG/*).
  */
-export async function addOrgKeys(
+async function addOrgKeys(
   db: Db,
   orgName: string,
   bytes: Buffer,
@@ -203,7 +203,7 @@ export async function auditKeyEvent(q: Sql, actor: Principal | null, org: OrgRow
   }
 }
 
-export function orgKeysOf(registered: RegisteredKey[]): string[] {
+function orgKeysOf(registered: RegisteredKey[]): string[] {
   const orgKeys = registered.filter((r) => r.kind === 'org').map((r) => r.fingerprint);
   if (!orgKeys.length) throw usage('--require needs an org key among the keys given (they hold only repository keys or revocations)');
   return orgKeys;

@@ -10,7 +10,7 @@ import { BoxsigError } from '../errors.js';
 import { nowText, type Sql } from './db/engine.js';
 import type { Role } from './names.js';
 
-export const TOKEN_PREFIX = 'boxsig_';
+const TOKEN_PREFIX = 'boxsig_';
 const TOKEN_RE = /^boxsig_[A-Za-z0-9_-]{43}$/;
 const RANK: Record<Role, number> = { read: 1, publish: 2, admin: 3 };
 

@@ -15,7 +15,7 @@
  * half of its statement's lifetime has passed.
  */
 import { randomBytes } from 'node:crypto';
-import { compareVersions } from '../policy/version.js';
+import { compareVersions } from '../shared/version.js';
 import type { Db } from './db/engine.js';
 import { downloadUrl, type Links } from './views.js';
 import type { NoteSigner } from '../tlog/note.js';
@@ -129,7 +129,7 @@ async function readCatalog(db: Db, box: CatalogBox): Promise<CatalogRow[]> {
   );
 }
 
-export async function render(db: Db, box: CatalogBox, links: Links, signing?: Signing) {
+async function render(db: Db, box: CatalogBox, links: Links, signing?: Signing) {
   const all = await readCatalog(db, box);
   const rows = all.filter((r) => r.kind === 'p');
   const byVersion = new Map<string, { version: string; status: string; description: string; providers: Record<string, unknown>[] }>();

@@ -15,7 +15,7 @@ import { BoxsigError, isRefusalCode, refuse, usage, type ErrorCode } from '../er
 import { inspectBox } from '../box/verify.js';
 import { signBox, type SignOptions } from '../box/sign.js';
 import type { BoxIdentity } from '../manifest/manifest.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { CHUNK_SIZE } from '../shared/limits.js';
 import { architectureName, boxName, orgName, providerName, versionName, UNKNOWN_ARCHITECTURE } from './names.js';
 import { verifyPublishProofs, type PublishedLogEntry, type RegistryContext } from '../vagrant/registry-log.js';
 import { defaultTrust } from '../box/verify.js';
@@ -130,6 +130,7 @@ async function identityOf(box: string, opts: PublishOptions): Promise<{ id: BoxI
   return { id: { name, version, provider, ...(architecture ? { architecture } : {}) }, signed: info.signed };
 }
 
+// long: the publication protocol in order (create, upload, check what was received, release); each step is one call
 export async function publishBox(box: string, opts: PublishOptions): Promise<PublishResult> {
   boxFileSize(box);
   if (!opts.token) throw usage('no registry token: set BOXSIG_REGISTRY_TOKEN');

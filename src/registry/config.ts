@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError } from '../errors.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import type { S3Options } from './blobs/s3.js';
 
 export interface RegistryConfig {
@@ -59,7 +59,7 @@ export interface RegistryConfig {
   escrowKeyFile: string | null;
 }
 
-export const DEFAULTS: RegistryConfig = {
+const DEFAULTS: RegistryConfig = {
   listen: { host: '127.0.0.1', port: 8484 },
   publicUrl: null,
   data: null,

@@ -9,7 +9,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BoxsigError, toBoxsigError } from '../errors.js';
-import { parseUntrustedJson } from '../manifest/json.js';
+import { parseUntrustedJson } from '../shared/json.js';
 import type { Principal } from './auth.js';
 import type { Registry, BoxPath, VersionPath, ProviderPath } from './registry.js';
 import type { Links } from './views.js';
@@ -79,6 +79,7 @@ export interface AppOptions {
   logger?: boolean | object;
 }
 
+// long: the route table: one short handler per endpoint, in the order of docs/REGISTRY.md
 export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,

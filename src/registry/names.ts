@@ -6,10 +6,10 @@
  * registry land in the same directory of a case-insensitive Vagrant home.
  */
 import { usage } from '../errors.js';
-import { architectureProblem, nameProblem, providerProblem, versionProblem } from '../manifest/manifest.js';
+import { architectureProblem, nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
 
 const PART_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
-export const ROLES = ['read', 'publish', 'admin'] as const;
+const ROLES = ['read', 'publish', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 export const UNKNOWN_ARCHITECTURE = 'unknown';
 

@@ -19,7 +19,7 @@ export function openKeyEncryption(config: Pick<RegistryConfig, 'escrowKeyFile'>,
   return loadKeyEncryption(config.escrowKeyFile, env.BOXSIG_REGISTRY_ESCROW_KEY);
 }
 
-export const EMBEDDED_DB = 'registry.db';
+const EMBEDDED_DB = 'registry.db';
 
 export async function openDatabase(config: Pick<RegistryConfig, 'database' | 'data'>): Promise<Db> {
   let db: Db;
@@ -40,7 +40,7 @@ export async function openDatabase(config: Pick<RegistryConfig, 'database' | 'da
   return db;
 }
 
-export async function openBlobs(config: Pick<RegistryConfig, 's3' | 'data'>): Promise<BlobStore> {
+async function openBlobs(config: Pick<RegistryConfig, 's3' | 'data'>): Promise<BlobStore> {
   if (config.s3) {
     const { S3BlobStore } = await import('./blobs/s3.js');
     return new S3BlobStore(config.s3);

@@ -33,7 +33,7 @@ export interface Publication {
 const STOP = Symbol('prefix read');
 
 /** The `.boxsig/` prefix of a stored box (an empty prefix for an unsigned one). */
-export async function readStoredPrefix(blobs: BlobStore, objectKey: string): Promise<BoxsigPrefix> {
+async function readStoredPrefix(blobs: BlobStore, objectKey: string): Promise<BoxsigPrefix> {
   const { stream } = await blobs.read(objectKey, 0);
   let prefix: BoxsigPrefix | null = null;
   try {

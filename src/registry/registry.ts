@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
-import { isPlainObject } from '../manifest/json.js';
+import { isPlainObject } from '../shared/json.js';
 import { authenticate, authorize, allowed, bearerOf, hashToken, type Principal } from './auth.js';
 import { isUniqueViolation, nowText, type Db, type Sql } from './db/engine.js';
 import type { BlobStore } from './blobs/store.js';
@@ -130,7 +130,7 @@ function unreadable(p: Principal | null, name: string): BoxsigError {
 }
 
 /** Upload URLs one token may hold unused at once (each is a row until it expires). */
-export const OPEN_UPLOADS_PER_TOKEN = 100;
+const OPEN_UPLOADS_PER_TOKEN = 100;
 
 /**
  * Upload sessions are bounded per token: asking again for the same provider

@@ -4,10 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BoxsigError, usage } from '../errors.js';
-import { compareVersions } from '../policy/version.js';
+import { compareVersions } from '../shared/version.js';
 import { actorOf, type Principal } from './auth.js';
 import { nowText, type Sql } from './db/engine.js';
-import { fold, isLookupName, shown, UNKNOWN_ARCHITECTURE } from './names.js';
+import { fold, isLookupName, shown } from './names.js';
 import { isKeyEvent, logKeyEvent } from './log/events.js';
 
 export interface OrgRow {
@@ -135,10 +135,6 @@ export function sameVersion(rows: VersionRow[], version: string): VersionRow | u
   return rows.find((r) => compareVersions(r.version, version) === 0);
 }
 
-export function isPublished(v: Pick<VersionRow, 'status'>, p: Pick<ProviderRow, 'blob_sha256'>): boolean {
-  return v.status === 'active' && p.blob_sha256 !== null;
-}
-
 export async function audit(
   q: Sql,
   actor: Principal | null,
@@ -158,5 +154,3 @@ export async function audit(
     JSON.stringify(details),
   ]);
 }
-
-export { UNKNOWN_ARCHITECTURE };

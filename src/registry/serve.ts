@@ -42,6 +42,7 @@ function loggerOptions(config: RegistryConfig) {
 export async function serve(config: RegistryConfig, opts: ServeOptions = {}): Promise<RunningRegistry> {
   const logEnabled = opts.log ?? true;
   // the app is built first so that the registry logs through its logger
+  // eslint-disable-next-line prefer-const -- assigned once, below, but the logger closes over it first
   let app!: FastifyInstance;
   const log: Log = {
     info: (o, m) => app?.log.info(o, m),

@@ -12,18 +12,19 @@ import { mergeCert, userIdText, writeCert, type Cert, type Sig } from '../keys/c
 import { BOXSIG_UID_PREFIX } from '../keys/certify.js';
 import { CERTIFICATION_TYPES, SIGTYPE, writePackets } from '../keys/packets.js';
 import { armorPublicKey } from '../keys/pgp.js';
-import { globMatches, globProblem } from '../policy/glob.js';
+import { globMatches, globProblem } from '../shared/glob.js';
 import { claimsIssuer, isHardReason } from '../keys/revocation.js';
 import { memoryKeySource } from '../keys/signers.js';
-import { parseUntrustedJson } from '../manifest/json.js';
+import { parseUntrustedJson } from '../shared/json.js';
 import { validateConfig, type ConfigDoc, type ConfigLayer } from '../policy/config.js';
 import { decideTrust, type Decision } from '../policy/decide.js';
-import { keyLookups, type TrustView, type Verdict } from '../box/judge.js';
+import { type TrustView, type Verdict } from '../box/judge.js';
+import { keyLookups } from '../keys/signers.js';
 import type { TrustRecord, TrustState } from '../trust/store.js';
 import { nowText, type Sql } from './db/engine.js';
 import { lowerCaseGlobProblem } from './names.js';
 
-export const MAX_POLICY_BYTES = 1024 * 1024;
+const MAX_POLICY_BYTES = 1024 * 1024;
 
 /** Validate a policy document (the boxsig.json format) given by an admin. */
 export function parsePolicy(bytes: Uint8Array | string, source: string): ConfigDoc {
@@ -106,7 +107,7 @@ function recordOf(rows: Array<SignerRow & { dropped?: boolean }>): TrustRecord |
  * and so, in turn, are the keys it vouched for. Revocations come only from
  * the org's admins and can only take trust away.
  */
-export function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
+function withoutRevokedVouchers<R extends SignerRow>(rows: R[], revocations: readonly Sig[]): Array<R & { dropped: boolean }> {
   const out = rows.map((r) => ({ ...r, dropped: false }));
   const byFpr = new Map(out.map((r) => [r.fingerprint, r]));
   for (let changed = true; changed;) {

@@ -229,7 +229,7 @@ function precheckIdentity(prefix: BoxsigPrefix, expect: Required<Omit<ExpectedId
  * differs from the provider's architecture is the wrong box. A provider
  * declared without architecture ("unknown") takes any.
  */
-export function checkSignedArchitecture(declared: string, signed: string | undefined, where: string): void {
+function checkSignedArchitecture(declared: string, signed: string | undefined, where: string): void {
   if (declared === UNKNOWN_ARCHITECTURE || signed === undefined) return;
   if (signed !== declared) {
     throw refuse('WRONG_BOX', `${where} says architecture ${signed}, but this provider is for ${declared}`, { architecture: signed, expected: declared });

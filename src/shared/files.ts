@@ -1,11 +1,16 @@
 /**
- * File-system helpers for inputs boxsig does not control: a file read with a
- * cap on what is read (a device or a FIFO never ends), and a directory tree
- * made one level at a time (Node's recursive mkdir loops forever where mkdir
- * answers ENOENT under an existing parent, as in /proc).
+ * File-system helpers used by every layer: a file read with a cap on what is
+ * read (a device or a FIFO never ends), a byte range read whole, a directory
+ * tree made one level at a time (Node's recursive mkdir loops forever where
+ * mkdir answers ENOENT under an existing parent, as in /proc), atomic writes
+ * (temporary file, fsync, rename, fsync the directory) and the names of
+ * temporary files, which carry the writer's pid so that the next process can
+ * remove what a killed one left.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { refuse } from '../errors.js';
 
 /** What a key file, a revocation or a certificate read from a path may hold. */
 export const KEY_FILE_LIMIT = 16 * 1024 * 1024;
@@ -77,4 +82,104 @@ function statOrNull(p: string): fs.Stats | null {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
+}
+
+/** Read exactly `length` bytes of `file` from `start`; a file that ends before is MALFORMED (`short` says why). */
+export async function readRange(file: string, start: number, length: number, short: string): Promise<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let off = 0;
+    while (off < length) {
+      const { bytesRead } = await fh.read(buf, off, length - off, start + off);
+      if (bytesRead === 0) throw refuse('MALFORMED', short);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** `<file>.<kind>-<pid>-<8 hex>`: the name of a temporary file or a lock set aside by process `pid`. */
+export function scratchName(file: string, kind: 'tmp' | 'new' | 'stale'): string {
+  return `${file}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Write a file atomically: temporary file, fsync, rename, fsync the directory. */
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
+  const tmp = scratchName(file, 'tmp');
+  const fd = fs.openSync(tmp, 'wx', mode);
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(file);
+}
+
+export function fsyncDir(file: string): void {
+  const dir = path.dirname(file);
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // not supported on every platform
+  }
+}
+
+/** Whether a process with this pid exists (on this host). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The temporary file boxsig writes next to `target` before renaming it into
+ * place: `.<name>.boxsig-<pid>-<random>.tmp` in the same directory.
+ */
+export function tempSibling(target: string, random: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.boxsig-${process.pid}-${random}.tmp`);
+}
+
+/**
+ * Remove temporary siblings of `target` left by boxsig processes that no
+ * longer exist (killed with SIGKILL, or by a power cut). Returns their paths.
+ */
+export function removeStaleSiblings(target: string): string[] {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.boxsig-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]+\.tmp$/.exec(n.slice(prefix.length));
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, n), { force: true });
+    removed.push(path.join(dir, n));
+  }
+  return removed;
 }

@@ -14,7 +14,7 @@ const USERINFO_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi;
 /** `?name=value` or `&name=value` in free text where the name looks secret. */
 const SECRET_PARAM_IN_TEXT = /([?&]([^=&#\s]*)=)([^&#\s"'<>]*)/g;
 
-export const REDACTED = 'REDACTED';
+const REDACTED = 'REDACTED';
 
 function redactQuery(search: string): string {
   return search.replace(SECRET_PARAM_IN_TEXT, (all, head: string, name: string, value: string) =>

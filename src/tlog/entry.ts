@@ -18,11 +18,11 @@
  * parse what they verified against a checkpoint.
  */
 import { refuse } from '../errors.js';
-import { canonicalJson, isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { canonicalJson, isPlainObject, parseUntrustedJson } from '../shared/json.js';
 
-export const ENTRY_VERSION = 1;
+const ENTRY_VERSION = 1;
 /** An entry is small; a bigger one is refused before it is parsed. */
-export const MAX_ENTRY_BYTES = 64 * 1024;
+const MAX_ENTRY_BYTES = 64 * 1024;
 
 export interface PublicationEntry {
   v: 1;

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 
-export const HASH_SIZE = 32;
+const HASH_SIZE = 32;
 
 export function leafHash(data: Uint8Array): Buffer {
   return createHash('sha256')

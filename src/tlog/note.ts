@@ -40,11 +40,12 @@ export interface NoteVerifier {
 }
 
 /** Key names: non-empty, no white space, no `+` (as the spec and Go). */
-export function isValidKeyName(name: string): boolean {
+function isValidKeyName(name: string): boolean {
+  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
   return name.length > 0 && name.length <= 256 && !/[\s+]/u.test(name) && !/[\u0000-\u001f\u007f]/.test(name);
 }
 
-export function keyIdOf(name: string, publicKey: Buffer): number {
+function keyIdOf(name: string, publicKey: Buffer): number {
   const h = createHash('sha256')
     .update(name)
     .update('\n')
@@ -77,7 +78,7 @@ function rawSeed(k: KeyObject): Buffer {
   return Buffer.from(der.subarray(der.length - 32));
 }
 
-export function verifierKeyString(name: string, publicKey: Buffer): string {
+function verifierKeyString(name: string, publicKey: Buffer): string {
   return `${name}+${hex8(keyIdOf(name, publicKey))}+${Buffer.concat([Buffer.from([ALG_ED25519]), publicKey]).toString('base64')}`;
 }
 
@@ -161,6 +162,7 @@ export function signNote(text: string, signers: NoteSigner[]): string {
 }
 
 function checkText(text: string): void {
+  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
   if (!text.endsWith('\n') || /[\u0000-\u0009\u000b-\u001f]/.test(text) || text.includes('\uFFFD')) {
     throw new BoxsigError('INTERNAL', 'internal error: a note text must end with a newline and hold no control characters');
   }
@@ -182,6 +184,7 @@ export function openNote(bytes: Uint8Array | string, verifier: NoteVerifier, wha
   const malformed = (why: string) => refuse('MALFORMED', `${what} is not a signed note: ${why}`);
   if (buf.length > MAX_NOTE_BYTES) throw malformed(`it is larger than ${MAX_NOTE_BYTES} bytes`);
   const msg = new TextDecoder('utf-8', { fatal: false }).decode(buf);
+  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
   if (msg.includes('\uFFFD') || /[\u0000-\u0009\u000b-\u001f]/.test(msg)) throw malformed('it is not UTF-8 text without control characters');
   const at = msg.lastIndexOf('\n\n');
   if (at < 0) throw malformed('no signature block');

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { refuse } from '../errors.js';
 import { openNote, signNote, type NoteSigner, type NoteVerifier } from './note.js';
 
-export const STATEMENT_HEADER = 'boxsig-catalog/v1';
+const STATEMENT_HEADER = 'boxsig-catalog/v1';
 
 export interface CatalogStatement {
   origin: string;
@@ -56,7 +56,7 @@ export function entriesDigest(entries: StatementEntry[]): string {
   return h.digest('hex');
 }
 
-export function statementText(s: CatalogStatement): string {
+function statementText(s: CatalogStatement): string {
   return [
     STATEMENT_HEADER,
     `origin ${s.origin}`,

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BoxsigError, describeCause } from '../errors.js';
-import { attachSignatures, mergeCert, splitCerts, userIdText, writeCert, type Cert, type Sig } from '../keys/cert.js';
+import { mergeCert, splitCerts, userIdText, writeCert, type Cert, type Sig } from '../keys/cert.js';
 import { writeKeyFile } from '../keys/files.js';
 import { handleOf, openKey } from '../keys/handle.js';
 import type { KeyData } from '../keys/keys.js';

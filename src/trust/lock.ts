@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError } from '../errors.js';
+import { processAlive, scratchName } from '../shared/files.js';
 
 interface LockInfo {
   pid: number;
@@ -23,21 +24,6 @@ interface LockInfo {
 }
 
 const STALE_MS = 60_000;
-
-/** Whether a process with this pid exists (on this host). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** `<file>.<kind>-<pid>-<8 hex>`: the name of a temporary file or a lock set aside by process `pid`. */
-function scratchName(file: string, kind: 'tmp' | 'new' | 'stale'): string {
-  return `${file}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
-}
 
 /** Matches every scratch name above, and the keys layer's `.<file>.tmp-<pid>-<hex>`. */
 const SCRATCH = /\.(?:tmp|new|stale)-(\d+)-[0-9a-f]{6,32}$/;
@@ -190,41 +176,5 @@ export class FileLock {
     const cur = readInfo(this.file);
     if (cur && cur.token === this.token) fs.rmSync(this.file, { force: true });
     this.token = null;
-  }
-}
-
-/** Write a file atomically: temporary file, fsync, rename, fsync the directory. */
-export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
-  const tmp = scratchName(file, 'tmp');
-  const fd = fs.openSync(tmp, 'wx', mode);
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(file);
-}
-
-export function fsyncDir(file: string): void {
-  const dir = path.dirname(file);
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // not supported on every platform
   }
 }

@@ -4,8 +4,9 @@
  * what was written under that lock (never from a second, unlocked read).
  */
 import { usage } from '../errors.js';
-import { nameProblem, formatTime } from '../manifest/manifest.js';
-import { globProblem } from '../policy/glob.js';
+import { formatTime } from '../manifest/manifest.js';
+import { nameProblem } from '../manifest/names.js';
+import { globProblem } from '../shared/glob.js';
 import { acceptKey, forgetKey, forgetName, pinKey, type Forgotten } from './records.js';
 import type { RetiredKey, TrustRecord, TrustStore } from './store.js';
 

@@ -9,7 +9,7 @@ import type { HistoryEvent, RetiredKey, TrustRecord, TrustState } from './store.
 /** History kept per name (oldest events are dropped first). */
 export const MAX_HISTORY = 50;
 /** Replaced keys kept per name (the oldest is forgotten first). */
-export const MAX_RETIRED = 32;
+const MAX_RETIRED = 32;
 
 /** Keys trust on first use adds to the record of a name. */
 export interface KeyChange {
@@ -31,7 +31,7 @@ export interface AcceptedBox {
   newHighest: boolean;
 }
 
-export function pushHistory(history: HistoryEvent[], e: HistoryEvent): void {
+function pushHistory(history: HistoryEvent[], e: HistoryEvent): void {
   history.push(e);
   if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
 }

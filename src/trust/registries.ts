@@ -16,11 +16,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BoxsigError } from '../errors.js';
-import { isPlainObject } from '../manifest/json.js';
-import { writeFileAtomic } from './lock.js';
+import { isPlainObject } from '../shared/json.js';
+import { writeFileAtomic } from '../shared/files.js';
 import type { TrustStore } from './store.js';
 
-export const REGISTRIES_FORMAT = 1;
+const REGISTRIES_FORMAT = 1;
 
 export interface SeenCheckpoint {
   size: number;
@@ -45,7 +45,7 @@ export interface RegistryRecord {
 
 export type RegistriesState = Map<string, RegistryRecord>;
 
-export function registriesFile(store: TrustStore): string {
+function registriesFile(store: TrustStore): string {
   return path.join(store.home, 'registries.json');
 }
 

@@ -16,13 +16,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BoxsigError } from '../errors.js';
-import { isPlainObject } from '../manifest/json.js';
-import { FileLock, writeFileAtomic } from './lock.js';
+import { isPlainObject } from '../shared/json.js';
+import { FileLock } from './lock.js';
+import { writeFileAtomic } from '../shared/files.js';
 import { Keyring } from './keyring.js';
 
-export { Keyring, type ImportedKey, type ImportResult } from './keyring.js';
-
-export const TRUST_FORMAT = 1;
+const TRUST_FORMAT = 1;
 
 export interface HistoryEvent {
   time: string;

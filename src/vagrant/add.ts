@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { BoxsigError, refuse, usage, ioError } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from '../shared/limits.js';
 import { readBox, type FileSink } from '../box/reader.js';
 import { checkMetadataAgrees, judge, readMetadata, type Verdict } from '../box/judge.js';
 import { defaultTrust, overridesFrom, type VerifyOptions } from '../box/verify.js';
@@ -20,7 +20,8 @@ import type { BoxIdentity } from '../manifest/manifest.js';
 import { nameProblem, providerProblem, statedArchitecture, versionProblem } from '../manifest/names.js';
 import { deferInterrupts, onInterrupt } from '../interrupt.js';
 import { CHECKSUM_TYPES, chooseFromCatalog, parseCatalog, type CatalogChoice } from './catalog.js';
-import { DEFAULT_SERVER, httpRequest, readLimited, scrubUrl, withServerToken, type HttpOptions } from './http.js';
+import { DEFAULT_SERVER, httpRequest, readLimited, withServerToken, type HttpOptions } from './http.js';
+import { scrubUrl } from '../shared/urls.js';
 import { boxLocation, checkLocation, describeBox, vagrantHome, type BoxPlace } from './home.js';
 import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement, type LayoutChoice } from './architecture.js';
 import { checkArchitecture } from '../box/architecture.js';
@@ -141,6 +142,7 @@ function withHint(e: unknown, hint: string): unknown {
   return e instanceof BoxsigError && !e.hint ? new BoxsigError(e.code, e.message, e.details, hint) : e;
 }
 
+// long: the add pipeline (source, catalog choice, open, judge, install); to be split into named steps as readBox and signBox are
 export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<AddResult> {
   const cwd = opts.cwd ?? process.cwd();
   const http: HttpOptions = {

@@ -21,7 +21,7 @@ import { architectureProblem } from '../manifest/names.js';
 import { listInstalled, type BoxPlace } from './home.js';
 
 export type Layout = '2.3' | '2.4';
-export const LAYOUTS: readonly Layout[] = ['2.3', '2.4'];
+const LAYOUTS: readonly Layout[] = ['2.3', '2.4'];
 
 /** Node's `process.arch` as Vagrant (through Ruby's `target_cpu`) names it. */
 const VAGRANT_NAMES = new Map<string, string>([
@@ -100,7 +100,7 @@ export function layoutOfVersion(version: string): Layout {
  * Runs `vagrant --version` only when neither the option nor the environment
  * decides.
  */
-export async function resolveLayout(home: string, opts: { layout?: string; env?: NodeJS.ProcessEnv } = {}): Promise<LayoutChoice> {
+async function resolveLayout(home: string, opts: { layout?: string; env?: NodeJS.ProcessEnv } = {}): Promise<LayoutChoice> {
   const env = opts.env ?? process.env;
   const given = parseLayout(opts.layout, '--layout');
   if (given) return { layout: given, reason: `--layout ${given}` };

@@ -8,11 +8,11 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BoxsigError, refuse, usage } from '../errors.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
-import { LIMITS } from '../archive/limits.js';
+import { refuse, usage } from '../errors.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
+import { LIMITS } from '../shared/limits.js';
 import { identityProblems, UNKNOWN_ARCHITECTURE } from '../manifest/names.js';
-import { compareVersionKeys, parseConstraints, satisfies, versionKey } from '../policy/version.js';
+import { compareVersionKeys, parseConstraints, satisfies, versionKey } from '../shared/version.js';
 
 export interface CatalogProvider {
   name: string;
@@ -124,7 +124,7 @@ function hasArchitectureInfo(p: CatalogProvider): boolean {
  * architecture either, so that an entry stating another architecture is
  * never installed on this host without being asked for.)
  */
-export function providerEntry(v: CatalogVersion, name: string, want: ArchitectureWanted): CatalogProvider | undefined {
+function providerEntry(v: CatalogVersion, name: string, want: ArchitectureWanted): CatalogProvider | undefined {
   const entries = v.providers.filter((p) => p.name === name);
   if (!want.auto) return entries.find((p) => p.architecture === want.architecture);
   return (
@@ -161,7 +161,7 @@ function wantedText(want: ArchitectureWanted): string {
  * Resolve a provider URL the way Vagrant 2.3 does: anything without a scheme
  * is a local path relative to the current directory; `file://` URLs are paths.
  */
-export function resolveBoxUrl(url: string, cwd: string): string {
+function resolveBoxUrl(url: string, cwd: string): string {
   if (/^[a-z0-9]+:/i.test(url) && !/^[a-z]:[\\/]/i.test(url)) {
     if (url.toLowerCase().startsWith('file://')) {
       try {

@@ -17,9 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BoxsigError, refuse } from '../errors.js';
 import { architectureProblem, boxDirName, boxNameFromDir, identityProblems, nameProblem, providerProblem, versionProblem } from '../manifest/names.js';
-import { compareVersions } from '../policy/version.js';
-
-export { boxDirName, boxNameFromDir } from '../manifest/names.js';
+import { compareVersions } from '../shared/version.js';
 
 export function vagrantHome(explicit?: string): string {
   if (explicit) return path.resolve(explicit);

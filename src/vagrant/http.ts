@@ -21,8 +21,6 @@ import { Readable } from 'node:stream';
 import { BoxsigError, describeCause, usage } from '../errors.js';
 import { scrubUrl, splitCredentials } from '../shared/urls.js';
 
-export { scrubUrl } from '../shared/urls.js';
-
 export interface HttpOptions {
   /** Accept any TLS certificate (like `vagrant box add --insecure`). */
   insecure?: boolean;
@@ -48,7 +46,7 @@ export interface HttpResponse {
 }
 
 /** As curl's default in Vagrant's downloader is generous, but a loop must end. */
-export const MAX_REDIRECTS = 10;
+const MAX_REDIRECTS = 10;
 
 // ---- the dispatcher (proxy, TLS, timeouts) --------------------------------------
 
@@ -148,6 +146,7 @@ export function parseHostHeaders(json: string, source: string): HostHeaders {
     const headers: Array<[string, string]> = [];
     for (const h of list as unknown[]) {
       const m = typeof h === 'string' ? /^([^:]+):[ \t]*(.*)$/s.exec(h) : null;
+      // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
       if (!m || !HEADER_NAME.test(m[1]) || /[\x00-\x08\x0a-\x1f\x7f]/.test(m[2])) bad(`a header for ${host} is not of the form "Name: value" on one line`);
       headers.push([m![1], m![2]]);
     }
@@ -166,6 +165,7 @@ export function parseHostHeaders(json: string, source: string): HostHeaders {
 export function withServerToken(hostHeaders: HostHeaders | undefined, env: NodeJS.ProcessEnv = process.env): HostHeaders | undefined {
   const token = env.VAGRANT_CLOUD_TOKEN;
   if (!token) return hostHeaders;
+  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
   if (/[\x00-\x1f\x7f]/.test(token)) throw new BoxsigError('CONFIG', 'VAGRANT_CLOUD_TOKEN holds a control character');
   let host: string;
   try {
@@ -213,7 +213,7 @@ function quietUndiciWarning(): void {
 const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ERR_OSSL)/;
 
 /** Any failure of a request or of its body, as a NETWORK error a person can act on. */
-export function networkError(url: string | URL, e: unknown): BoxsigError {
+function networkError(url: string | URL, e: unknown): BoxsigError {
   if (e instanceof BoxsigError) return e;
   const err = e as Error & { cause?: unknown };
   const cause = (err?.cause ?? err) as NodeJS.ErrnoException;

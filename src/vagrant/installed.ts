@@ -15,7 +15,8 @@ import type * as openpgp from 'openpgp';
 import { toBoxsigError } from '../errors.js';
 import { defaultTrust, verifyDir } from '../box/verify.js';
 import type { ConfigLayer } from '../policy/config.js';
-import { Keyring, TrustStore, type TrustState } from '../trust/store.js';
+import { TrustStore, type TrustState } from '../trust/store.js';
+import { Keyring } from '../trust/keyring.js';
 import { scanInstalled, vagrantHome, type InstalledBox } from './home.js';
 
 export interface InstalledVerdict {

@@ -11,8 +11,6 @@ import type { TrustStore } from '../trust/store.js';
 import { vagrantHome } from './home.js';
 import { recoverVagrantHome, type RecoveryAction } from './staging.js';
 
-export type { RecoveryAction } from './staging.js';
-
 export function recoverAfterCrash(opts: { vagrantHome?: string; store?: TrustStore } = {}): RecoveryAction[] {
   const actions = recoverVagrantHome(vagrantHome(opts.vagrantHome));
   // the trust store's debris belongs to the store: it recovers itself when it knows how

@@ -15,13 +15,13 @@
 import { mergeCert, type Cert, type Sig } from '../keys/cert.js';
 import { readKeyData } from '../keys/keys.js';
 import { memoryKeySource, type KeySource } from '../keys/signers.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import type { TrustView } from '../box/judge.js';
 import type { TrustStore } from '../trust/store.js';
 import { keyRevocation, verifiedRevocations } from '../keys/revocation.js';
 import { httpRequest, readLimited, type HttpOptions } from './http.js';
 
-export const MAX_SERVED_KEYS_BYTES = 4 * 1024 * 1024;
+const MAX_SERVED_KEYS_BYTES = 4 * 1024 * 1024;
 const MAX_SERVED_ITEMS = 256;
 
 export interface ServedKeys {
@@ -47,7 +47,7 @@ export async function fetchRegistryKeys(server: string, name: string, http: Http
 }
 
 /** Read the served document: `keys[].armored` and `revocations[]`, each bounded and read by boxsig's own packet reader. */
-export async function parseServedKeys(bytes: Buffer, what: string): Promise<KeySource> {
+async function parseServedKeys(bytes: Buffer, what: string): Promise<KeySource> {
   const doc = parseUntrustedJson(bytes, what, MAX_SERVED_KEYS_BYTES);
   if (!isPlainObject(doc)) return memoryKeySource([], []);
   const keys = Array.isArray(doc.keys) ? doc.keys.slice(0, MAX_SERVED_ITEMS) : [];
@@ -68,7 +68,7 @@ export async function parseServedKeys(bytes: Buffer, what: string): Promise<KeyS
 }
 
 /** The keyring of `base` with the served copies merged in and the served revocations applied. */
-export function withServedKeys(base: KeySource, served: KeySource): KeySource {
+function withServedKeys(base: KeySource, served: KeySource): KeySource {
   return {
     async cert(fpr) {
       const mine = await base.cert(fpr);

@@ -18,7 +18,7 @@
  * against what other processes recorded meanwhile.
  */
 import { BoxsigError, refuse } from '../errors.js';
-import { isPlainObject, parseUntrustedJson } from '../manifest/json.js';
+import { isPlainObject, parseUntrustedJson } from '../shared/json.js';
 import { registryOrigin, type ConfigLayer } from '../policy/config.js';
 import { readRegistries, updateRegistries, type RegistryRecord, type SeenCheckpoint } from '../trust/registries.js';
 import type { TrustStore } from '../trust/store.js';
@@ -78,7 +78,7 @@ const short = (k: string) => escapeLine(k.length > 80 ? `${k.slice(0, 77)}…` :
  * else (first use) the key the server offers. `offered`: the key the
  * server presents, if any.
  */
-export function registryVerifier(ctx: RegistryContext, offered: string | null): { verifier: NoteVerifier; firstUse: boolean } {
+function registryVerifier(ctx: RegistryContext, offered: string | null): { verifier: NoteVerifier; firstUse: boolean } {
   const pins = pinnedKeys(ctx.layers, ctx.origin);
   for (const p of pins.slice(1)) {
     if (p.key !== pins[0].key) {
@@ -112,7 +112,7 @@ function keyChanged(ctx: RegistryContext, expected: string, offered: string, pin
 // ---- checkpoints ----
 
 /** Is `cp` consistent with what was seen before (`seen`)? Refuses a split view. */
-export async function checkConsistent(ctx: RegistryContext, seen: SeenCheckpoint | undefined, cp: Checkpoint): Promise<void> {
+async function checkConsistent(ctx: RegistryContext, seen: SeenCheckpoint | undefined, cp: Checkpoint): Promise<void> {
   if (!seen) return;
   const seenRoot = Buffer.from(seen.root, 'base64');
   const splitView = (why: string) =>
@@ -220,7 +220,7 @@ export interface CatalogPick {
   checksum?: string;
 }
 
-export class SignedCatalog {
+class SignedCatalog {
   constructor(
     private readonly ctx: RegistryContext,
     readonly verifier: NoteVerifier,

@@ -14,14 +14,15 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { create } from 'tar';
 import { BoxsigError, refuse, usage } from '../errors.js';
-import { CHUNK_SIZE } from '../archive/limits.js';
+import { CHUNK_SIZE } from '../shared/limits.js';
 import { showPath } from '../archive/paths.js';
 import { readDirPrefix, walkBoxDir, type DirFile } from '../box/dir.js';
-import { checkSigners } from '../box/judge.js';
+import { checkSigners } from '../keys/signers.js';
 import { signBox, type SignOptions, type SignResult } from '../box/sign.js';
 import { parseManifest, type Manifest } from '../manifest/manifest.js';
 import { architecturesAgree, identityProblems, statedArchitecture } from '../manifest/names.js';
-import { removeOnInterrupt, removeStaleSiblings, tempSibling } from '../interrupt.js';
+import { removeOnInterrupt } from '../interrupt.js';
+import { removeStaleSiblings, tempSibling } from '../shared/files.js';
 import { describeBox, findInstalled, vagrantHome, type BoxLocation, type BoxPlace } from './home.js';
 import { explicitArchitecture, hostArchitecture } from './architecture.js';
 import { recoverVagrantHome } from './staging.js';
@@ -117,7 +118,7 @@ async function fileChanges(found: DirFile[], m: Manifest): Promise<BoxChange[]> 
 }
 
 /** Every difference between the installed box and its own manifest; null when it carries none. */
-export async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
+async function changesSinceInstall(dir: string, box: BoxPlace, now = new Date()): Promise<BoxChange[] | null> {
   const prefix = readDirPrefix(dir);
   const found = walkBoxDir(dir); // refuses links and special files, like verification does
   if (!prefix.present) return null;

@@ -27,7 +27,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError, ioError } from '../errors.js';
-import { processAlive, removeTree } from '../interrupt.js';
+import { removeTree } from '../interrupt.js';
+import { processAlive } from '../shared/files.js';
 import { makeDirs } from '../shared/files.js';
 import { boxesDir, boxLocation, checkLocation, checkNoLinks, describeBox, type BoxLocation, type BoxPlace } from './home.js';
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { applyOverrides, resolvePolicy, validateConfig, type ConfigLayer } from '../../src/policy/config.js';
-import { compareSpecificity, globMatches, globProblem, globWithin, matchingGlobs } from '../../src/policy/glob.js';
+import { compareSpecificity, globMatches, globProblem, globWithin, matchingGlobs } from '../../src/shared/glob.js';
 
 const fpr = (c: string) => c.repeat(40);
 const [A, B, C, ORG] = ['A', 'B', 'C', 'E'].map(fpr);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { compareVersionKeys, compareVersions, isGemVersion, isPrerelease, parseConstraints, satisfies, versionKey } from '../../src/policy/version.js';
+import { compareVersionKeys, compareVersions, isGemVersion, isPrerelease, parseConstraints, satisfies, versionKey } from '../../src/shared/version.js';
 import { requireTool } from '../helpers.js';
 
 const VERSIONS = [

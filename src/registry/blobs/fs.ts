@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BoxsigError, ioError } from '../../errors.js';
-import { CHUNK_SIZE } from '../../archive/limits.js';
-import { fsyncDir } from '../../trust/lock.js';
+import { CHUNK_SIZE } from '../../shared/limits.js';
+import { fsyncDir } from '../../shared/files.js';
 import { checkKey, isObjectKey, type BlobStore, type BlobWriter, type StoredObject } from './store.js';
 
 const PART = '.part';

@@ -38,7 +38,7 @@ export interface S3Options {
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 
-export function s3Error(what: string, e: unknown): BoxsigError {
+function s3Error(what: string, e: unknown): BoxsigError {
   if (e instanceof BoxsigError) return e;
   const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; code?: string };
   const status = err.$metadata?.httpStatusCode;

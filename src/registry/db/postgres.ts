@@ -21,7 +21,7 @@ const MIGRATION_LOCK = 0x626f78736967;
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
 /** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
+function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

@@ -38,6 +38,7 @@ const MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'registry core: orgs, tokens, boxes, versions, providers, blobs, uploads, trust, publications, audit',
+    // long: the SQL of the first schema, one statement per table and index
     statements: (d) => [
       `CREATE TABLE orgs (
         id TEXT PRIMARY KEY,
@@ -224,7 +225,7 @@ const MIGRATIONS: Migration[] = [
   },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 /** Bring the schema up to date; safe when several processes start at once. */
 export async function migrate(db: Db): Promise<{ applied: number[] }> {

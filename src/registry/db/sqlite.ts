@@ -101,8 +101,6 @@ export class SqliteDb implements Db {
     const release = await this.mutex.lock();
     try {
       return await fn();
-    } catch (e) {
-      throw e;
     } finally {
       release();
     }

@@ -13,7 +13,7 @@ import { userIdText, writeCert, type Cert } from '../../keys/cert.js';
 import { BOXSIG_UID_PREFIX } from '../../keys/certify.js';
 import { writeKeyFile } from '../../keys/files.js';
 import * as pgp from '../../keys/pgp.js';
-import { globMatches } from '../../policy/glob.js';
+import { globMatches } from '../../shared/glob.js';
 import { operator, type Principal } from '../auth.js';
 import { nowText, type Db, type Sql } from '../db/engine.js';
 import { shown } from '../names.js';

@@ -9,7 +9,7 @@
  * The role is checked before any key is read.
  */
 import { usage } from '../../errors.js';
-import { isPlainObject } from '../../manifest/json.js';
+import { isPlainObject } from '../../shared/json.js';
 import { authorize, type Principal } from '../auth.js';
 import { mustOrg } from '../rows.js';
 import { addOrgKeyFiles } from '../admin.js';

@@ -80,7 +80,7 @@ export async function heldOrgKey(q: Sql, orgId: string): Promise<HeldRow | null>
 }
 
 /** The user IDs of a box's escrow key: the first says it is registry-managed (what `boxsig verify` shows). */
-export function escrowUserIds(full: string): string[] {
+function escrowUserIds(full: string): string[] {
   return [`${full} (registry-managed escrow key)`, `boxsig:${full}`];
 }
 

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { BoxsigError, refuse } from '../../errors.js';
 import { buildGzipPrefix, buildPlainPrefix, type PrefixFile } from '../../archive/writer.js';
 import { inflateMember } from '../../archive/gzip.js';
-import { LIMITS } from '../../archive/limits.js';
+import { LIMITS } from '../../shared/limits.js';
 import { buildManifest, serializeManifest, parseManifest, MANIFEST_PATH } from '../../manifest/manifest.js';
 import { readMetadata, type Verdict } from '../../box/judge.js';
 import type { BoxsigPrefix } from '../../box/reader.js';

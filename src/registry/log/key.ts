@@ -17,13 +17,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError } from '../../errors.js';
 import { generateSignerKey, parseSignerKey, type NoteSigner } from '../../tlog/note.js';
-import { fsyncDir } from '../../trust/lock.js';
+import { fsyncDir } from '../../shared/files.js';
 import type { RegistryConfig } from '../config.js';
 
-export const KEY_FILE = 'registry.key';
+const KEY_FILE = 'registry.key';
 
 /** The key's name (the log origin): the public URL without its scheme, else a unique name. */
-export function defaultKeyName(publicUrl: string | null): string {
+function defaultKeyName(publicUrl: string | null): string {
   if (publicUrl) {
     const u = new URL(publicUrl);
     return `${u.host}${u.pathname.replace(/\/+$/, '')}`.replace(/[\s+]/g, '-');

@@ -24,7 +24,7 @@ export interface LogHead {
 }
 
 /** Entries one request may read. */
-export const MAX_ENTRIES_PER_PAGE = 1000;
+const MAX_ENTRIES_PER_PAGE = 1000;
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -121,11 +121,6 @@ export async function consistencyProof(q: Sql, from: number, to: number): Promis
   checkSize('to', to, head.size);
   checkSize('from', from, to);
   return rangeHashes(q, consistencyRanges(from, to));
-}
-
-/** The root of the tree of `size` leaves (size ≤ the log's size). */
-export async function rootAt(q: Sql, size: number): Promise<Buffer> {
-  return (await rangeHashes(q, [{ start: 0, end: size }]))[0];
 }
 
 export interface EntryRow {

@@ -11,7 +11,7 @@ export function globProblem(glob: string): string | null {
   return null;
 }
 
-export function globToRegExp(glob: string): RegExp {
+function globToRegExp(glob: string): RegExp {
   let re = '^';
   for (const c of glob) {
     if (c === '*') re += '.*';
@@ -29,7 +29,7 @@ export function globMatches(glob: string, name: string): boolean {
  * How specific a glob is: an exact name beats any pattern; among patterns,
  * more literal characters win, then fewer wildcards.
  */
-export function specificity(glob: string): [number, number, number] {
+function specificity(glob: string): [number, number, number] {
   const wild = [...glob].filter((c) => c === '*' || c === '?').length;
   const exact = wild === 0 ? 1 : 0;
   return [exact, glob.length - wild, -wild];

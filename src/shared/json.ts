@@ -3,7 +3,7 @@
  * and the canonical form boxsig signs (RFC 8785, JSON Canonicalization Scheme).
  */
 import { refuse } from '../errors.js';
-import { LIMITS } from '../archive/limits.js';
+import { LIMITS } from './limits.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
