@@ -11,14 +11,14 @@
  * `boxes/NAME/VERSION/PROVIDER/`, which Vagrant 2.4 still lists and finds (as
  * a box from before architecture support). The layout is, in this order:
  * `--layout`, `BOXSIG_VAGRANT_LAYOUT`, the version of the `vagrant` command on
- * the PATH, an architecture directory already in the Vagrant home (only 2.4
+ * the PATH (remembered per executable: vagrant-version.ts), an architecture directory already in the Vagrant home (only 2.4
  * makes them), else the legacy layout, which every Vagrant lists.
  */
-import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { BoxsigError, usage } from '../errors.js';
 import { architectureProblem } from '../manifest/names.js';
 import { listInstalled, type BoxPlace } from './home.js';
+import { vagrantVersion } from './vagrant-version.js';
 
 export type Layout = '2.3' | '2.4';
 const LAYOUTS: readonly Layout[] = ['2.3', '2.4'];
@@ -73,20 +73,6 @@ export interface LayoutChoice {
   layout: Layout;
   /** How it was decided, for people. */
   reason: string;
-}
-
-/** The `vagrant` on the PATH: its version, or null when there is none (or it does not say). */
-export function vagrantVersion(env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
-  return new Promise((resolve) => {
-    try {
-      execFile('vagrant', ['--version'], { env, timeout: 30_000, maxBuffer: 64 * 1024, windowsHide: true }, (error, stdout) => {
-        const m = /^Vagrant (\d+\.\d+(?:\.\d+)?)/m.exec(String(stdout ?? ''));
-        resolve(error || !m ? null : m[1]);
-      }).stdin?.end();
-    } catch {
-      resolve(null); // a spawn refused at once (an environment Node cannot pass on): as if there were no vagrant
-    }
-  });
 }
 
 /** Vagrant 2.4 and later read the architecture directories. */

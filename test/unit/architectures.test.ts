@@ -7,7 +7,9 @@
  */
 import t from 'tap';
 import path from 'node:path';
-import { hostArchitecture, explicitArchitecture, layoutOfVersion, parseLayout, vagrantVersion } from '../../src/vagrant/architecture.js';
+import fs from 'node:fs';
+import { hostArchitecture, explicitArchitecture, layoutOfVersion, parseLayout } from '../../src/vagrant/architecture.js';
+import { vagrantVersion } from '../../src/vagrant/vagrant-version.js';
 import { chooseFromCatalog, parseCatalog, type Catalog } from '../../src/vagrant/catalog.js';
 import { architecturesAgree, architectureProblem } from '../../src/manifest/names.js';
 import { boxLocation } from '../../src/vagrant/home.js';
@@ -307,6 +309,33 @@ t.test('boxLocation: an architecture level, proven to lie four levels under boxe
 });
 
 t.test('vagrantVersion: a spawn Node refuses at once (an environment it cannot pass on) is "no vagrant", not a crash', async (t) => {
-  t.equal(await vagrantVersion({ PATH: process.env.PATH, BAD: 'a\u0000b' }), null);
+  const cache = t.testdir({});
+  t.equal(await vagrantVersion({ PATH: process.env.PATH, BOXSIG_CACHE_HOME: cache, BAD: 'a\u0000b' }), null);
   t.equal(await vagrantVersion({ PATH: '/nonexistent' }), null, 'no vagrant on the PATH');
+});
+
+t.test('vagrantVersion: asked once per executable, asked again when it is replaced; a damaged cache is ignored', async (t) => {
+  const dir = t.testdir({ bin: {}, cache: {} });
+  const exe = path.join(dir, 'bin', 'vagrant');
+  const calls = path.join(dir, 'calls');
+  const script = (v: string) => `#!/bin/sh\necho x >> ${JSON.stringify(calls)}\necho "Vagrant ${v}"\n`;
+  fs.writeFileSync(exe, script('2.3.4'), { mode: 0o755 });
+  const env = { PATH: path.join(dir, 'bin'), BOXSIG_CACHE_HOME: path.join(dir, 'cache') };
+  const asked = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
+  t.equal(await vagrantVersion(env), '2.3.4');
+  t.equal(await vagrantVersion(env), '2.3.4');
+  t.equal(asked(), 1, 'the second answer came from the cache');
+  // an upgrade replaces the executable (a new inode, even with the same size)
+  fs.rmSync(exe);
+  fs.writeFileSync(exe, script('2.4.1'), { mode: 0o755 });
+  t.equal(await vagrantVersion(env), '2.4.1', 'a replaced vagrant is asked again');
+  t.equal(asked(), 2);
+  for (const junk of ['not json', '{"vagrant":{"__proto__":"9.9"}}', '{"vagrant":[["x","../../etc"]]}', 'x'.repeat(70 * 1024)]) {
+    fs.writeFileSync(path.join(dir, 'cache', 'vagrant.json'), junk);
+    t.equal(await vagrantVersion(env), '2.4.1', `damaged cache ${JSON.stringify(junk.slice(0, 30))}: asked again`);
+  }
+  const doc = JSON.parse(fs.readFileSync(path.join(dir, 'cache', 'vagrant.json'), 'utf8'));
+  t.equal(doc.vagrant.length, 1, 'the damaged cache was replaced by one entry');
+  fs.chmodSync(exe, 0o644);
+  t.equal(await vagrantVersion(env), null, 'a vagrant that is not executable is no vagrant, whatever the cache says');
 });

@@ -1,0 +1,110 @@
+/**
+ * The version of the `vagrant` command on the PATH, which decides where an add
+ * installs a box (see architecture.ts). Asking it (`vagrant --version`) starts
+ * Ruby: about a second of wall time and 0.7 s of CPU, on every add. The answer
+ * is remembered per executable, keyed by its real path and identity (device,
+ * inode, size, modification and change times), in a small cache file
+ * (`$BOXSIG_CACHE_HOME`, else `$XDG_CACHE_HOME/boxsig`, else `~/.cache/boxsig`,
+ * `vagrant.json`): an upgrade replaces the executable and so asks again. The
+ * cache is only ever a hint for this one question: unreadable, damaged or
+ * unwritable, it is ignored, and `--layout` or `BOXSIG_VAGRANT_LAYOUT` decide
+ * without it.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isPlainObject } from '../shared/json.js';
+import { writeFileAtomic } from '../shared/files.js';
+
+const VERSION = /^\d+\.\d+(?:\.\d+)?$/;
+/** Executables remembered at most (a cache never grows with use). */
+const MAX_ENTRIES = 32;
+/** A cache file larger than this is not read. */
+const MAX_CACHE_BYTES = 64 * 1024;
+
+function cacheFile(env: NodeJS.ProcessEnv): string {
+  if (env.BOXSIG_CACHE_HOME) return path.join(path.resolve(env.BOXSIG_CACHE_HOME), 'vagrant.json');
+  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  return path.join(base, 'boxsig', 'vagrant.json');
+}
+
+/** The first executable regular file called `name` in the PATH, as the shell would find it. */
+function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.join(dir, name);
+    try {
+      if (!fs.statSync(file).isFile()) continue;
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}
+
+/** What changes when the executable is replaced or edited. */
+function identity(file: string): string | null {
+  try {
+    const real = fs.realpathSync(file);
+    const s = fs.statSync(real, { bigint: true });
+    return `${real}\n${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  } catch {
+    return null;
+  }
+}
+
+function readCache(file: string): Map<string, string> {
+  const out = new Map<string, string>();
+  try {
+    if (fs.statSync(file).size > MAX_CACHE_BYTES) return out;
+    const doc: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (!isPlainObject(doc) || !Array.isArray(doc.vagrant)) return out;
+    for (const e of doc.vagrant) {
+      if (Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string' && VERSION.test(e[1])) out.set(e[0], e[1]);
+    }
+  } catch {
+    // no cache, or not one: ask vagrant
+  }
+  return out;
+}
+
+function remember(file: string, id: string, version: string): void {
+  try {
+    const entries = [...readCache(file)].filter(([k]) => k !== id);
+    entries.push([id, version]);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileAtomic(file, JSON.stringify({ format: 1, vagrant: entries.slice(-MAX_ENTRIES) }) + '\n', 0o600);
+  } catch {
+    // a cache that cannot be written is asked again next time
+  }
+}
+
+function ask(exe: string, env: NodeJS.ProcessEnv): Promise<string | null> {
+  return new Promise((resolve) => {
+    try {
+      execFile(exe, ['--version'], { env, timeout: 30_000, maxBuffer: 64 * 1024, windowsHide: true }, (error, stdout) => {
+        const m = /^Vagrant (\d+\.\d+(?:\.\d+)?)/m.exec(String(stdout ?? ''));
+        resolve(error || !m ? null : m[1]);
+      }).stdin?.end();
+    } catch {
+      resolve(null); // a spawn refused at once (an environment Node cannot pass on): as if there were no vagrant
+    }
+  });
+}
+
+/** The `vagrant` on the PATH: its version, or null when there is none (or it does not say). */
+export async function vagrantVersion(env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  if (process.platform === 'win32') return ask('vagrant', env); // PATHEXT decides there: asked every time
+  const exe = onPath('vagrant', env);
+  if (!exe) return null;
+  const id = identity(exe);
+  const file = cacheFile(env);
+  const known = id ? readCache(file).get(id) : undefined;
+  if (known) return known;
+  const version = await ask(exe, env);
+  if (version && id) remember(file, id, version);
+  return version;
+}
