@@ -75,10 +75,24 @@ function remember(file: string, id: string, version: string): void {
   try {
     const entries = [...readCache(file)].filter(([k]) => k !== id);
     entries.push([id, version]);
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeCacheDir(path.dirname(file));
     writeFileAtomic(file, JSON.stringify({ format: 1, vagrant: entries.slice(-MAX_ENTRIES) }) + '\n', 0o600);
   } catch {
     // a cache that cannot be written is asked again next time
+  }
+}
+
+/**
+ * The cache directory and its parent, one mkdir each: a recursive mkdir loops
+ * for ever where mkdir answers ENOENT under an existing parent (/proc).
+ */
+function makeCacheDir(dir: string): void {
+  for (const d of [path.dirname(dir), dir]) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
   }
 }
 

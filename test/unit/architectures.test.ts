@@ -336,6 +336,9 @@ t.test('vagrantVersion: asked once per executable, asked again when it is replac
   }
   const doc = JSON.parse(fs.readFileSync(path.join(dir, 'cache', 'vagrant.json'), 'utf8'));
   t.equal(doc.vagrant.length, 1, 'the damaged cache was replaced by one entry');
+  for (const odd of ['/proc/boxsig-none', '/dev/null/x', path.join(dir, 'bin', 'vagrant')]) {
+    t.equal(await vagrantVersion({ ...env, BOXSIG_CACHE_HOME: odd }), '2.4.1', `a cache home that cannot be made (${odd}): asked, no hang`);
+  }
   fs.chmodSync(exe, 0o644);
   t.equal(await vagrantVersion(env), null, 'a vagrant that is not executable is no vagrant, whatever the cache says');
 });
