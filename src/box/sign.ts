@@ -20,7 +20,7 @@ import type { ManifestSigner } from '../keys/signer.js';
 import { checkSignOptions, chooseManifest, identifyBox, signManifest } from './sign-manifest.js';
 import { readBox, type BoxsigPrefix, type ReadResult } from './reader.js';
 import { boxFileSize, openBox } from './open.js';
-import { fsyncDir, readRange, removeStaleSiblings, tempSibling } from '../shared/files.js';
+import { fsyncDir, readRange, removeStaleSiblings, tempSibling, makeDirs } from '../shared/files.js';
 import { removeOnInterrupt } from '../interrupt.js';
 
 export interface SignOptions {
@@ -272,7 +272,7 @@ class TempOutput {
   }
 
   static async create(output: string): Promise<TempOutput> {
-    fs.mkdirSync(path.dirname(output), { recursive: true });
+    makeDirs(path.dirname(output));
     removeStaleSiblings(output);
     const tmp = tempPath(output);
     const forgetTmp = removeOnInterrupt(tmp);

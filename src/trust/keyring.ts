@@ -22,6 +22,7 @@ import { armorPublicKey, dearmor, describeAlgorithm, expirationOf, userIdsOf, ve
 import { describeRevocation, keyRevocation, verifiedRevocations, withConcerningRevocations } from '../keys/revocation.js';
 import type { KeySource } from '../keys/signers.js';
 import type { TrustStore } from './store.js';
+import { makeDirs } from '../shared/files.js';
 
 export interface ImportedKey {
   fingerprint: string;
@@ -218,7 +219,7 @@ export class Keyring implements KeySource {
     const before = await this.stored(fpr);
     const { cert, added } = before ? mergeCert(before, { ...copy, hadSecret: false }) : { cert: copy, added: 1 };
     if (!before || added > 0) {
-      fs.mkdirSync(this.keyDir, { recursive: true, mode: 0o700 });
+      makeDirs(this.keyDir, 0o700);
       this.store.assertLockHeld();
       writeKeyFile(this.keyFile(fpr), armored({ ...cert, hadSecret: false }));
     }
@@ -243,7 +244,7 @@ export class Keyring implements KeySource {
     const name = `${issuer}-${createHash('sha256').update(s.info.identity).digest('hex').slice(0, 16)}.asc`;
     const file = path.join(this.revocationDir, name);
     if (!fs.existsSync(file)) {
-      fs.mkdirSync(this.revocationDir, { recursive: true, mode: 0o700 });
+      makeDirs(this.revocationDir, 0o700);
       this.store.assertLockHeld();
       writeKeyFile(file, armorPublicKey(writePackets([s.packet])), { secret: true });
     }

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { BoxsigError } from '../errors.js';
 import { isPlainObject } from '../shared/json.js';
 import { FileLock } from './lock.js';
-import { writeFileAtomic } from '../shared/files.js';
+import { writeFileAtomic, makeDirs } from '../shared/files.js';
 import { Keyring } from './keyring.js';
 
 const TRUST_FORMAT = 1;
@@ -157,7 +157,7 @@ export class TrustStore {
   }
 
   ensureHome(): void {
-    fs.mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    makeDirs(this.home, 0o700);
   }
 
   /**

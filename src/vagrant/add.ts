@@ -29,6 +29,7 @@ import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } fr
 import type { SignerReport } from '../box/judge.js';
 import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
 import { fetchRegistryKeys, keepServedRevocations, servedCopies, servedView } from './registry-keys.js';
+import { makeDirs } from '../shared/files.js';
 
 export interface AddOptions extends VerifyOptions, HttpOptions {
   /** --name: the box name (required for unsigned boxes added from a file or URL). */
@@ -256,7 +257,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
     const openFile = async (rel: string, mode: number): Promise<FileSink> => {
       const abs = path.join(boxRoot, rel);
       if (!abs.startsWith(boxRoot + path.sep)) throw refuse('UNSAFE_ENTRY', `${rel} escapes the box directory`);
-      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      makeDirs(path.dirname(abs));
       return openSink(abs, rel, mode);
     };
     const read = await readBox(
@@ -278,7 +279,7 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
         makeDir: async (rel) => {
           const abs = path.join(boxRoot, rel);
           if (!abs.startsWith(boxRoot + path.sep) && abs !== boxRoot) throw refuse('UNSAFE_ENTRY', `${rel} escapes the box directory`);
-          fs.mkdirSync(abs, { recursive: true });
+          makeDirs(abs);
         },
       },
       {

@@ -91,7 +91,7 @@ function stagingRoots(home: string): string[] {
 /** The staging directory is this user's alone (0700) while the box is checked (one mkdir: nothing to clean up before it returns). */
 export function newStagingDir(root: string): string {
   const dir = path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
-  fs.mkdirSync(path.join(dir, 'box'), { recursive: true, mode: 0o700 });
+  makeDirs(path.join(dir, 'box'), 0o700);
   return dir;
 }
 
@@ -184,7 +184,7 @@ function undo(staging: string, t: Transaction): void {
   const parked = path.join(staging, 'parked');
   const target = t.loc.directory;
   if (t.journal.replace && isPlainDirectory(parked) && !exists(target)) {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    makeDirs(path.dirname(target));
     ignoreMissing(() => fs.renameSync(parked, target));
   }
   const m = t.journal.metadataUrl;
@@ -284,7 +284,7 @@ export function installBox(staging: string, home: string, loc: BoxLocation, opts
   const level = first === -1 ? loc.levels.length - 1 : first;
   const tree = loc.levels.map((l) => path.join(staging, 'tree', path.relative(loc.root, l)));
   const tName = tree[0];
-  fs.mkdirSync(path.dirname(tree[tree.length - 1]), { recursive: true });
+  makeDirs(path.dirname(tree[tree.length - 1]));
   // the provider directory gets the mode Vagrant's own add gives it (0777 less the umask, as the levels just made), not staging's 0700
   fs.chmodSync(path.join(staging, 'box'), fs.statSync(path.dirname(tree[tree.length - 1])).mode & 0o777);
   fs.renameSync(path.join(staging, 'box'), tree[tree.length - 1]);

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isPlainObject } from '../shared/json.js';
-import { writeFileAtomic } from '../shared/files.js';
+import { makeDirs, writeFileAtomic } from '../shared/files.js';
 
 const VERSION = /^\d+\.\d+(?:\.\d+)?$/;
 /** Executables remembered at most (a cache never grows with use). */
@@ -75,24 +75,10 @@ function remember(file: string, id: string, version: string): void {
   try {
     const entries = [...readCache(file)].filter(([k]) => k !== id);
     entries.push([id, version]);
-    makeCacheDir(path.dirname(file));
+    makeDirs(path.dirname(file), 0o700); // one level at a time: a recursive mkdir loops for ever under /proc
     writeFileAtomic(file, JSON.stringify({ format: 1, vagrant: entries.slice(-MAX_ENTRIES) }) + '\n', 0o600);
   } catch {
     // a cache that cannot be written is asked again next time
-  }
-}
-
-/**
- * The cache directory and its parent, one mkdir each: a recursive mkdir loops
- * for ever where mkdir answers ENOENT under an existing parent (/proc).
- */
-function makeCacheDir(dir: string): void {
-  for (const d of [path.dirname(dir), dir]) {
-    try {
-      fs.mkdirSync(d, { mode: 0o700 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
   }
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BoxsigError, ioError } from '../../errors.js';
 import { CHUNK_SIZE } from '../../shared/limits.js';
-import { fsyncDir } from '../../shared/files.js';
+import { fsyncDir, makeDirs } from '../../shared/files.js';
 import { checkKey, isObjectKey, type BlobStore, type BlobWriter, type StoredObject } from './store.js';
 
 const PART = '.part';
@@ -23,7 +23,7 @@ export class FsBlobStore implements BlobStore {
   constructor(dir: string) {
     this.root = path.join(path.resolve(dir), 'blobs');
     this.description = `directory ${this.root}`;
-    fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true, mode: 0o700 });
+    makeDirs(path.join(this.root, 'objects'), 0o700);
   }
 
   private file(key: string): string {

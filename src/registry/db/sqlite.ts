@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BoxsigError } from '../../errors.js';
 import { dbError, type Db, type Row, type Sql } from './engine.js';
+import { makeDirs } from '../../shared/files.js';
 
 const require = createRequire(import.meta.url);
 
@@ -54,7 +55,7 @@ export class SqliteDb implements Db {
 
   constructor(readonly file: string) {
     this.description = `embedded database ${file}`;
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeDirs(path.dirname(file), 0o700);
     let Database: typeof BetterSqlite3;
     try {
       Database = require('better-sqlite3');

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BoxsigError } from '../../errors.js';
 import { generateSignerKey, parseSignerKey, type NoteSigner } from '../../tlog/note.js';
-import { fsyncDir } from '../../shared/files.js';
+import { fsyncDir, makeDirs } from '../../shared/files.js';
 import type { RegistryConfig } from '../config.js';
 
 const KEY_FILE = 'registry.key';
@@ -48,7 +48,7 @@ function readKeyFile(file: string, where: string): NoteSigner {
 
 /** Create the key file once: written aside, then linked into place (fails if another process won). */
 function createKeyFile(file: string, name: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  makeDirs(path.dirname(file), 0o700);
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const { signerKey } = generateSignerKey(name);
   const fd = fs.openSync(tmp, 'wx', 0o600);
