@@ -6,7 +6,6 @@
  * for it. Inside one process, an async mutex keeps the statements of one
  * transaction from interleaving with anything else on the connection.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
