@@ -297,7 +297,8 @@ const UPLOAD_ROUTE = '/api/v1/upload/:secret';
  * have sent its whole body within `requestBodySeconds` (a client that
  * trickles is dropped), and a write (any method but GET and HEAD) needs a
  * valid token before its body is parsed — an anonymous client gets 401 and
- * the connection is closed, nothing of its body buffered.
+ * the connection is closed after a bounded linger, nothing of its body
+ * buffered (closeIfUnread).
  */
 function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRequest) => Promise<Principal | null>): void {
   const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
@@ -428,21 +429,26 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
 }
 
 /**
- * When the client's body was not read to its end (too large, shutdown), the
- * connection cannot be reused. It is closed after the answer, lingering
- * briefly: closing a socket with unread data resets it, and a client still
- * sending would see the reset instead of the answer.
+ * When the client's body was not read to its end (too large, refused before
+ * it was read, shutdown), the answer goes first and the rest of the body is
+ * then read and thrown away — at most LINGER_BYTES, for at most LINGER_MS —
+ * before the socket is closed. Closing a socket with unread data resets it,
+ * and a client still sending then sees EPIPE or ECONNRESET instead of the
+ * answer. The answer does not say `Connection: close`: with it, Node closes
+ * the socket as soon as the answer is written, before anything lingers.
+ * A body that does end within the bounds leaves an ordinary keep-alive
+ * connection.
  */
 function closeIfUnread(req: FastifyRequest, reply: FastifyReply): void {
   if (req.raw.complete) return;
-  reply.header('connection', 'close');
   reply.raw.once('finish', () => lingeringClose(req.raw));
 }
 
-const LINGER_MS = 2000;
+const LINGER_MS = 5000;
 const LINGER_BYTES = 64 * 1024 * 1024;
 
 function lingeringClose(raw: FastifyRequest['raw']): void {
+  if (raw.complete) return;
   let discarded = 0;
   const stop = () => {
     clearTimeout(timer);
@@ -454,8 +460,9 @@ function lingeringClose(raw: FastifyRequest['raw']): void {
     discarded += c.length;
     if (discarded > LINGER_BYTES) stop();
   });
-  raw.once('end', stop);
+  raw.once('end', () => clearTimeout(timer));
   raw.once('error', stop);
+  raw.once('close', () => clearTimeout(timer));
   raw.resume();
 }
 

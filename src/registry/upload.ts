@@ -501,7 +501,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
       await body.drain();
       return { state: 'refused', direct, error: err };
     }
-    // a failure (shutdown, limit, I/O): answer at once; the connection is closed after the answer
+    // a failure (shutdown, limit, I/O): answer at once; the rest of the body is discarded for a bounded time (closeIfUnread)
     throw err;
   } finally {
     clearInterval(heartbeat);

@@ -3,13 +3,16 @@
  * at most `connectionsPerClient` connections to a registry process (extra ones
  * are closed before anything is read from them), and a client that trickles
  * its request headers (slow-loris) is answered 408 and closed after
- * `headersSeconds`. Engine-independent: the embedded engine.
+ * `headersSeconds`. A body refused before it was read (too large) is read
+ * and discarded for a bounded time after the answer, so that a client still
+ * sending reads the answer instead of a reset. Engine-independent: the
+ * embedded engine.
  */
 import t from 'tap';
 import net from 'node:net';
 import { connectionsPerClient, CONNECTIONS_PER_CLIENT } from '../../src/registry/config.js';
 import { engines, stopEngines } from './engines.js';
-import { getJson, newLab, startRegistry } from './lab.js';
+import { createOrg, getJson, newLab, startRegistry, token, uploadUrl } from './lab.js';
 
 t.teardown(stopEngines);
 const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
@@ -68,4 +71,40 @@ t.test('the default limit, and none behind a trusted proxy', async (t) => {
   t.equal(connectionsPerClient({ connectionsPerClient: null, trustProxy: true }), 0, 'behind a proxy every connection has its address: no limit');
   t.equal(connectionsPerClient({ connectionsPerClient: 10, trustProxy: true }), 10, 'unless set');
   t.equal(connectionsPerClient({ connectionsPerClient: 0, trustProxy: false }), 0, '0: no limit');
+});
+
+t.test('a body refused before it is read: the answer first, then the rest is discarded for a bounded time, not reset', async (t) => {
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop());
+  const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
+  const socket = net.connect(Number(up.port), up.hostname);
+  t.teardown(() => socket.destroy());
+  let answer = '';
+  let failed: string | null = null;
+  socket.on('data', (d) => (answer += d));
+  socket.on('error', (e: NodeJS.ErrnoException) => (failed = e.code ?? e.message));
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(`PUT ${up.pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`);
+  const chunk = Buffer.alloc(64 * 1024);
+  const sendFor = async (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !socket.destroyed) {
+      if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  await sendFor(300);
+  t.match(answer, /^HTTP\/1\.1 413 /, 'the box over the limit is answered 413 while its client is still sending');
+  t.match(answer, /LIMIT: the box is larger than this registry accepts/);
+  t.notMatch(answer, /connection: close/i, 'the answer does not close the connection at once');
+  await sendFor(1000);
+  t.equal(failed, null, 'a client that keeps sending after the answer is not reset at once');
+  t.notOk(socket.destroyed, 'the connection is still open while the rest is discarded');
+  await closed;
+  t.pass('and it is closed after the bounded linger');
 });
