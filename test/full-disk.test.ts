@@ -110,7 +110,7 @@ t.test('an add on a file system that fills up at each of its writes', async (t) 
   const installed = path.join(templates, 'installed');
   fs.mkdirSync(path.join(empty, 'vagrant-home', 'boxes'), { recursive: true });
   fs.mkdirSync(path.join(empty, 'vagrant-home', 'tmp'), { recursive: true });
-  const ie = { ...isolatedEnv(installed), BOXSIG_PASSPHRASE: '' };
+  const ie: NodeJS.ProcessEnv = { ...isolatedEnv(installed), BOXSIG_PASSPHRASE: '' };
   delete ie.NODE_OPTIONS;
   t.equal(boxsig(['add', oldBox, '--json'], { env: ie }).code, 0);
 
@@ -129,7 +129,7 @@ t.test('an add on a file system that fills up at each of its writes', async (t) 
     for (let pages = 0; !succeeded && pages < 200; pages++) {
       for (const n of fs.readdirSync(disk)) fs.rmSync(path.join(disk, n), { recursive: true, force: true });
       fs.cpSync(c.template, disk, { recursive: true });
-      const env = { ...isolatedEnv(disk), BOXSIG_PASSPHRASE: '' };
+      const env: NodeJS.ProcessEnv = { ...isolatedEnv(disk), BOXSIG_PASSPHRASE: '' };
       delete env.NODE_OPTIONS;
       leaveFree(disk, pages);
       const r = await runPlain(c.args, env);

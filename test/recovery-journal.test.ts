@@ -4,14 +4,14 @@
 // box, never a path; every path recovery touches is derived from the box
 // identity through the one choke point, and only this user's own staging
 // directories (real directories, not links) are acted on.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { boxsig, isolatedEnv } from './helpers.js';
 
 const FPR = '0123456789ABCDEF0123456789ABCDEF01234567';
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+function setup(t: Test) {
   const dir = t.testdir({});
   const env = isolatedEnv(dir, { HOME: path.join(dir, 'home') });
   const vhome = env.VAGRANT_HOME as string;

@@ -101,11 +101,12 @@ t.test('one signing subkey bound to two pinned primaries counts once', async (t)
   const data = { key: bare.keyPacket, bind: sub };
   const back = new openpgp.SignaturePacket();
   Object.assign(back, { signatureType: E.signature.keyBinding, publicKeyAlgorithm: sub.algorithm, hashAlgorithm: E.hash.sha512 });
-  await back.sign(sub, data, new Date(), false, cfg);
+  // openpgp's typings omit the config argument that sign() takes
+  await (back as any).sign(sub, data, new Date(), false, cfg);
   const bind = new openpgp.SignaturePacket();
   const flags = { keyFlags: [E.keyFlags.signData], embeddedSignature: back };
   Object.assign(bind, { signatureType: E.signature.subkeyBinding, publicKeyAlgorithm: bare.keyPacket.algorithm, hashAlgorithm: E.hash.sha512, ...flags });
-  await bind.sign(bare.keyPacket, data, new Date(), false, cfg);
+  await (bind as any).sign(bare.keyPacket, data, new Date(), false, cfg);
   const packets = bare.toPacketList();
   packets.push(sub, bind);
   const two = new openpgp.PrivateKey(packets);

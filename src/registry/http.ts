@@ -122,8 +122,10 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     reply.code(404).send(errorBody(new BoxsigError('NOT_FOUND', `${req.method} ${scrubUrl(req.url.split('?')[0])} is not an endpoint of this registry`)));
   });
   // while shutting down, no connection is kept alive after its answer (close() waits for them)
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', async (req, reply, payload) => {
     if (reg.closing) reply.header('connection', 'close');
+    // any answer given before its request's body ended (a GET with a body, a 404, a body over the JSON limit): bounded
+    closeIfUnread(req, reply);
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -430,41 +432,46 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
 
 /**
  * When the client's body was not read to its end (too large, refused before
- * it was read, shutdown), the answer goes first and the rest of the body is
- * then read and thrown away — at most LINGER_BYTES, for at most LINGER_MS —
- * before the socket is closed. Closing a socket with unread data resets it,
- * and a client still sending then sees EPIPE or ECONNRESET instead of the
- * answer. The answer does not say `Connection: close`: with it, Node closes
- * the socket as soon as the answer is written, before anything lingers.
- * A body that does end within the bounds leaves an ordinary keep-alive
- * connection.
+ * it was read, a body on a GET, shutdown), the answer goes first and the rest
+ * of the body is then read and thrown away — at most LINGER_BYTES from now,
+ * and for at most LINGER_MS after the answer — before the socket is closed.
+ * Closing a socket with unread data resets it, and a client still sending
+ * then sees EPIPE or ECONNRESET instead of the answer. The answer does not
+ * say `Connection: close`: with it, Node closes the socket as soon as the
+ * answer is written. The bytes are counted from the refusal, not from the
+ * answer: once an answer is finished Node "dumps" an unread body, reading and
+ * dropping it without a data event, and so without any bound. A body that
+ * does end within the bounds leaves an ordinary keep-alive connection. Called
+ * where a request is refused and, for every other answer, from onSend.
  */
 function closeIfUnread(req: FastifyRequest, reply: FastifyReply): void {
-  if (req.raw.complete) return;
-  reply.raw.once('finish', () => lingeringClose(req.raw));
-}
-
-const LINGER_MS = 5000;
-const LINGER_BYTES = 64 * 1024 * 1024;
-
-function lingeringClose(raw: FastifyRequest['raw']): void {
-  if (raw.complete) return;
+  const raw = req.raw;
+  if (raw.complete || lingering.has(raw)) return;
+  lingering.add(raw);
   let discarded = 0;
+  let timer: NodeJS.Timeout | undefined;
   const stop = () => {
     clearTimeout(timer);
     raw.socket?.destroy();
   };
-  const timer = setTimeout(stop, LINGER_MS);
-  timer.unref();
   raw.on('data', (c: Buffer) => {
     discarded += c.length;
     if (discarded > LINGER_BYTES) stop();
   });
   raw.once('end', () => clearTimeout(timer));
-  raw.once('error', stop);
   raw.once('close', () => clearTimeout(timer));
+  raw.once('error', stop);
+  reply.raw.once('finish', () => {
+    if (raw.complete) return;
+    timer = setTimeout(stop, LINGER_MS);
+    timer.unref();
+  });
   raw.resume();
 }
+
+const lingering = new WeakSet<FastifyRequest['raw']>();
+const LINGER_MS = 5000;
+const LINGER_BYTES = 64 * 1024 * 1024;
 
 async function sendBox(reg: Registry, req: FastifyRequest, reply: FastifyReply, p: Principal | null, path: ProviderPath): Promise<unknown> {
   const blob = await reg.download(p, path);

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { refuse } from '../errors.js';
+import { BoxsigError, describeCause, refuse } from '../errors.js';
 
 /** What a key file, a revocation or a certificate read from a path may hold. */
 export const KEY_FILE_LIMIT = 16 * 1024 * 1024;
@@ -55,8 +55,22 @@ function readSome(fd: number, buf: Buffer): number {
  * is thrown as it comes, never retried.
  */
 export function makeDirs(dir: string, mode?: number): void {
+  const target = path.resolve(dir);
+  try {
+    makeEachLevel(target, mode);
+  } catch (e) {
+    // one refusal for every way a directory cannot be made (a file or a dangling link in the way, a link loop, a path too long)
+    if (e instanceof BoxsigError || typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e;
+    const shown = target.length > 200 ? `${target.slice(0, 100)}…${target.slice(-100)}` : target;
+    const code = (e as NodeJS.ErrnoException).code!;
+    const reason = (e as Error).message.length > 300 ? code : describeCause(e);
+    throw new BoxsigError('IO', `cannot create the directory ${shown}: ${reason}`, { errno: code, path: shown });
+  }
+}
+
+function makeEachLevel(target: string, mode?: number): void {
   const missing: string[] = [];
-  let p = path.resolve(dir);
+  let p = target;
   for (;;) {
     const st = statOrNull(p);
     if (st && !st.isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' });
@@ -70,7 +84,9 @@ export function makeDirs(dir: string, mode?: number): void {
     try {
       fs.mkdirSync(m, mode);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !statOrNull(m)?.isDirectory()) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (!statOrNull(m)?.isDirectory())
+        throw Object.assign(new Error(`${m} exists and is not a directory (a file, or a link to nothing)`), { code: 'EEXIST' });
     }
   }
 }

@@ -25,7 +25,7 @@ import { scrubUrl } from '../shared/urls.js';
 import { boxLocation, checkLocation, describeBox, vagrantHome, type BoxPlace } from './home.js';
 import { checkLayoutSettings, explicitArchitecture, hostArchitecture, Placement, type LayoutChoice } from './architecture.js';
 import { checkArchitecture } from '../box/architecture.js';
-import { installBox, newStagingDir, recoverVagrantHome, settle, stagingRoot } from './staging.js';
+import { installBox, makeStagingDir, recoverVagrantHome, settle, stagingName, stagingRoot } from './staging.js';
 import type { SignerReport } from '../box/judge.js';
 import { checkSignedCatalog, refuseUnlessPlainServer } from './registry-log.js';
 import { fetchRegistryKeys, keepServedRevocations, servedCopies, servedView } from './registry-keys.js';
@@ -241,9 +241,16 @@ export async function addBox(sourceArg: string, opts: AddOptions = {}): Promise<
   // Vagrant 2.4 installs a catalog entry under its architecture, a direct add under the one it is added for
   const placement = new Placement(home, choice ? choice.directoryArchitecture : installedFor, opts.layout);
   if (expect.name && expect.version && expect.provider) refuseInstalled(home, await placement.place(expect as BoxIdentity), opts.force);
-  const staging = newStagingDir(stagingRoot(home));
+  const staging = stagingName(stagingRoot(home));
   const boxRoot = path.join(staging, 'box');
+  // registered before the directory exists: an interrupt between its two mkdirs removes it too
   const forget = onInterrupt(() => settle(staging, home));
+  try {
+    makeStagingDir(staging);
+  } catch (e) {
+    forget();
+    throw e;
+  }
 
   const { store, layers } = await trusted();
   const now = opts.now ?? new Date();

@@ -88,11 +88,23 @@ function stagingRoots(home: string): string[] {
   return [path.join(home, 'tmp'), path.join(home, '.boxsig-staging')];
 }
 
-/** The staging directory is this user's alone (0700) while the box is checked (one mkdir: nothing to clean up before it returns). */
-export function newStagingDir(root: string): string {
-  const dir = path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
-  makeDirs(path.join(dir, 'box'), 0o700);
-  return dir;
+/** The name of a new staging directory of this process, not yet made (see makeStagingDir). */
+export function stagingName(root: string): string {
+  return path.join(root, `boxsig-add-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Make the staging directory, this user's alone (0700) while the box is
+ * checked, with its box/. That takes two mkdirs: the caller registers its
+ * cleanup first, and a failure between them removes what was made.
+ */
+export function makeStagingDir(dir: string): void {
+  try {
+    makeDirs(path.join(dir, 'box'), 0o700);
+  } catch (e) {
+    removeTree(dir);
+    throw e;
+  }
 }
 
 function exists(p: string): boolean {

@@ -4,7 +4,7 @@
  * Ruby: about a second of wall time and 0.7 s of CPU, on every add. The answer
  * is remembered per executable, keyed by its real path and identity (device,
  * inode, size, modification and change times), in a small cache file
- * (`$BOXSIG_CACHE_HOME`, else `$XDG_CACHE_HOME/boxsig`, else `~/.cache/boxsig`,
+ * (`$BOXSIG_CACHE_HOME`, else `$XDG_CACHE_HOME/boxsig`, else `~/.cache/boxsig`; absolute only,
  * `vagrant.json`): an upgrade replaces the executable and so asks again. The
  * cache is only ever a hint for this one question: unreadable, damaged or
  * unwritable, it is ignored, and `--layout` or `BOXSIG_VAGRANT_LAYOUT` decide
@@ -24,7 +24,8 @@ const MAX_ENTRIES = 32;
 const MAX_CACHE_BYTES = 64 * 1024;
 
 function cacheFile(env: NodeJS.ProcessEnv): string {
-  if (env.BOXSIG_CACHE_HOME) return path.join(path.resolve(env.BOXSIG_CACHE_HOME), 'vagrant.json');
+  // a relative directory (as for XDG_CACHE_HOME) would put the cache wherever the command runs, e.g. in a cloned repository
+  if (env.BOXSIG_CACHE_HOME && path.isAbsolute(env.BOXSIG_CACHE_HOME)) return path.join(env.BOXSIG_CACHE_HOME, 'vagrant.json');
   const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'boxsig', 'vagrant.json');
 }
@@ -45,10 +46,16 @@ function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
   return null;
 }
 
-/** What changes when the executable is replaced or edited. */
+/**
+ * What changes when the executable is replaced or edited; null (ask every
+ * time) for a version manager's shim (asdf, rbenv, mise…), which picks a
+ * version by the directory and the environment: the real file is not called
+ * `vagrant`, or lies in a `shims` directory.
+ */
 function identity(file: string): string | null {
   try {
     const real = fs.realpathSync(file);
+    if (path.basename(real) !== 'vagrant' || real.split(path.sep).includes('shims')) return null;
     const s = fs.statSync(real, { bigint: true });
     return `${real}\n${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
   } catch {
@@ -56,17 +63,30 @@ function identity(file: string): string | null {
   }
 }
 
+/**
+ * The remembered answers. Only a small regular file of this user's is read:
+ * no link is followed and no FIFO or device waited on (opened non-blocking,
+ * checked with fstat, read to at most MAX_CACHE_BYTES).
+ */
 function readCache(file: string): Map<string, string> {
   const out = new Map<string, string>();
+  let fd: number | null = null;
   try {
-    if (fs.statSync(file).size > MAX_CACHE_BYTES) return out;
-    const doc: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_CACHE_BYTES || (process.getuid && st.uid !== process.getuid())) return out;
+    const buf = Buffer.alloc(MAX_CACHE_BYTES + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    if (n > MAX_CACHE_BYTES) return out;
+    const doc: unknown = JSON.parse(buf.subarray(0, n).toString('utf8'));
     if (!isPlainObject(doc) || !Array.isArray(doc.vagrant)) return out;
     for (const e of doc.vagrant) {
       if (Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string' && VERSION.test(e[1])) out.set(e[0], e[1]);
     }
   } catch {
     // no cache, or not one: ask vagrant
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
   }
   return out;
 }

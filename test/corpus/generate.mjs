@@ -195,7 +195,10 @@ export function baseFiles() {
   ];
 }
 
-/** The leading `.boxsig/` entries. */
+/**
+ * The leading `.boxsig/` entries.
+ * @param {{ manifest: Buffer | string, signatures?: Array<{ fpr: string, armored: any }>, keys?: Array<{ fpr: string, armored: any }>, extra?: any[] }} parts
+ */
 export function prefixEntries({ manifest, signatures = [], keys = [], extra = [] }) {
   const parts = [tar.dir('.boxsig/'), tar.file('.boxsig/manifest.json', manifest)];
   if (signatures.length) parts.push(tar.dir('.boxsig/signatures/'));

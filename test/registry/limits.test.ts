@@ -108,3 +108,59 @@ t.test('a body refused before it is read: the answer first, then the rest is dis
   await closed;
   t.pass('and it is closed after the bounded linger');
 });
+
+/** A raw connection that sends HEAD, then as many bytes as the server takes, for at most `ms`; the bytes it could send. */
+async function flood(port: number, head: string, ms: number): Promise<{ answer: string; sent: number; closed: boolean }> {
+  const socket = net.connect(port, '127.0.0.1');
+  let answer = '';
+  let closed = false;
+  socket.on('data', (d) => (answer += d));
+  socket.on('error', () => undefined);
+  socket.once('close', () => (closed = true));
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(head);
+  const chunk = Buffer.alloc(1024 * 1024);
+  const end = Date.now() + ms;
+  while (!closed && Date.now() < end) {
+    if (!socket.write(chunk))
+      await Promise.race([new Promise((r) => socket.once('drain', r)), new Promise((r) => socket.once('close', r)), new Promise((r) => setTimeout(r, 200))]);
+  }
+  const sent = socket.bytesWritten;
+  socket.destroy();
+  return { answer, sent, closed };
+}
+
+t.test('what a refused or unread body may still cost is bounded in bytes and in time, on every route', async (t) => {
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop());
+  const port = Number(new URL(reg.url).port);
+  const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
+  const bound = 64 * 1024 * 1024 + 32 * 1024 * 1024; // the linger's 64 MiB, and what socket buffers hold
+  for (const [what, head] of [
+    ['an anonymous write', `PUT /api/v1/box/acme/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n`],
+    ['a box over the size limit', `PUT ${up.pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000000000\r\n\r\n`],
+    ['an unknown upload URL, chunked', `PUT /api/v1/upload/${'A'.repeat(43)} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\n`],
+    ['a GET with a body', `GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n`],
+  ]) {
+    const f = await flood(port, head, 30_000);
+    t.match(f.answer, /^HTTP\/1\.1 [0-9]{3} /, `${what}: answered`);
+    t.ok(f.closed, `${what}: the connection is closed while the client still sends`);
+    t.ok(f.sent < bound, `${what}: the server read at most its linger's bound (${Math.round(f.sent / 1048576)} MiB sent)`);
+  }
+  // a client that trickles a body the server will never use is closed after the linger, not kept for ever
+  const slow = net.connect(port, '127.0.0.1');
+  t.teardown(() => slow.destroy());
+  slow.on('error', () => undefined);
+  const slowClosed = new Promise<void>((r) => slow.once('close', () => r()));
+  await new Promise<void>((r) => slow.once('connect', () => r()));
+  slow.write('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n');
+  const trickle = setInterval(() => slow.write('x'), 200);
+  t.teardown(() => clearInterval(trickle));
+  const waited = await Promise.race([slowClosed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
+  clearInterval(trickle);
+  t.ok(waited, 'a trickled body on a GET: the connection is closed after the linger');
+});

@@ -8,6 +8,7 @@
 import t from 'tap';
 import path from 'node:path';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { hostArchitecture, explicitArchitecture, layoutOfVersion, parseLayout } from '../../src/vagrant/architecture.js';
 import { vagrantVersion } from '../../src/vagrant/vagrant-version.js';
 import { chooseFromCatalog, parseCatalog, type Catalog } from '../../src/vagrant/catalog.js';
@@ -341,4 +342,50 @@ t.test('vagrantVersion: asked once per executable, asked again when it is replac
   }
   fs.chmodSync(exe, 0o644);
   t.equal(await vagrantVersion(env), null, 'a vagrant that is not executable is no vagrant, whatever the cache says');
+});
+
+t.test('vagrantVersion: a cache that is not a small regular file of this user is not read; shims are asked every time', async (t) => {
+  const dir = t.testdir({ bin: {}, cache: {}, shims: {}, elsewhere: {} });
+  const exe = path.join(dir, 'bin', 'vagrant');
+  const calls = path.join(dir, 'calls');
+  fs.writeFileSync(exe, `#!/bin/sh\necho x >> ${JSON.stringify(calls)}\necho "Vagrant 2.3.4"\n`, { mode: 0o755 });
+  const cache = path.join(dir, 'cache', 'vagrant.json');
+  const env = { PATH: path.join(dir, 'bin'), BOXSIG_CACHE_HOME: path.join(dir, 'cache') };
+  const asked = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
+  t.equal(await vagrantVersion(env), '2.3.4');
+  const poisoned = fs.readFileSync(cache, 'utf8').replace('2.3.4', '2.4.1');
+  // a FIFO would block a plain read for ever, /dev/zero would fill the memory, a link could point anywhere
+  const odd: Array<[string, () => void]> = [
+    ['a FIFO', () => spawnSync('mkfifo', [cache])],
+    ['a link to /dev/zero', () => fs.symlinkSync('/dev/zero', cache)],
+    [
+      'a link to a poisoned file',
+      () => (fs.writeFileSync(path.join(dir, 'elsewhere', 'v.json'), poisoned), fs.symlinkSync(path.join(dir, 'elsewhere', 'v.json'), cache)),
+    ],
+  ];
+  if (process.getuid?.() === 0) odd.push(['a poisoned file of another user', () => (fs.writeFileSync(cache, poisoned), fs.chownSync(cache, 65534, 65534))]);
+  for (const [what, make] of odd) {
+    fs.rmSync(cache, { force: true });
+    make();
+    const before = asked();
+    t.equal(await vagrantVersion(env), '2.3.4', `${what}: not read, vagrant is asked`);
+    t.equal(asked(), before + 1);
+  }
+  // a relative cache home would put the cache wherever the command runs (a cloned repository could hold a link there)
+  const cwd = process.cwd();
+  process.chdir(path.join(dir, 'elsewhere'));
+  t.teardown(() => process.chdir(cwd));
+  await vagrantVersion({ ...env, BOXSIG_CACHE_HOME: 'rel', XDG_CACHE_HOME: path.join(dir, 'xdg') });
+  t.notOk(fs.existsSync(path.join(dir, 'elsewhere', 'rel')), 'a relative BOXSIG_CACHE_HOME is not used');
+  t.ok(fs.existsSync(path.join(dir, 'xdg', 'boxsig', 'vagrant.json')), 'the default place is');
+  process.chdir(cwd);
+  // a version manager's shim picks a version per directory: never remembered
+  const shim = path.join(dir, 'shims', 'vagrant');
+  fs.copyFileSync(exe, shim);
+  fs.chmodSync(shim, 0o755);
+  const shimEnv = { ...env, PATH: path.join(dir, 'shims') };
+  const before = asked();
+  t.equal(await vagrantVersion(shimEnv), '2.3.4');
+  t.equal(await vagrantVersion(shimEnv), '2.3.4');
+  t.equal(asked(), before + 2, 'a shim is asked every time');
 });

@@ -36,7 +36,31 @@ t.test('makeDirs makes every missing level with the mode, and accepts what exist
   t.ok(fs.statSync(path.join(dir, 'a', 'b', 'c')).isDirectory());
   t.equal(fs.statSync(path.join(dir, 'a')).mode & 0o777, 0o700 & ~process.umask());
   makeDirs(path.join(dir, 'a', 'b', 'c'));
-  t.throws(() => makeDirs(path.join(dir, 'file', 'x')), { code: 'ENOTDIR' });
+  t.throws(() => makeDirs(path.join(dir, 'file', 'x')), { code: 'IO', details: { errno: 'ENOTDIR' } });
+});
+
+t.test('every way a directory cannot be made is one IO refusal naming it, short, never an internal error', async (t) => {
+  const dir = t.testdir({});
+  fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+  fs.symlinkSync(path.join(dir, 'loop-b'), path.join(dir, 'loop-a'));
+  fs.symlinkSync(path.join(dir, 'loop-a'), path.join(dir, 'loop-b'));
+  const long = path.join(dir, ...Array.from({ length: 5000 }, () => 'x'));
+  for (const [what, p, errno] of [
+    ['a dangling link', path.join(dir, 'dangling'), 'EEXIST'],
+    ['a link loop', path.join(dir, 'loop-a', 'x'), 'ELOOP'],
+    ['5000 levels', long, 'ENAMETOOLONG'],
+  ]) {
+    let err: any;
+    try {
+      makeDirs(p, 0o700);
+    } catch (e) {
+      err = e;
+    }
+    t.equal(err?.code, 'IO', `${what}: IO`);
+    t.equal(err?.details?.errno, errno, `${what}: ${errno}`);
+    t.match(err?.message, /^cannot create the directory /, `${what}: names what it could not make`);
+    t.ok(err?.message.length < 600, `${what}: a message a person can read (${err?.message.length} characters)`);
+  }
 });
 
 t.test('no source makes directories with a recursive mkdir', async (t) => {
