@@ -225,10 +225,17 @@ export interface Unavailable {
 }
 
 /**
- * The engines to run on. `which`: all, or only those with PostgreSQL (the
- * scale-out tests need a shared database).
+ * The engines to run on. `which`:
+ * - `all`: every engine — for what is stored and removed, where the database
+ *   and the blob store meet (refusals, collection);
+ * - `each`: each database and each blob store once: embedded (SQLite and a
+ *   directory) and postgres+s3 (PostgreSQL and S3); `postgres` (PostgreSQL and
+ *   a directory) only pairs parts those two cover, and runs here only when
+ *   there is no S3 store;
+ * - `shared`: only those with PostgreSQL (the scale-out tests need a shared
+ *   database).
  */
-export function engines(which: 'all' | 'shared' = 'all'): { available: Engine[]; unavailable: Unavailable[] } {
+export function engines(which: 'all' | 'each' | 'shared' = 'all'): { available: Engine[]; unavailable: Unavailable[] } {
   const available: Engine[] = [];
   const unavailable: Unavailable[] = [];
   if (which === 'all') available.push(embedded);
@@ -242,6 +249,7 @@ export function engines(which: 'all' | 'shared' = 'all'): { available: Engine[];
       reason: 'BOXSIG_TEST_S3_ENDPOINT, BOXSIG_TEST_S3_BUCKET, BOXSIG_TEST_S3_REGION and AWS_* are not set (scripts/services/swift.sh starts a local Swift)',
     });
   else if (!pgProblem) available.push(postgresS3);
+  if (which === 'each' && available.some((e) => e.name === 'postgres+s3')) available.splice(available.indexOf(postgres), 1);
   // BOXSIG_TEST_REGISTRY_ENGINES=postgres+s3 (comma-separated) runs only those, for a quicker local run
   const only = process.env.BOXSIG_TEST_REGISTRY_ENGINES?.split(',').filter(Boolean);
   if (only?.length) return { available: available.filter((e) => only.includes(e.name)), unavailable: unavailable.filter((u) => only.includes(u.name)) };

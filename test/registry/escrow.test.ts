@@ -21,7 +21,7 @@ import { signerFromKey } from '../../src/keys/signer.js';
 import { readSecretKey } from '../../src/keys/keys.js';
 import { catalog, createOrg, mustAdmin, newLab, publish, startRegistry, token, vagrantPublish, type Lab } from './lab.js';
 
-const { available, unavailable } = engines('all');
+const { available, unavailable } = engines('each');
 t.teardown(stopEngines);
 reportUnavailable(t, unavailable);
 

@@ -18,7 +18,7 @@ import { boxsig, boxsigAsync, gpgKey, makeBox, makeKey, must, requireTool, sign 
 import { engines, reportUnavailable, stopEngines } from './engines.js';
 import { admin, createOrg, getJson, mustAdmin, newLab, publish, startRegistry, token, vagrantPublish } from './lab.js';
 
-const { available, unavailable } = engines('all');
+const { available, unavailable } = engines('each');
 t.teardown(stopEngines);
 reportUnavailable(t, unavailable);
 
