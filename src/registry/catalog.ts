@@ -72,6 +72,8 @@ export class CatalogCache {
   private readonly entries = new Map<string, Entry>();
   /** Bumped by every invalidation: a catalog read before it is not stored after it. */
   private epoch = 0;
+  /** What a catalog read looks up before the catalog (the org and box rows of a path), dropped at every change. */
+  private readonly lookups = new Map<string, unknown>();
 
   constructor(
     private readonly db: Db,
@@ -86,8 +88,27 @@ export class CatalogCache {
 
   invalidate(boxId: string | null): void {
     this.epoch++;
+    this.lookups.clear();
     if (boxId === null) this.entries.clear();
     else for (const [k, e] of this.entries) if (e.boxId === boxId) this.entries.delete(k);
+  }
+
+  /**
+   * `load()`'s answer, kept like the catalogs when `keep` says so: a catalog
+   * read then costs no query at all (two lookups per read capped 2 processes
+   * on PostgreSQL at 0.07× nginx). Any change clears them all.
+   */
+  async lookup<T>(key: string, load: () => Promise<T>, keep: (value: T) => boolean): Promise<T> {
+    const useCache = this.enabled && this.db.watching;
+    const hit = useCache ? (this.lookups.get(key) as T | undefined) : undefined;
+    if (hit !== undefined) return hit;
+    const epoch = this.epoch;
+    const value = await load();
+    if (keep(value) && useCache && epoch === this.epoch && this.db.watching) {
+      if (this.lookups.size > 10_000) this.lookups.clear();
+      this.lookups.set(key, value);
+    }
+    return value;
   }
 
   /** The catalog JSON text of a box (the caller has checked that the client may read it). */

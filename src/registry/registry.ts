@@ -124,6 +124,16 @@ function defaultOfNew(version: VersionRow, sameName: ProviderRow[], f: { archite
 }
 
 /** The answer for a box that is missing or private to the caller: the same either way. */
+/** A private box is, to whoever may not read it, exactly a box that does not exist (no oracle). */
+function readable<B extends { private: unknown }, O extends { id: string }>(
+  p: Principal | null,
+  rows: { org: O; box: B | null } | null,
+  name: string,
+): { org: O; box: B } {
+  if (!rows?.box || (rows.box.private && !allowed(p, rows.org.id, 'read'))) throw unreadable(p, name);
+  return { org: rows.org, box: rows.box };
+}
+
 function unreadable(p: Principal | null, name: string): BoxsigError {
   const hint = p ? '' : ' (a private box needs a token of its organization)';
   return new BoxsigError('NOT_FOUND', `box ${shown(name)} does not exist${hint}`);
@@ -203,16 +213,13 @@ export class Registry {
    */
   private async boxCtx(q: Sql, p: Principal | null, path: BoxPath, write?: Write): Promise<BoxCtx> {
     const org = await mustOrg(q, path.org);
-    let box = await findBox(q, org.id, path.box);
-    // a private box is, to whoever may not read it, exactly a box that does not exist (no oracle)
-    if (!box || (box.private && !allowed(p, org.id, 'read'))) throw unreadable(p, `${org.name}/${path.box}`);
-    if (write) {
-      authorize(p, org, write.role, `${write.what} in ${org.name}/${box.name}`);
-      await this.db.lock(q, 'boxes', box.id);
-      box = await findBox(q, org.id, path.box);
-      if (!box) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
-    }
-    return { org, box };
+    const { box } = readable(p, { org, box: await findBox(q, org.id, path.box) }, `${org.name}/${path.box}`);
+    if (!write) return { org, box };
+    authorize(p, org, write.role, `${write.what} in ${org.name}/${box.name}`);
+    await this.db.lock(q, 'boxes', box.id);
+    const locked = await findBox(q, org.id, path.box);
+    if (!locked) throw notFound(`box ${shown(`${org.name}/${path.box}`)}`);
+    return { org, box: locked };
   }
 
   private async versionCtx(q: Sql, p: Principal | null, path: VersionPath, write?: Write): Promise<VersionCtx> {
@@ -703,7 +710,16 @@ export class Registry {
   // ---- consumers ----
 
   async catalog(p: Principal | null, path: BoxPath, links: Links): Promise<string> {
-    const c = await this.boxCtx(this.db, p, path);
+    // the rows are cached with the catalogs (a box that does not exist is not); who may read them is checked every time
+    const rows = await this.catalogs.lookup(
+      `${path.org}\n${path.box}`,
+      async () => {
+        const org = await mustOrg(this.db, path.org);
+        return { org, box: await findBox(this.db, org.id, path.box) };
+      },
+      (r) => r.box !== null,
+    );
+    const c = readable(p, rows, `${rows.org.name}/${path.box}`);
     return this.catalogs.get(
       {
         id: c.box.id,
