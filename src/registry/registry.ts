@@ -123,7 +123,6 @@ function defaultOfNew(version: VersionRow, sameName: ProviderRow[], f: { archite
   return f.defaultArchitecture ?? !sameName.some((x) => x.default_architecture);
 }
 
-/** The answer for a box that is missing or private to the caller: the same either way. */
 /** A private box is, to whoever may not read it, exactly a box that does not exist (no oracle). */
 function readable<B extends { private: unknown }, O extends { id: string }>(
   p: Principal | null,
@@ -134,6 +133,7 @@ function readable<B extends { private: unknown }, O extends { id: string }>(
   return { org: rows.org, box: rows.box };
 }
 
+/** The answer for a box that is missing or private to the caller: the same either way. */
 function unreadable(p: Principal | null, name: string): BoxsigError {
   const hint = p ? '' : ' (a private box needs a token of its organization)';
   return new BoxsigError('NOT_FOUND', `box ${shown(name)} does not exist${hint}`);
