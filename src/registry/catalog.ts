@@ -94,12 +94,12 @@ export class CatalogCache {
   }
 
   /**
-   * `load()`'s answer, kept like the catalogs when `keep` says so: a catalog
+   * `load()`'s answer, kept under `key` (null: not kept) like the catalogs when `keep` says so: a catalog
    * read then costs no query at all (two lookups per read capped 2 processes
    * on PostgreSQL at 0.07× nginx). Any change clears them all.
    */
-  async lookup<T>(key: string, load: () => Promise<T>, keep: (value: T) => boolean): Promise<T> {
-    const useCache = this.enabled && this.db.watching;
+  async lookup<T>(key: string | null, load: () => Promise<T>, keep: (value: T) => boolean): Promise<T> {
+    const useCache = key !== null && this.enabled && this.db.watching;
     const hit = useCache ? (this.lookups.get(key) as T | undefined) : undefined;
     if (hit !== undefined) return hit;
     const epoch = this.epoch;

@@ -15,7 +15,7 @@ import type { BlobStore } from './blobs/store.js';
 import { CatalogCache } from './catalog.js';
 import type { RegistryConfig } from './config.js';
 import type { LimitedBody } from './body.js';
-import { architectureName, boxName, fold, freeText, providerName, shown, versionName, type Role } from './names.js';
+import { architectureName, boxName, fold, freeText, isLookupName, providerName, shown, versionName, type Role } from './names.js';
 import {
   audit,
   findBox,
@@ -710,9 +710,11 @@ export class Registry {
   // ---- consumers ----
 
   async catalog(p: Principal | null, path: BoxPath, links: Links): Promise<string> {
-    // the rows are cached with the catalogs (a box that does not exist is not); who may read them is checked every time
+    // the rows are cached with the catalogs (a box that does not exist is not), under the names as the database
+    // compares them (folded: one entry whatever the spelling); who may read them is checked every time
+    const key = isLookupName(path.org) && isLookupName(path.box) ? `${fold(path.org)}/${fold(path.box)}` : null;
     const rows = await this.catalogs.lookup(
-      `${path.org}\n${path.box}`,
+      key,
       async () => {
         const org = await mustOrg(this.db, path.org);
         return { org, box: await findBox(this.db, org.id, path.box) };

@@ -30,6 +30,7 @@ t.test('cached catalog reads follow every change, in the process that made it an
   for (const r of [a, b]) {
     for (let i = 0; i < 3; i++) t.equal(await status(`${r.url}/acme/app`), 200, 'public: served (and cached)');
   }
+  const spelled = await status(`${a.url}/Acme/APP`);
 
   const change = await fetch(`${a.url}/api/v1/box/acme/app`, {
     method: 'PUT',
@@ -38,6 +39,7 @@ t.test('cached catalog reads follow every change, in the process that made it an
   });
   t.equal(change.status, 200, 'the box is made private');
   t.equal(await status(`${a.url}/acme/app`), 404, 'the process that changed it refuses anonymous readers at once');
+  t.equal(await status(`${a.url}/Acme/APP`), 404, `whatever the spelling (${spelled} before)`);
   await until(async () => (await status(`${b.url}/acme/app`)) === 404, 10_000);
   t.pass('the other process refuses them too, once it sees the commit');
   t.equal(await status(`${b.url}/acme/app`, reader), 200, 'a reader of the org is still served');
