@@ -113,12 +113,6 @@ export function hasTool(cmd: string): boolean {
   return r.status === 0;
 }
 
-interface Tap {
-  fail(msg: string): void;
-  skip(msg: string): void;
-  plan?: unknown;
-}
-
 /**
  * True if `cmd` is available. Otherwise: on CI (CI=true) a failure, locally a
  * skip that says which Debian package to install.

@@ -3,7 +3,7 @@
  * made by GnuPG, signatures checked by gpg --verify and sqv, signed boxes
  * listed and extracted by GNU tar and bsdtar.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -13,7 +13,7 @@ function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-function checkWithStockTools(t: Tap.Test, signedBox: string, originalDir: string, pubKeys: string[], compressed: boolean) {
+function checkWithStockTools(t: Test, signedBox: string, originalDir: string, pubKeys: string[], compressed: boolean) {
   const dir = fs.mkdtempSync(path.join(path.dirname(signedBox), 'stock-'));
   // GNU tar and bsdtar list and extract it; the extracted files match the originals
   for (const tool of ['tar', 'bsdtar']) {
@@ -131,7 +131,3 @@ t.test('RSA 4096 keys from boxsig key generate', async (t) => {
   t.match(v.json.signers[0].algorithm, /rsa4096/i);
   checkWithStockTools(t, signed, `${box}.d`, [key.public], true);
 });
-
-declare namespace Tap {
-  type Test = any;
-}

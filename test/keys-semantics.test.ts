@@ -14,7 +14,6 @@ import { boxsig, isolatedEnv } from './helpers.js';
 import { BOX_NAME, craftBox, craftManifest } from './keys-helpers.js';
 import {
   FLAGS,
-  SUB,
   armorKey,
   certRevocation,
   certification,

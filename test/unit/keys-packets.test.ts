@@ -201,7 +201,7 @@ t.test('revocations: hard ones apply to every signature, soft ones from their da
   ];
   for (const [name, r, applies] of rows) t.equal(revocationAt([r], 'SUB1', at) !== null, applies, name);
   const hostile = { ...rev(2, '2026-01-01T00:00:00Z'), text: 'stolen\u001b[2J\nVERIFIED' };
-  // eslint-disable-next-line no-control-regex -- control characters in untrusted text are what this looks for
+  // control characters in untrusted text are what this looks for
   t.notMatch(describeRevocation(hostile), /[\u0000-\u001f]/, "the issuer's text never reaches a terminal raw");
   t.match(describeRevocation(hostile), /stolen\\x1b\[2J\\x0aVERIFIED/);
 });
