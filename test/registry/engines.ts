@@ -238,7 +238,7 @@ export interface Unavailable {
 export function engines(which: 'all' | 'each' | 'shared' = 'all'): { available: Engine[]; unavailable: Unavailable[] } {
   const available: Engine[] = [];
   const unavailable: Unavailable[] = [];
-  if (which === 'all') available.push(embedded);
+  if (which !== 'shared') available.push(embedded);
   const pgProblem = postgresAvailable();
   if (pgProblem) unavailable.push({ name: 'postgres', reason: pgProblem });
   else available.push(postgres);
