@@ -8,7 +8,7 @@
  * sending reads the answer instead of a reset. Engine-independent: the
  * embedded engine.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { connectionsPerClient, CONNECTIONS_PER_CLIENT } from '../../src/registry/config.js';
 import { engines, stopEngines } from './engines.js';
@@ -73,7 +73,8 @@ t.test('the default limit, and none behind a trusted proxy', async (t) => {
   t.equal(connectionsPerClient({ connectionsPerClient: 0, trustProxy: false }), 0, '0: no limit');
 });
 
-t.test('a body refused before it is read: the answer first, then the rest is discarded for a bounded time, not reset', async (t) => {
+/** A registry with a 1 MiB box limit, and an upload URL of acme/app 1.0.0 on it. */
+async function smallRegistry(t: Test) {
   const dir = t.testdir({});
   const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
   createOrg(lab, 'acme');
@@ -81,6 +82,11 @@ t.test('a body refused before it is read: the answer first, then the rest is dis
   const reg = await startRegistry(lab);
   t.teardown(() => reg.stop());
   const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
+  return { reg, up };
+}
+
+t.test('a body refused before it is read: the answer first, then the rest is discarded for a bounded time, not reset', async (t) => {
+  const { up } = await smallRegistry(t);
   const socket = net.connect(Number(up.port), up.hostname);
   t.teardown(() => socket.destroy());
   let answer = '';
@@ -131,14 +137,8 @@ async function flood(port: number, head: string, ms: number): Promise<{ answer: 
 }
 
 t.test('what a refused or unread body may still cost is bounded in bytes and in time, on every route', async (t) => {
-  const dir = t.testdir({});
-  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
-  createOrg(lab, 'acme');
-  const pub = token(lab, 'acme', 'publish');
-  const reg = await startRegistry(lab);
-  t.teardown(() => reg.stop());
+  const { reg, up } = await smallRegistry(t);
   const port = Number(new URL(reg.url).port);
-  const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
   const bound = 64 * 1024 * 1024 + 32 * 1024 * 1024; // the linger's 64 MiB, and what socket buffers hold
   for (const [what, head] of [
     ['an anonymous write', `PUT /api/v1/box/acme/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n`],
