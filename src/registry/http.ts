@@ -124,7 +124,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
   // while shutting down, no connection is kept alive after its answer (close() waits for them)
   app.addHook('onSend', async (req, reply, payload) => {
     if (reg.closing) reply.header('connection', 'close');
-    // any answer given before its request's body ended (a GET with a body, a 404, a body over the JSON limit): bounded
+    // any answer given before its request's body ended (a refusal, a GET with a body, a 404, a body over the JSON limit): bounded
     closeIfUnread(req, reply);
     return payload;
   });
@@ -300,12 +300,12 @@ const UPLOAD_ROUTE = '/api/v1/upload/:secret';
  * trickles is dropped), and a write (any method but GET and HEAD) needs a
  * valid token before its body is parsed — an anonymous client gets 401 and
  * the connection is closed after a bounded linger, nothing of its body
- * buffered (closeIfUnread).
+ * buffered (closeIfUnread, from onSend).
  */
 function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRequest) => Promise<Principal | null>): void {
   const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
   const clear = async (req: FastifyRequest) => clearTimeout(deadlines.get(req));
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', async (req) => {
     if (req.routeOptions.url === UPLOAD_ROUTE) {
       // a box, whatever the client calls it: never buffered by the JSON parser (its body is streamed)
       req.headers['content-type'] = 'application/octet-stream';
@@ -316,12 +316,8 @@ function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRe
     deadlines.set(req, timer);
     req.raw.once('close', () => clearTimeout(timer));
     if (req.method === 'GET' || req.method === 'HEAD') return;
-    const p = await who(req).catch((e: unknown) => {
-      closeIfUnread(req, reply);
-      throw e;
-    });
-    if (p) return;
-    closeIfUnread(req, reply);
+    // a refusal here is answered before the body is read: onSend bounds what is read of it after
+    if (await who(req)) return;
     throw new BoxsigError('DENIED', 'a write needs a valid token (VAGRANT_CLOUD_TOKEN, or BOXSIG_REGISTRY_TOKEN for boxsig publish)');
   });
   // the body is in once the handler runs; an answer before it (an error) leaves the deadline to an unfinished body
@@ -393,22 +389,15 @@ function fastifyError(err: unknown): BoxsigError {
 
 /** PUT upload_path: a direct upload answers 200 once received (its verdict comes with the callback); a plain upload answers the verdict. */
 async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, l: Links): Promise<unknown> {
-  let outcome;
-  try {
-    // cheap first: a declared length over the limit is refused before anything is claimed or read
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > reg.config.maxBoxBytes) {
-      throw new BoxsigError('LIMIT', `the box is larger than this registry accepts (${reg.config.maxBoxBytes} bytes)`, {
-        status: 413,
-        limit: reg.config.maxBoxBytes,
-      });
-    }
-    outcome = await reg.receive(req.params.secret, req.raw);
-  } catch (e) {
-    closeIfUnread(req, reply);
-    throw e;
+  // cheap first: a declared length over the limit is refused before anything is claimed or read (the rest: closeIfUnread)
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > reg.config.maxBoxBytes) {
+    throw new BoxsigError('LIMIT', `the box is larger than this registry accepts (${reg.config.maxBoxBytes} bytes)`, {
+      status: 413,
+      limit: reg.config.maxBoxBytes,
+    });
   }
-  closeIfUnread(req, reply);
+  const outcome = await reg.receive(req.params.secret, req.raw);
   if (outcome.state === 'refused') {
     if (outcome.direct) return reply.code(200).send({ received: true });
     return reply.code(statusOf(outcome.error)).send(errorBody(outcome.error));
@@ -442,7 +431,7 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
  * answer: once an answer is finished Node "dumps" an unread body, reading and
  * dropping it without a data event, and so without any bound. A body that
  * does end within the bounds leaves an ordinary keep-alive connection. Called
- * where a request is refused and, for every other answer, from onSend.
+ * from onSend, for every answer.
  */
 function closeIfUnread(req: FastifyRequest, reply: FastifyReply): void {
   const raw = req.raw;
