@@ -78,8 +78,26 @@ const cpu = (x) => (x === null ? '—' : secs(x));
 const secs = (x) => (x < 1 ? `${(x * 1000).toFixed(0)} ms` : `${x.toFixed(2)} s`);
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
-/** A trust store with `n` recorded names (none of them the ones measured). */
-function trustStore(n, fpr) {
+/**
+ * A BOXSIG_HOME with `n` recorded names (none of them the ones measured), in
+ * the measured CLI's own format: written as trust.json of format 1 (every
+ * record inline, which every boxsig reads), then changed once by the CLI
+ * (a pin, forgotten again), which writes it out as that CLI stores it.
+ */
+function storeHome(dir, n, fpr, project) {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'trust.json'), inlineStore(n, fpr));
+  for (const args of [
+    ['trust', 'pin', 'prepare/store', fpr],
+    ['trust', 'forget', 'prepare/store'],
+  ]) {
+    const r = run(args, env({ BOXSIG_HOME: dir }), project);
+    if (r.status !== 0) throw new Error(`preparing a ${n}-name store: ${r.stderr}`);
+  }
+  return dir;
+}
+
+function inlineStore(n, fpr) {
   const boxes = {};
   const time = '2026-01-01T00:00:00Z';
   for (let i = 0; i < n; i++) {
@@ -161,7 +179,7 @@ async function measureAll(scratch) {
   const s = run(['sign', unsigned, '--key', `${keyPrefix}.secret.asc`, '--name', 'scale/added', '--version', '1.0.0', '-o', box], env({}), scratch);
   if (s.status !== 0) throw new Error(s.stderr);
 
-  const stores = { 10: trustStore(10, fpr), [NAMES]: trustStore(NAMES, fpr) };
+  const stores = { 10: storeHome(path.join(scratch, 'store-10'), 10, fpr, project), [NAMES]: storeHome(path.join(scratch, `store-${NAMES}`), NAMES, fpr, project) };
   const result = {
     cli: CLI,
     names: NAMES,
@@ -177,8 +195,8 @@ async function measureAll(scratch) {
     const cpus = [];
     for (let i = 0; i < RUNS + 1; i++) {
       const home = path.join(scratch, `add-${n}-${i}`);
-      fs.mkdirSync(path.join(home, 'boxsig'), { recursive: true });
-      fs.writeFileSync(path.join(home, 'boxsig', 'trust.json'), stores[n]);
+      fs.mkdirSync(home, { recursive: true });
+      fs.cpSync(stores[n], path.join(home, 'boxsig'), { recursive: true });
       const r = run(['add', box, '--quiet'], env({ BOXSIG_HOME: path.join(home, 'boxsig'), VAGRANT_HOME: path.join(home, 'vagrant') }), project);
       if (r.status !== 0) throw new Error(`add with ${n} names failed: ${r.stderr}`);
       if (i > 0) {
@@ -201,8 +219,8 @@ async function measureAll(scratch) {
       [String(NAMES), stores[NAMES]],
     ]) {
       const bh = path.join(home, `boxsig-${label}`);
-      fs.mkdirSync(bh, { recursive: true });
-      if (store) fs.writeFileSync(path.join(bh, 'trust.json'), store);
+      if (store) fs.cpSync(store, bh, { recursive: true });
+      else fs.mkdirSync(bh, { recursive: true });
       const walls = [];
       const cpus = [];
       for (let i = 0; i < RUNS; i++) {

@@ -5,7 +5,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { countCalls, pool, runPlain, runWithFault } from './fault/harness.js';
-import { treeOf, same, homeDebris, parses, checkStoreDebris, TARGET, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
+import { treeOf, same, homeDebris, storeParses, checkStoreDebris, TARGET, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
 
 t.test('add --force killed at every file-system call', async (t) => {
   const lab = await makeLab(t);
@@ -25,7 +25,7 @@ t.test('add --force killed at every file-system call', async (t) => {
         t.equal(r.signal, 'SIGKILL', `${label}: killed`);
         const after = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(after === null || same(after, lab.oldTree) || same(after, lab.newTree), `${label}: never a half box`);
-        t.ok(parses(path.join(w.boxsigHome, 'trust.json')), `${label}: the trust store parses`);
+        t.ok(storeParses(w.boxsigHome), `${label}: the trust store parses`);
         // any mutating command runs the recovery step first
         const next = await runPlain(['trust', 'pin', 'probe/x', lab.key.fingerprint, '--json'], w.env);
         t.equal(next.code, 0, `${label}: the next command works (${next.stderr.trim()})`);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { countCalls, pool, runWithFault, type FaultMode } from './fault/harness.js';
-import { treeOf, same, homeDebris, parses, checkStoreDebris, TARGET, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
+import { treeOf, same, homeDebris, storeParses, checkStoreDebris, TARGET, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
 
 t.test('add --force interrupted or out of space at every file-system call', async (t) => {
   const lab = await makeLab(t);
@@ -23,7 +23,7 @@ t.test('add --force interrupted or out of space at every file-system call', asyn
         const after = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(same(after, lab.oldTree) || same(after, lab.newTree), `${label}: the old box or the new one, without any recovery`);
         t.same(homeDebris(w.vagrantHome), [], `${label}: the interrupted process removed its staging directory`);
-        t.ok(parses(path.join(w.boxsigHome, 'trust.json')), `${label}: the trust store parses`);
+        t.ok(storeParses(w.boxsigHome), `${label}: the trust store parses`);
       });
     });
   }
@@ -54,7 +54,7 @@ t.test('add --force interrupted or out of space at every file-system call', asyn
           t.ok(same(after, lab.oldTree), `${label}: the installed box is unchanged`);
         }
         t.same(homeDebris(w.vagrantHome), [], `${label}: no staging debris, without any recovery`);
-        t.ok(parses(path.join(w.boxsigHome, 'trust.json')), `${label}: the trust store parses`);
+        t.ok(storeParses(w.boxsigHome), `${label}: the trust store parses`);
         checkStoreDebris(t, w.boxsigHome, label);
       },
     );

@@ -44,6 +44,10 @@ export function storeDebris(home: string): string[] {
   const out: string[] = [];
   for (const n of fs.readdirSync(home)) {
     if (n === 'trust.json') continue;
+    if (n === 'records') {
+      for (const r of fs.readdirSync(path.join(home, n))) if (!/^[0-9a-f]{64}\.json$/.test(r)) out.push(`${n}/${r}`);
+      continue;
+    }
     if (n === 'keyring' || n === 'revocations') {
       for (const k of fs.readdirSync(path.join(home, n))) if (!/^[0-9A-F]{40,64}(-[0-9a-f]{16})?\.asc$/.test(k)) out.push(`${n}/${k}`);
       continue;
@@ -61,6 +65,13 @@ export function homeDebris(home: string): string[] {
     if (fs.existsSync(p)) for (const n of fs.readdirSync(p)) out.push(`${d}/${n}`);
   }
   return out;
+}
+
+/** trust.json and every record file of the store in `boxsigHome` parse. */
+export function storeParses(boxsigHome: string): boolean {
+  const records = path.join(boxsigHome, 'records');
+  const files = [path.join(boxsigHome, 'trust.json'), ...(fs.existsSync(records) ? fs.readdirSync(records).map((f) => path.join(records, f)) : [])];
+  return files.every(parses);
 }
 
 export function parses(file: string): boolean {

@@ -7,15 +7,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeKey } from './helpers.js';
 import { countCalls, pool, runPlain, runWithFault } from './fault/harness.js';
-import { treeOf, parses, checkStoreDebris, TARGET, envFor, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
+import { treeOf, storeParses, checkStoreDebris, TARGET, envFor, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
 
 t.test('trust and key import killed at every file-system call', async (t) => {
   const lab = await makeLab(t);
-  /** The store without its clock: comparable between runs. */
-  const normalized = (file: string) =>
-    fs.existsSync(file)
-      ? JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8'), (k, v) => (['time', 'updated', 'firstSeen', 'since'].includes(k) ? undefined : v)))
-      : null;
+  /** The store (trust.json and the record files) without its clock: comparable between runs. */
+  const normalized = (home: string) => {
+    const clockless = (file: string) =>
+      JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8'), (k, v) => (['time', 'updated', 'firstSeen', 'since'].includes(k) ? undefined : v)));
+    const file = path.join(home, 'trust.json');
+    const records = path.join(home, 'records');
+    const names = fs.existsSync(records) ? fs.readdirSync(records).sort() : [];
+    return fs.existsSync(file) ? [clockless(file), ...names.map((n) => `${n} ${clockless(path.join(records, n))}`)].join('\n') : null;
+  };
   const FPR = '0123456789ABCDEF0123456789ABCDEF01234567';
   for (const args of [
     ['trust', 'pin', 'acme/*', FPR, '--json'],
@@ -24,10 +28,10 @@ t.test('trust and key import killed at every file-system call', async (t) => {
   ]) {
     t.test(`${args.slice(0, 2).join(' ')}: SIGKILL before every call`, async (t) => {
       const w0 = freshCopy(lab, 'installed');
-      const before = normalized(path.join(w0.boxsigHome, 'trust.json'));
+      const before = normalized(w0.boxsigHome);
       const { count, run, calls } = await countCalls(args, w0.env);
       t.equal(run.code, 0, run.stderr);
-      const after = normalized(path.join(w0.boxsigHome, 'trust.json'));
+      const after = normalized(w0.boxsigHome);
       t.not(after, before, 'the unfaulted run changes the store');
       await pool(
         Array.from({ length: count }, (_, i) => i + 1),
@@ -38,9 +42,8 @@ t.test('trust and key import killed at every file-system call', async (t) => {
           const label = describeFault(r, n);
           sameCall(t, calls, r, n, label);
           t.equal(r.signal, 'SIGKILL', `${label}: killed`);
-          const storeFile = path.join(w.boxsigHome, 'trust.json');
-          t.ok(parses(storeFile), `${label}: the trust store parses`);
-          const now = normalized(storeFile);
+          t.ok(storeParses(w.boxsigHome), `${label}: the trust store parses`);
+          const now = normalized(w.boxsigHome);
           t.ok(now === before || now === after, `${label}: the store is the old one or the new one, never a mix`);
           const next = await runPlain(['trust', 'pin', 'probe/x', lab.key.fingerprint, '--json'], w.env);
           t.equal(next.code, 0, `${label}: the next command works (${next.stderr.trim()})`);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { countCalls, pool, runPlain, runWithFault } from './fault/harness.js';
-import { treeOf, same, homeDebris, parses, checkStoreDebris, TARGET, OTHER, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
+import { treeOf, same, homeDebris, storeParses, checkStoreDebris, TARGET, OTHER, freshCopy, sameCall, describeFault, makeLab } from './crash-lab.js';
 
 t.test('add killed at every file-system call', async (t) => {
   const lab = await makeLab(t);
@@ -25,7 +25,7 @@ t.test('add killed at every file-system call', async (t) => {
         t.equal(r.signal, 'SIGKILL', `${label}: killed`);
         const target = treeOf(path.join(w.vagrantHome, ...TARGET));
         t.ok(target === null || same(target, lab.newTree), `${label}: the box is absent or complete`);
-        t.ok(parses(path.join(w.boxsigHome, 'trust.json')), `${label}: the trust store parses`);
+        t.ok(storeParses(w.boxsigHome), `${label}: the trust store parses`);
         const next = await runPlain(args, w.env);
         t.equal(next.code, target ? 2 : 0, `${label}: the next add works at once (${next.json?.code ?? 'ok'})`);
         t.ok(same(treeOf(path.join(w.vagrantHome, ...TARGET)), lab.newTree), `${label}: then the box is complete`);

@@ -234,3 +234,24 @@ export function gpgKey(
   fs.writeFileSync(`${base}.public.asc`, must('gpg', ['--batch', '--armor', '--export', fpr], { env }));
   return { fingerprint: fpr, secret: `${base}.secret.asc`, public: `${base}.public.asc`, home: gh };
 }
+
+/** The trust store's records (BOXSIG_HOME/records/<hash>.json, see src/trust/record-files.ts), by name. */
+export function trustRecords(boxsigHome: string): Record<string, any> {
+  const dir = path.join(boxsigHome, 'records');
+  const out: Record<string, any> = Object.create(null);
+  if (!fs.existsSync(dir)) return out;
+  for (const f of fs.readdirSync(dir).sort()) {
+    const doc = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    out[doc.name] = doc.record;
+  }
+  return out;
+}
+
+/** trust.json and every record file as one text, for before/after comparisons ('' when there is no store). */
+export function trustStoreText(boxsigHome: string): string {
+  const file = path.join(boxsigHome, 'trust.json');
+  const dir = path.join(boxsigHome, 'records');
+  const parts = [fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''];
+  if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir).sort()) parts.push(`${f}\n${fs.readFileSync(path.join(dir, f), 'utf8')}`);
+  return parts.join('\n');
+}

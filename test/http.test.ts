@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { ROOT, boxsigAsync, isolatedEnv, makeBox, makeKey, sign, type KeyFiles, type RunResult } from './helpers.js';
+import { ROOT, boxsigAsync, isolatedEnv, makeBox, makeKey, sign, type KeyFiles, type RunResult, trustStoreText } from './helpers.js';
 import { basicAuth, hostileServer, raw, redirect, send, stall, type HostileServer } from './hostile-server.js';
 
 const USER = 'deploy';
@@ -174,7 +174,7 @@ t.test('credentials in URLs: basic auth in a header, to the same origin only, ne
     '--json',
   ]);
   t.equal(r.code, 0, 'verify --dir --record', { stderr: r.stderr });
-  const trust = fs.readFileSync(path.join(w.env.BOXSIG_HOME!, 'trust.json'), 'utf8');
+  const trust = trustStoreText(w.env.BOXSIG_HOME!);
   t.match(trust, `${a.url}/private/old/web-1.box?access_token=REDACTED`, 'the trust record keeps the scrubbed source');
   r = await run(['trust', 'list']);
   t.equal(r.code, 0);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { boxsig, gpgKey, isolatedEnv, makeBox, makeKey, must, requireTool, sh, sign } from './helpers.js';
+import { boxsig, gpgKey, isolatedEnv, makeBox, makeKey, must, requireTool, sh, sign, trustRecords } from './helpers.js';
 import { BoxsigError, signBox, verifyBox, inspectBox, stripBox, generateKey, loadSecretKey, signerFromKey, TrustStore } from '../src/index.js';
 
 t.test('key generate: files, modes, passphrases, types', async (t) => {
@@ -200,10 +200,10 @@ t.test('verify --dir checks an extracted box like an archive', async (t) => {
   // --record: the plugin's add step records trust on first use and the version
   const rec = vd(extract('rec'), '--record', '--source', 'https://boxes.example/acme/dir');
   t.equal(rec.code, 0, rec.stderr);
-  const state = JSON.parse(fs.readFileSync(path.join(env.BOXSIG_HOME!, 'trust.json'), 'utf8'));
-  t.same(state.boxes['acme/dir'].keys, [k.fingerprint]);
-  t.equal(state.boxes['acme/dir'].highestVersion, '1.0');
-  t.equal(state.boxes['acme/dir'].source, 'https://boxes.example/acme/dir');
+  const record = trustRecords(env.BOXSIG_HOME!)['acme/dir'];
+  t.same(record.keys, [k.fingerprint]);
+  t.equal(record.highestVersion, '1.0');
+  t.equal(record.source, 'https://boxes.example/acme/dir');
 });
 
 t.test('library API: typed results and BoxsigError codes', async (t) => {

@@ -6,10 +6,11 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { boxsig, isolatedEnv, makeBox, makeKey, must, sign, type KeyFiles } from './helpers.js';
+import { boxsig, isolatedEnv, makeBox, makeKey, must, sign, type KeyFiles, trustStoreText } from './helpers.js';
 import { baseFiles, manifestFor } from './corpus/generate.mjs';
 import { craftBox } from './keys-helpers.js';
 import { FLAGS, detached, ed25519Key, publicKey, sp, type CraftKey } from './pgp-craft.js';
+import { recordFileName } from '../src/trust/record-files.js';
 
 const DAY = 86_400_000;
 
@@ -221,8 +222,7 @@ t.test('add refusals: key change, rollback, checksum', async (t) => {
   const v2 = path.join(dir, 'v2.box');
   t.equal(sign(f.signed, [f.key], ['--version', '2.0.0', '--fresh', '-o', v2], env).code, 0);
   t.equal(add(v2).code, 0, 'first add: trust on first use');
-  const store = path.join(env.BOXSIG_HOME!, 'trust.json');
-  const trustBefore = fs.readFileSync(store, 'utf8');
+  const trustBefore = trustStoreText(env.BOXSIG_HOME!);
   const before = listing();
 
   const rogue = path.join(dir, 'rogue.box');
@@ -232,9 +232,9 @@ t.test('add refusals: key change, rollback, checksum', async (t) => {
   t.match(changed.json.message, f.key.fingerprint, 'shows the old fingerprint');
   t.match(changed.json.message, f.other.fingerprint, 'shows the new fingerprint');
   t.match(changed.json.message, `boxsig trust accept acme/box ${f.other.fingerprint}`, 'shows the command that accepts the new key');
-  t.match(changed.json.message, store, 'says where the record lives');
+  t.match(changed.json.message, path.join(env.BOXSIG_HOME!, 'records', recordFileName('acme/box')), 'says where the record lives');
   t.equal(listing(), before, 'the boxes directory is unchanged');
-  t.equal(fs.readFileSync(store, 'utf8'), trustBefore, 'the trust record is unchanged');
+  t.equal(trustStoreText(env.BOXSIG_HOME!), trustBefore, 'the trust record is unchanged');
 
   expectRefusal(t, add(f.signed), 'ROLLBACK', 'an older version');
   t.equal(listing(), before, 'the boxes directory is unchanged after ROLLBACK');

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { boxsig, boxsigAsync, isolatedEnv, makeBox, makeKey, must, sign, type KeyFiles } from './helpers.js';
+import { boxsig, boxsigAsync, isolatedEnv, makeBox, makeKey, must, sign, type KeyFiles, trustRecords } from './helpers.js';
 
 function setup(t: any) {
   const dir = t.testdir({});
@@ -23,7 +23,7 @@ function setup(t: any) {
   };
   const run = (...args: string[]) => boxsig([...args, '--json'], { env, cwd: dir });
   const add = (box: string, ...args: string[]) => run('add', box, '--quiet', ...args);
-  const state = () => JSON.parse(fs.readFileSync(path.join(home, 'trust.json'), 'utf8'));
+  const state = () => ({ ...JSON.parse(fs.readFileSync(path.join(home, 'trust.json'), 'utf8')), boxes: trustRecords(home) });
   return { dir, env, home, signBox, run, add, state };
 }
 
@@ -104,6 +104,7 @@ t.test('debris of dead processes is removed by the next change to the store', as
     `trust.json.tmp-${dead}-0badf00d`,
     `trust.lock.stale-${dead}-deadbeef`,
     `trust.lock.new-${dead}-12345678`,
+    `${'0a'.repeat(32)}.json.tmp-${dead}-abcdef00`,
     `keyring/${k.fingerprint}.asc.tmp-${dead}-abcdef01`,
     `keyring/.${k.fingerprint}.asc.tmp-${dead}-abcdef012345`,
     `revocations/${k.fingerprint}-0011223344556677.asc.tmp-${dead}-abcdef02`,
@@ -161,6 +162,11 @@ t.test('a full BOXSIG_HOME: the command fails with IO and leaves no lock and no 
   t.equal(full.code, 3, 'a full disk is an I/O failure');
   t.equal(full.json.code, 'IO');
   t.same(fs.readdirSync(s.home).sort(), ['filler', 'trust.json'], 'no lock, no temporary file');
+  // a box name's record is a file of its own: the same holds when it cannot be written
+  const record = s.add(s.signBox('acme/full', '1.0', [k]));
+  t.equal(record.code, 3, 'an add whose record cannot be written is an I/O failure');
+  t.same(fs.readdirSync(s.home).sort(), ['filler', 'trust.json', ...(fs.existsSync(path.join(s.home, 'records')) ? ['records'] : [])], 'no lock, no temporary file');
+  t.same(trustRecords(s.home), {}, 'and no record');
   t.equal(fs.readFileSync(path.join(s.home, 'trust.json'), 'utf8'), before, 'the store is unchanged');
   fs.rmSync(filler);
   const after = s.run('trust', 'pin', 'acme/b', k.fingerprint);

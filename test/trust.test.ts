@@ -6,7 +6,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { boxsig, gnupgHome, isolatedEnv, makeBox, makeKey, must, requireTool, sign, type KeyFiles } from './helpers.js';
+import { boxsig, gnupgHome, isolatedEnv, makeBox, makeKey, must, requireTool, sign, type KeyFiles, trustRecords } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -160,8 +160,7 @@ t.test('rotation by co-signature and by certification; a new key with no proof i
   t.equal(co.code, 0, co.stderr);
   t.match(co.json.recorded, [`rotation: ${b.fingerprint}`], 'the co-signed box records B');
   t.equal(s.add(s.signBox('acme/rot', '1.2.0', [b])).code, 0, 'B alone is accepted afterwards');
-  const state = JSON.parse(fs.readFileSync(path.join(s.env.BOXSIG_HOME!, 'trust.json'), 'utf8'));
-  t.ok(state.boxes['acme/rot'].keys.includes(b.fingerprint), 'the trust record names the new key');
+  t.ok(trustRecords(s.env.BOXSIG_HOME!)['acme/rot'].keys.includes(b.fingerprint), 'the trust record names the new key');
 
   // C certified by B (a recorded key)
   const cc = path.join(s.dir, 'c.certified.asc');

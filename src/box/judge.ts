@@ -23,6 +23,8 @@ import type { BoxsigPrefix, Expectation } from './reader.js';
  */
 export interface TrustView {
   readonly file: string;
+  /** Where the record of a name is kept (default: `file`). */
+  recordFile?(name: string): string;
   read(): TrustState;
   readonly keyring: KeySource;
 }
@@ -105,7 +107,7 @@ export async function judge(prefix: BoxsigPrefix, expect: ExpectedIdentity, trus
     signers,
     policy,
     record: trust.store.read().boxes.get(manifest.box.name),
-    storeFile: trust.store.file,
+    storeFile: trust.store.recordFile?.(manifest.box.name) ?? trust.store.file,
     ...keyLookups(trust.store, boxKeys),
     now,
     mode: trust.mode ?? 'verify',

@@ -84,7 +84,7 @@ export async function orgTrustView(q: Sql, orgId: string, orgName: string, boxId
     read(): TrustState {
       const boxes = new Map<string, TrustRecord>();
       if (record) boxes.set(fullName, record);
-      return { format: 1, pins: new Map(), boxes };
+      return { pins: new Map(), boxes };
     },
     keyring: memoryKeySource(certs, revocations),
   };

@@ -122,9 +122,13 @@ export function scratchName(file: string, kind: 'tmp' | 'new' | 'stale'): string
   return `${file}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Write a file atomically: temporary file, fsync, rename, fsync the directory. */
-export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
-  const tmp = scratchName(file, 'tmp');
+/**
+ * Write a file atomically: temporary file, fsync, rename, fsync the directory.
+ * The temporary file is written beside the file, or in `tmpDir` (on the same
+ * file system), where the recovery step looks for what dead processes left.
+ */
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644, tmpDir?: string): void {
+  const tmp = scratchName(tmpDir ? path.join(tmpDir, path.basename(file)) : file, 'tmp');
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);

@@ -20,7 +20,7 @@ export interface TrustListing {
 
 export function listTrust(store: TrustStore): TrustListing {
   const state = store.read();
-  const byKey = <V>(m: Map<string, V>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const byKey = <V>(m: Iterable<[string, V]>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return { store: store.file, pins: byKey(state.pins), boxes: byKey(state.boxes) };
 }
 

@@ -2,15 +2,19 @@
  * The trust store, in `$BOXSIG_HOME` (default: the user config directory,
  * `~/.config/boxsig` on Linux):
  *
- *   trust.json   pins, TOFU records (name -> fingerprints, first seen, source),
- *                the highest accepted version per name
+ *   trust.json   the format, and the pins (`boxsig trust pin`)
+ *   records/     one file per box name: its TOFU record (keys, first seen,
+ *                source, the highest accepted version, history)
+ *                (src/trust/record-files.ts)
  *   keyring/     imported public keys, one `<FPR>.asc` each
  *   revocations/ imported revocation certificates
  *   trust.lock   held while any of the above is being changed
  *
- * Every change happens under the lock and is written atomically (temporary
- * file + fsync + rename), so concurrent boxsig processes never lose a record
- * and a kill at any instant leaves every file whole.
+ * Every change happens under the lock and each file is written atomically
+ * (temporary file + fsync + rename), so concurrent boxsig processes never
+ * lose a record and a kill at any instant leaves every file whole. A
+ * trust.json of format 1 (every record inline) is read as it is and written
+ * out as record files by the next change, trust.json last.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,54 +22,25 @@ import path from 'node:path';
 import { BoxsigError } from '../errors.js';
 import { isPlainObject } from '../shared/json.js';
 import { FileLock } from './lock.js';
-import { writeFileAtomic, makeDirs } from '../shared/files.js';
+import { writeFileAtomic, makeDirs, fsyncDir } from '../shared/files.js';
 import { Keyring } from './keyring.js';
+import { RecordFiles, recordFileName, recordProblem, type RecordTable, type RecordWrite, type TrustRecord } from './record-files.js';
 
-const TRUST_FORMAT = 1;
+export type { HistoryEvent, RecordTable, RetiredKey, TrustRecord } from './record-files.js';
 
-export interface HistoryEvent {
-  time: string;
-  event: 'first-use' | 'rotation' | 'accepted-key' | 'forgot-key' | 'pinned' | 'version';
-  keys?: string[];
-  version?: string;
-  source?: string;
-  note?: string;
-}
-
-/** A key that `boxsig trust accept` replaced: its earlier signatures stay valid, unless it is distrusted. */
-export interface RetiredKey {
-  key: string;
-  /** When it was replaced: signatures it made later do not count. */
-  since: string;
-  /** The highest version accepted while it was recorded: it cannot have signed a later one before. */
-  upTo?: string;
-  /** The user said the key is not to be trusted any more: none of its signatures count. */
-  distrusted?: true;
-}
-
-export interface TrustRecord {
-  /** Keys trusted on first use (or accepted since) for this box name. */
-  keys: string[];
-  firstSeen: string;
-  updated: string;
-  source?: string;
-  /** Highest version accepted for this name (rollback protection). */
-  highestVersion?: string;
-  /** Keys replaced by `boxsig trust accept`. */
-  retired?: RetiredKey[];
-  history: HistoryEvent[];
-}
+const TRUST_FORMAT = 2;
+/** trust.json with every record inline (boxsig before the record files). */
+const INLINE_FORMAT = 1;
 
 /**
- * The state in memory. Names and globs come from boxes, catalogs and users,
- * so they are keys of Maps, never of plain objects (`constructor` and
- * `__proto__` are valid box names); trust.json holds them as JSON objects.
+ * The state as commands see it. Names and globs come from boxes, catalogs and
+ * users, so they are keys of Maps (or of the record table), never of plain
+ * objects (`constructor` and `__proto__` are valid box names).
  */
 export interface TrustState {
-  format: typeof TRUST_FORMAT;
   /** glob -> pinned fingerprints (`boxsig trust pin`) */
   pins: Map<string, string[]>;
-  boxes: Map<string, TrustRecord>;
+  boxes: RecordTable;
 }
 
 export function defaultHome(): string {
@@ -76,64 +51,50 @@ export function defaultHome(): string {
   return path.join(process.env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'boxsig');
 }
 
-function emptyState(): TrustState {
-  return { format: TRUST_FORMAT, pins: new Map(), boxes: new Map() };
-}
-
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-/** Why a stored record cannot be used (null: it can). */
-function recordProblem(r: unknown): string | null {
-  if (!isPlainObject(r)) return 'is not an object';
-  if (!isStringList(r.keys)) return '"keys" is not a list of fingerprints';
-  if (typeof r.firstSeen !== 'string' || typeof r.updated !== 'string') return '"firstSeen" or "updated" is missing';
-  if (!Array.isArray(r.history)) return '"history" is not a list';
-  if (r.highestVersion !== undefined && typeof r.highestVersion !== 'string') return '"highestVersion" is not a string';
-  if (
-    r.retired !== undefined &&
-    !(Array.isArray(r.retired) && r.retired.every((x) => isPlainObject(x) && typeof x.key === 'string' && typeof x.since === 'string'))
-  ) {
-    return '"retired" is not a list of {key, since}';
-  }
-  return null;
+/** What trust.json holds: the pins, and for format 1 every record. */
+export interface TrustFile {
+  pins: Map<string, string[]>;
+  /** The records of a trust.json of format 1 (null: format 2, the records are files). */
+  inline: Map<string, TrustRecord> | null;
 }
 
-/** trust.json's text as the state in memory; anything unusable is a CONFIG error naming the file. */
-export function parseState(text: string, file: string): TrustState {
+/** trust.json's text; anything unusable is a CONFIG error naming the file. */
+export function parseTrustFile(text: string, file: string): TrustFile {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
     throw new BoxsigError('CONFIG', `${file}: not valid JSON (${(e as Error).message}); restore it or remove it to start over`, { file });
   }
-  if (!isPlainObject(v) || v.format !== TRUST_FORMAT || !isPlainObject(v.boxes) || !isPlainObject(v.pins)) {
-    throw new BoxsigError('CONFIG', `${file}: not a boxsig trust store (format ${TRUST_FORMAT})`, { file });
+  const inline = isPlainObject(v) && v.format === INLINE_FORMAT;
+  if (!isPlainObject(v) || !isPlainObject(v.pins) || (inline ? !isPlainObject(v.boxes) : v.format !== TRUST_FORMAT || 'boxes' in v)) {
+    throw new BoxsigError('CONFIG', `${file}: not a boxsig trust store (format ${TRUST_FORMAT}, or ${INLINE_FORMAT} from an earlier boxsig)`, { file });
   }
-  const state = emptyState();
+  const out: TrustFile = { pins: new Map(), inline: inline ? new Map() : null };
   for (const [glob, fprs] of Object.entries(v.pins)) {
     if (!isStringList(fprs)) throw new BoxsigError('CONFIG', `${file}: pins[${JSON.stringify(glob)}] is not a list of fingerprints`, { file });
-    state.pins.set(glob, fprs);
+    out.pins.set(glob, fprs);
   }
-  for (const [name, rec] of Object.entries(v.boxes)) {
+  for (const [name, rec] of Object.entries(inline ? (v.boxes as Record<string, unknown>) : {})) {
     const p = recordProblem(rec);
     if (p) throw new BoxsigError('CONFIG', `${file}: boxes[${JSON.stringify(name)}] ${p}; restore the file or forget the name`, { file });
-    state.boxes.set(name, rec as unknown as TrustRecord);
+    out.inline!.set(name, rec as unknown as TrustRecord);
   }
-  return state;
+  return out;
 }
 
-/** The state as trust.json's text (JSON objects built with Object.fromEntries keep `__proto__` as a plain key). */
-export function serializeState(state: TrustState): string {
-  const doc = { format: state.format, pins: Object.fromEntries(state.pins), boxes: Object.fromEntries(state.boxes) };
-  return JSON.stringify(doc, null, 2) + '\n';
+/** trust.json's text (objects built with Object.fromEntries keep `__proto__` as a plain key). */
+export function serializeTrustFile(pins: Map<string, string[]>): string {
+  return JSON.stringify({ format: TRUST_FORMAT, pins: Object.fromEntries(pins) }, null, 2) + '\n';
 }
 
 /** The last state read, with the bytes it was parsed from. */
-interface Snapshot {
+interface Snapshot extends TrustFile {
   bytes: Buffer | null;
   /** The file's identity when it was read (device, inode, size, times); null: no file. */
   id: string | null;
-  state: TrustState;
 }
 
 function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
@@ -145,6 +106,8 @@ const identity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}
 export class TrustStore {
   readonly home: string;
   readonly file: string;
+  /** The record files (src/trust/record-files.ts). */
+  readonly recordsDir: string;
   readonly keyring: Keyring;
   private readonly lock: FileLock;
   private snapshot: Snapshot | null = null;
@@ -152,6 +115,7 @@ export class TrustStore {
   constructor(home = defaultHome()) {
     this.home = home;
     this.file = path.join(home, 'trust.json');
+    this.recordsDir = path.join(home, 'records');
     this.lock = new FileLock(path.join(home, 'trust.lock'));
     this.keyring = new Keyring(this);
   }
@@ -161,15 +125,21 @@ export class TrustStore {
   }
 
   /**
-   * The current state (no lock needed: the file is only ever replaced whole).
-   * Parsed once per content: while the file is the same (same identity), it
-   * is not even read again — `verify --installed` reads it once for all the
-   * boxes. Callers other than update() must not change the state.
+   * The current state (no lock needed: every file is only ever replaced
+   * whole). trust.json is parsed once per content: while it is the same file
+   * (same identity), it is not even read again. Each record file is read
+   * when its name is first asked for, once per state returned. Callers other
+   * than update() must not change the state.
    */
   read(): TrustState {
     const id = this.currentId();
-    if (this.snapshot && id === this.snapshot.id) return this.snapshot.state;
-    return this.load().state;
+    const snap = this.snapshot && id === this.snapshot.id ? this.snapshot : this.load();
+    return { pins: snap.pins, boxes: new RecordFiles(this.recordsDir, snap.inline) };
+  }
+
+  /** Where the record of a name is kept. */
+  recordFile(name: string): string {
+    return path.join(this.recordsDir, recordFileName(name));
   }
 
   private currentId(): string | null {
@@ -188,7 +158,8 @@ export class TrustStore {
       this.snapshot.id = id;
       return this.snapshot;
     }
-    this.snapshot = { bytes, id, state: bytes ? parseState(bytes.toString('utf8'), this.file) : emptyState() };
+    const parsed = bytes ? parseTrustFile(bytes.toString('utf8'), this.file) : { pins: new Map<string, string[]>(), inline: null };
+    this.snapshot = { bytes, id, ...parsed };
     return this.snapshot;
   }
 
@@ -210,21 +181,29 @@ export class TrustStore {
   }
 
   /**
-   * Run `fn` on the current state under the lock and write the state it
-   * leaves, once, if it changed (serialised once, written atomically). Debris
-   * of dead processes is removed first. Retries if the lock was lost to a
-   * stale-lock breaker.
+   * Run `fn` on the current state under the lock and write what it changed,
+   * once: the record files of the names it changed, then trust.json if the
+   * pins changed (each file atomically). Debris of dead processes is removed
+   * first. Retries if the lock was lost to a stale-lock breaker. If
+   * `afterWrite` fails, every file written is put back as it was.
    */
   async update<T>(fn: (state: TrustState) => T | Promise<T>, hooks: { afterWrite?: () => Promise<void> } = {}): Promise<T> {
     return this.locked(async () => {
       const before = this.load();
+      const boxes = new RecordFiles(this.recordsDir, before.inline);
       try {
-        const result = await fn(before.state);
-        // compared as bytes: decoding a large store into a string again would cost as much as parsing it
-        const bytes = Buffer.from(serializeState(before.state));
-        const changed = before.bytes === null || !bytes.equals(before.bytes);
-        if (changed) this.write(bytes, before.state);
-        if (hooks.afterWrite) await this.runAfterWrite(hooks.afterWrite, changed ? before.bytes : undefined);
+        const result = await fn({ pins: before.pins, boxes });
+        const records = boxes.changes();
+        // compared as bytes; format 1 is always written out (after its records: trust.json is the commit)
+        const bytes = Buffer.from(serializeTrustFile(before.pins));
+        const pinsChanged = before.bytes === null || before.inline !== null || !bytes.equals(before.bytes);
+        this.writeRecords(records);
+        if (pinsChanged) this.write(bytes, before.pins);
+        if (hooks.afterWrite) {
+          // after format 1, putting trust.json back is enough: the record files are ignored again
+          const undo = { records: before.inline ? [] : records, trust: pinsChanged ? before.bytes : undefined };
+          await this.runAfterWrite(hooks.afterWrite, undo);
+        }
         return result;
       } catch (e) {
         this.snapshot = null; // fn may have changed the state it was given
@@ -233,21 +212,36 @@ export class TrustStore {
     });
   }
 
-  private write(bytes: Buffer, state: TrustState): void {
+  private writeRecords(records: RecordWrite[]): void {
+    if (!records.length) return;
     this.lock.assertHeld();
-    writeFileAtomic(this.file, bytes, 0o600);
-    this.snapshot = { bytes, id: this.currentId(), state };
+    makeDirs(this.recordsDir, 0o700);
+    for (const w of records) this.writeRecord(w.file, w.bytes);
   }
 
-  /** The action the record describes did not happen: put the record back as it was (`previous`: the bytes before). */
-  private async runAfterWrite(afterWrite: () => Promise<void>, previous: Buffer | null | undefined): Promise<void> {
+  /** Temporary files are written in the home, where the recovery step looks (not in records/, which can be large). */
+  private writeRecord(file: string, bytes: Buffer | null): void {
+    if (bytes) return writeFileAtomic(file, bytes, 0o600, this.home);
+    fs.rmSync(file, { force: true });
+    fsyncDir(file);
+  }
+
+  private write(bytes: Buffer, pins: Map<string, string[]>): void {
+    this.lock.assertHeld();
+    writeFileAtomic(this.file, bytes, 0o600);
+    this.snapshot = { bytes, id: this.currentId(), pins, inline: null };
+  }
+
+  /** The action the records describe did not happen: put every file back as it was. */
+  private async runAfterWrite(afterWrite: () => Promise<void>, undo: { records: RecordWrite[]; trust: Buffer | null | undefined }): Promise<void> {
     try {
       await afterWrite();
     } catch (e) {
-      if (previous !== undefined) {
-        if (previous === null) fs.rmSync(this.file, { force: true });
-        else writeFileAtomic(this.file, previous, 0o600);
+      if (undo.trust !== undefined) {
+        if (undo.trust === null) fs.rmSync(this.file, { force: true });
+        else writeFileAtomic(this.file, undo.trust, 0o600);
       }
+      for (const w of undo.records) this.writeRecord(w.file, w.previous);
       throw e;
     }
   }

@@ -84,7 +84,12 @@ function withServedKeys(base: KeySource, served: KeySource): KeySource {
 
 /** A trust view whose keyring also holds what the registry served. */
 export function servedView(store: TrustView, served: KeySource): TrustView {
-  return { file: store.file, read: () => store.read(), keyring: withServedKeys(store.keyring, served) };
+  return {
+    file: store.file,
+    ...(store.recordFile ? { recordFile: (name: string) => store.recordFile!(name) } : {}),
+    read: () => store.read(),
+    keyring: withServedKeys(store.keyring, served),
+  };
 }
 
 /** The served copies (with the served revocations) of the given keys: what an accepted add keeps in the keyring. */
