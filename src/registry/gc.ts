@@ -25,6 +25,8 @@ export interface GcOptions {
   leaseSeconds: number;
   graceSeconds: number;
   now?: Date;
+  /** Ended sessions read at a time (default ENDED_BATCH; tests use a small one). */
+  endedBatch?: number;
 }
 
 export interface GcResult {
@@ -55,7 +57,7 @@ export async function collectGarbage(db: Db, blobs: BlobStore, opts: GcOptions, 
     nowText(now),
   ]);
   const cutoff = ago(now, opts.graceSeconds);
-  await collectEndedUploads(db, blobs, cutoff, result);
+  await collectEndedUploads(db, blobs, cutoff, result, opts.endedBatch);
   const unreferenced = await db.query<{ sha256: string }>(
     `SELECT sha256 FROM blobs WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM providers p WHERE p.blob_sha256 = blobs.sha256)`,
     [cutoff],
@@ -87,8 +89,8 @@ export async function collectGarbage(db: Db, blobs: BlobStore, opts: GcOptions, 
   return result;
 }
 
-/** At most this many ended sessions per run (the next run takes the rest). */
-const ENDED_BATCH = 1000;
+/** Ended sessions are read this many at a time (memory per batch is bounded; a run takes them all). */
+export const ENDED_BATCH = 1000;
 
 /**
  * Ended upload sessions past the grace period, and what is stored under their
@@ -101,21 +103,28 @@ const ENDED_BATCH = 1000;
  * same. A process killed between the two steps leaves an object no row
  * names, which the scan of the store collects.
  */
-async function collectEndedUploads(db: Db, blobs: BlobStore, cutoff: string, result: GcResult): Promise<void> {
-  const ended = await db.query<{ id: string; object_key: string | null }>(
-    `SELECT id, object_key FROM uploads WHERE state IN ${ENDED} AND updated_at < $1 ORDER BY updated_at LIMIT ${ENDED_BATCH}`,
-    [cutoff],
-  );
-  for (const { id, object_key: key } of ended) {
-    const n = await db.run(`DELETE FROM uploads WHERE id = $1 AND state IN ${ENDED} AND updated_at < $2`, [id, cutoff]);
-    if (!n) continue;
-    result.endedUploads += n;
-    if (!key || !isObjectKey(key)) continue;
-    const owner = await db.one<{ n: number }>(
-      `SELECT (SELECT COUNT(*) FROM blobs WHERE object_key = $1) + (SELECT COUNT(*) FROM uploads WHERE object_key = $1 AND state = 'receiving') AS n`,
-      [key],
+async function collectEndedUploads(db: Db, blobs: BlobStore, cutoff: string, result: GcResult, batch = ENDED_BATCH): Promise<void> {
+  // a full batch may be followed by more; rows deleted meanwhile by another process are simply not read again
+  for (;;) {
+    const ended = await db.query<{ id: string; object_key: string | null }>(
+      `SELECT id, object_key FROM uploads WHERE state IN ${ENDED} AND updated_at < $1 ORDER BY updated_at, id LIMIT ${batch}`,
+      [cutoff],
     );
-    if (Number(owner?.n ?? 0) > 0) continue;
-    result.objects += await blobs.deleteKey(key);
+    for (const row of ended) await collectEnded(db, blobs, cutoff, row, result);
+    if (ended.length < batch) return;
   }
+}
+
+async function collectEnded(db: Db, blobs: BlobStore, cutoff: string, row: { id: string; object_key: string | null }, result: GcResult): Promise<void> {
+  const n = await db.run(`DELETE FROM uploads WHERE id = $1 AND state IN ${ENDED} AND updated_at < $2`, [row.id, cutoff]);
+  if (!n) return;
+  result.endedUploads += n;
+  const key = row.object_key;
+  if (!key || !isObjectKey(key)) return;
+  const owner = await db.one<{ n: number }>(
+    `SELECT (SELECT COUNT(*) FROM blobs WHERE object_key = $1) + (SELECT COUNT(*) FROM uploads WHERE object_key = $1 AND state = 'receiving') AS n`,
+    [key],
+  );
+  if (Number(owner?.n ?? 0) > 0) return;
+  result.objects += await blobs.deleteKey(key);
 }
