@@ -19,6 +19,7 @@ import { findBox, findOrg } from './rows.js';
 import { certifyByApi, registerKeysByApi } from './escrow/api.js';
 import { connectionsPerClient } from './config.js';
 import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -141,6 +142,7 @@ export function buildApp(reg: Registry, opts: AppOptions = {}): FastifyInstance 
     return p;
   };
   guardRequests(app, reg, who);
+  continueWhenRead(app);
   const boxPath = (p: Params): BoxPath => ({ org: p.org, box: p.box });
   const versionPath = (p: Params): VersionPath => ({ ...boxPath(p), version: p.version });
   const providerPath = (p: Params): ProviderPath => ({ ...versionPath(p), provider: p.provider, ...(p.arch !== undefined ? { architecture: p.arch } : {}) });
@@ -328,6 +330,37 @@ function guardRequests(app: FastifyInstance, reg: Registry, who: (req: FastifyRe
 }
 
 /**
+ * `Expect: 100-continue` (curl sends it with a large PUT, `vagrant cloud
+ * publish` among others): by default Node answers `100 Continue` at once,
+ * before any check, and the client starts sending a box that is then refused.
+ * Here the 100 goes out only when the body is about to be read: for a JSON
+ * request once its token was checked (preParsing runs after onRequest), for
+ * an upload once its session was claimed (receiveUpload calls `beforeBody`).
+ * A refusal before that is answered without it, and the client never sends
+ * the body (what it sends anyway is bounded by closeIfUnread).
+ */
+function continueWhenRead(app: FastifyInstance): void {
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.set(req, res);
+    app.server.emit('request', req, res);
+  });
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    if (req.routeOptions.url !== UPLOAD_ROUTE) sendContinue(req.raw);
+    return payload;
+  });
+}
+
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
+
+/** The request's body is about to be read: tell a client that waits for it to send (once). */
+function sendContinue(req: IncomingMessage): void {
+  const res = awaitingContinue.get(req);
+  if (!res) return;
+  awaitingContinue.delete(req);
+  if (!res.headersSent) res.writeContinue();
+}
+
+/**
  * At most `max` connections open at once from one client address (per
  * process): a client that opens more has the extra ones closed at once,
  * before anything is read from them, so that one client cannot hold every
@@ -397,7 +430,7 @@ async function receive(reg: Registry, req: FastifyRequest<{ Params: Params }>, r
       limit: reg.config.maxBoxBytes,
     });
   }
-  const outcome = await reg.receive(req.params.secret, req.raw);
+  const outcome = await reg.receive(req.params.secret, req.raw, () => sendContinue(req.raw));
   if (outcome.state === 'refused') {
     if (outcome.direct) return reply.code(200).send({ received: true });
     return reply.code(statusOf(outcome.error)).send(errorBody(outcome.error));

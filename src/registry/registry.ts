@@ -660,9 +660,9 @@ export class Registry {
   }
 
   /** Receive the bytes (PUT upload_path): see upload.ts. */
-  receive(secret: string, body: NodeJS.ReadableStream): Promise<UploadOutcome> {
+  receive(secret: string, body: NodeJS.ReadableStream, beforeBody?: () => void): Promise<UploadOutcome> {
     if (this.closing) throw new BoxsigError('UNAVAILABLE', 'the registry is shutting down; upload again in a moment', { status: 503 });
-    const p = receiveUpload(this, secret, body as import('node:stream').Readable);
+    const p = receiveUpload(this, secret, body as import('node:stream').Readable, beforeBody);
     this.pending.add(p);
     void p.catch(() => undefined).finally(() => this.pending.delete(p));
     return p;

@@ -458,8 +458,10 @@ async function settle(reg: Registry, t: UploadTarget, key: string, err: BoxsigEr
 }
 
 /** The whole upload: claim, stream, commit. Never leaves a blob for a refused or failed upload. */
-export async function receiveUpload(reg: Registry, secret: string, req: Readable): Promise<UploadOutcome> {
+/** `beforeBody`: called once the upload is claimed, before its body is read (HTTP's `100 Continue`). */
+export async function receiveUpload(reg: Registry, secret: string, req: Readable, beforeBody?: () => void): Promise<UploadOutcome> {
   const { target: t, key } = await claim(reg, secret);
+  beforeBody?.();
   const direct = Boolean(t.direct);
   const body = limitedBody(req, reg.config.maxBoxBytes, reg.config.uploadIdleSeconds * 1000);
   const active = reg.track(body);

@@ -10,6 +10,7 @@
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
+import http from 'node:http';
 import { connectionsPerClient, CONNECTIONS_PER_CLIENT } from '../../src/registry/config.js';
 import { engines, stopEngines } from './engines.js';
 import { createOrg, getJson, newLab, startRegistry, token, uploadUrl } from './lab.js';
@@ -163,4 +164,60 @@ t.test('what a refused or unread body may still cost is bounded in bytes and in 
   const waited = await Promise.race([slowClosed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
   clearInterval(trickle);
   t.ok(waited, 'a trickled body on a GET: the connection is closed after the linger');
+});
+
+/** A PUT or POST that says `Expect: 100-continue` and sends its body only if told to continue. */
+function expectContinue(url: URL, method: string, body: Buffer, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number; continued: boolean; text: string }>((resolve, reject) => {
+    let continued = false;
+    const req = http.request(url, {
+      method,
+      headers: { expect: '100-continue', 'content-type': 'application/octet-stream', 'content-length': String(body.length), ...headers },
+    });
+    req.on('continue', () => {
+      continued = true;
+      req.end(body);
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, continued, text }));
+      if (!continued) req.destroy(); // refused before the body: it is never sent
+    });
+    req.on('error', (e) => (continued ? reject(e) : undefined));
+    req.flushHeaders();
+  });
+}
+
+t.test('Expect: 100-continue: a refusal before the body is answered without 100 Continue, so the body is never sent', async (t) => {
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop());
+  const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
+  const big = Buffer.alloc(2 * 1024 * 1024);
+  const small = Buffer.from('not a box at all, but small enough');
+
+  const unknown = await expectContinue(new URL(`${reg.url}/api/v1/upload/${'x'.repeat(43)}`), 'PUT', small);
+  t.equal(unknown.status, 404, 'an unknown upload URL is answered 404');
+  t.equal(unknown.continued, false, 'without 100 Continue');
+  const tooBig = await expectContinue(up, 'PUT', big);
+  t.equal(tooBig.status, 413, 'a declared length over the limit is answered 413');
+  t.equal(tooBig.continued, false, 'without 100 Continue');
+  const anonymous = await expectContinue(new URL(`${reg.url}/api/v1/boxes`), 'POST', Buffer.from('{}'), { 'content-type': 'application/json' });
+  t.equal(anonymous.status, 401, 'an anonymous write is answered 401');
+  t.equal(anonymous.continued, false, 'without 100 Continue');
+
+  const claimed = await expectContinue(up, 'PUT', small);
+  t.equal(claimed.continued, true, 'an upload URL that is claimed is told to continue');
+  t.match(JSON.parse(claimed.text), { code: 'MALFORMED' }, 'and its body is read and judged');
+  const json = await expectContinue(new URL(`${reg.url}/api/v1/boxes`), 'POST', Buffer.from(JSON.stringify({ box: { username: 'acme', name: 'web' } })), {
+    'content-type': 'application/json',
+    authorization: `Bearer ${pub}`,
+  });
+  t.equal(json.continued, true, 'a write with a valid token is told to continue');
+  t.ok(json.status < 300, `and its body is read (${json.status} ${json.text})`);
 });
