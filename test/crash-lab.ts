@@ -146,6 +146,9 @@ export async function makeLab(t: any): Promise<Lab> {
   const e = envFor(ref);
   if (boxsig(['add', newBox, '--json'], { env: e }).code !== 0) throw new Error('reference add failed');
   trees.push(treeOf(path.join(ref, 'vagrant-home', ...TARGET))!);
+  // records keep the time to the second: a command run in the second the templates were made could
+  // find its record unchanged and skip a write the runs after it make (a different call sequence)
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 50));
   return { root, key, oldBox, newBox, otherBox, oldTree: trees[0], newTree: trees[1], templates };
 }
 
