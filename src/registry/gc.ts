@@ -90,7 +90,7 @@ export async function collectGarbage(db: Db, blobs: BlobStore, opts: GcOptions, 
 }
 
 /** Ended sessions are read this many at a time (memory per batch is bounded; a run takes them all). */
-export const ENDED_BATCH = 1000;
+const ENDED_BATCH = 1000;
 
 /**
  * Ended upload sessions past the grace period, and what is stored under their

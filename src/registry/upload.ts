@@ -268,11 +268,13 @@ async function validate(
 ): Promise<ValidatedUpload> {
   const expect = { name: fullName(t), version: t.version, provider: t.provider };
   const judged: ExpectedIdentity = { ...expect, architecture: t.architecture };
-  const content: Hash = createHash('sha256');
   let size = 0;
   let verdict: Verdict | null = null;
   let manifestSha256: string | null = null;
   const declared = t.declared_checksum ?? undefined;
+  const algorithm = declared ? (t.declared_checksum_type ?? 'sha256') : undefined;
+  // the blob's address is its SHA-256: when the declared checksum is one too, the bytes are hashed once for both
+  const content: Hash | null = algorithm === 'sha256' ? null : createHash('sha256');
   const read = await readBox(
     body.stream,
     {
@@ -289,9 +291,9 @@ async function validate(
     },
     {
       tap: {
-        checksumAlgorithm: declared ? (t.declared_checksum_type ?? 'sha256') : undefined,
+        checksumAlgorithm: algorithm,
         onRaw: (chunk) => {
-          content.update(chunk);
+          content?.update(chunk);
           size += chunk.length;
           return writer.write(chunk);
         },
@@ -301,7 +303,9 @@ async function validate(
     },
   );
   checkAfterPass(t, read, verdict, body);
-  return { target: t, verdict, sha256: content.digest('hex'), size, manifestSha256, writer, read };
+  const sha256 = content ? content.digest('hex') : read.checksum;
+  if (!sha256) throw new BoxsigError('INTERNAL', 'internal error: the upload was read without its SHA-256');
+  return { target: t, verdict, sha256, size, manifestSha256, writer, read };
 }
 
 /**
