@@ -179,7 +179,10 @@ async function measureAll(scratch) {
   const s = run(['sign', unsigned, '--key', `${keyPrefix}.secret.asc`, '--name', 'scale/added', '--version', '1.0.0', '-o', box], env({}), scratch);
   if (s.status !== 0) throw new Error(s.stderr);
 
-  const stores = { 10: storeHome(path.join(scratch, 'store-10'), 10, fpr, project), [NAMES]: storeHome(path.join(scratch, `store-${NAMES}`), NAMES, fpr, project) };
+  const stores = {
+    10: storeHome(path.join(scratch, 'store-10'), 10, fpr, project),
+    [NAMES]: storeHome(path.join(scratch, `store-${NAMES}`), NAMES, fpr, project),
+  };
   const result = {
     cli: CLI,
     names: NAMES,

@@ -26,7 +26,8 @@ export { makeRevocationCertificate, holdsRevocation, type RevocationRequest, typ
 // manifests
 export { parseManifest, serializeManifest, MANIFEST_FORMAT, type Manifest, type ManifestFile, type BoxIdentity } from './manifest/manifest.js';
 // trust and policy
-export { TrustStore, defaultHome, type TrustState, type TrustRecord } from './trust/store.js';
+export { TrustStore, defaultHome, type TrustState } from './trust/store.js';
+export type { TrustRecord } from './trust/record-files.js';
 export { findKey } from './trust/find.js';
 export { listTrust, pinTrust, forgetTrust, acceptTrust, type TrustListing, type ForgetResult, type AcceptResult } from './trust/manage.js';
 export { loadLayers } from './policy/load.js';

@@ -165,7 +165,11 @@ t.test('a full BOXSIG_HOME: the command fails with IO and leaves no lock and no 
   // a box name's record is a file of its own: the same holds when it cannot be written
   const record = s.add(s.signBox('acme/full', '1.0', [k]));
   t.equal(record.code, 3, 'an add whose record cannot be written is an I/O failure');
-  t.same(fs.readdirSync(s.home).sort(), ['filler', 'trust.json', ...(fs.existsSync(path.join(s.home, 'records')) ? ['records'] : [])], 'no lock, no temporary file');
+  t.same(
+    fs.readdirSync(s.home).sort(),
+    ['filler', 'trust.json', ...(fs.existsSync(path.join(s.home, 'records')) ? ['records'] : [])],
+    'no lock, no temporary file',
+  );
   t.same(trustRecords(s.home), {}, 'and no record');
   t.equal(fs.readFileSync(path.join(s.home, 'trust.json'), 'utf8'), before, 'the store is unchanged');
   fs.rmSync(filler);

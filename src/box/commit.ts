@@ -11,7 +11,8 @@ import { keyLookups } from '../keys/signers.js';
 import { checkVersionRollback, decideTrust, isNewHighest, type Decision } from '../policy/decide.js';
 import { formatTime } from '../manifest/manifest.js';
 import { recordAcceptedBox } from '../trust/records.js';
-import type { HistoryEvent, TrustRecord, TrustStore } from '../trust/store.js';
+import type { TrustStore } from '../trust/store.js';
+import type { HistoryEvent, TrustRecord } from '../trust/record-files.js';
 import type { KeySource } from '../keys/signers.js';
 import type { Cert } from '../keys/cert.js';
 

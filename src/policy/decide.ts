@@ -12,7 +12,7 @@ import { namesSigner, type Manifest } from '../manifest/manifest.js';
 import type { SignatureCheck } from '../keys/verify.js';
 import { BOXSIG_UID_PREFIX, checkCertifications, nameFilter, scopeFilter } from '../keys/certify.js';
 import type { ResolvedPolicy } from './config.js';
-import type { RetiredKey, TrustRecord } from '../trust/store.js';
+import type { RetiredKey, TrustRecord } from '../trust/record-files.js';
 import type { KeyChange } from '../trust/records.js';
 import { countTrusted } from './threshold.js';
 import { compareVersions } from '../shared/version.js';

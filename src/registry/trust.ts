@@ -20,7 +20,8 @@ import { validateConfig, type ConfigDoc, type ConfigLayer } from '../policy/conf
 import { decideTrust, type Decision } from '../policy/decide.js';
 import { type TrustView, type Verdict } from '../box/judge.js';
 import { keyLookups } from '../keys/signers.js';
-import type { TrustRecord, TrustState } from '../trust/store.js';
+import type { TrustState } from '../trust/store.js';
+import type { TrustRecord } from '../trust/record-files.js';
 import { nowText, type Sql } from './db/engine.js';
 import { lowerCaseGlobProblem } from './names.js';
 

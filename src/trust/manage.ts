@@ -8,7 +8,8 @@ import { formatTime } from '../manifest/manifest.js';
 import { nameProblem } from '../manifest/names.js';
 import { globProblem } from '../shared/glob.js';
 import { acceptKey, forgetKey, forgetName, pinKey, type Forgotten } from './records.js';
-import type { RetiredKey, TrustRecord, TrustStore } from './store.js';
+import type { TrustStore } from './store.js';
+import type { RetiredKey, TrustRecord } from './record-files.js';
 
 export interface TrustListing {
   store: string;

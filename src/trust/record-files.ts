@@ -100,8 +100,7 @@ export function serializeRecord(name: string, record: TrustRecord): Buffer {
 
 /** A record file's bytes as its name and record; anything unusable is a CONFIG error naming the file. */
 export function parseRecord(bytes: Buffer, file: string): { name: string; record: TrustRecord } {
-  const damaged = (why: string) =>
-    new BoxsigError('CONFIG', `${file}: ${why}; restore the file, or remove it to forget the name`, { file });
+  const damaged = (why: string) => new BoxsigError('CONFIG', `${file}: ${why}; restore the file, or remove it to forget the name`, { file });
   let v: unknown;
   try {
     v = JSON.parse(bytes.toString('utf8'));

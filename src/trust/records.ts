@@ -4,7 +4,8 @@
  * or the user's command); these only write down what was decided, each in
  * one place: history is capped everywhere, names are Map keys.
  */
-import type { HistoryEvent, RetiredKey, TrustRecord, TrustState } from './store.js';
+import type { TrustState } from './store.js';
+import type { HistoryEvent, RetiredKey, TrustRecord } from './record-files.js';
 
 /** History kept per name (oldest events are dropped first). */
 export const MAX_HISTORY = 50;

@@ -26,8 +26,6 @@ import { writeFileAtomic, makeDirs, fsyncDir } from '../shared/files.js';
 import { Keyring } from './keyring.js';
 import { RecordFiles, recordFileName, recordProblem, type RecordTable, type RecordWrite, type TrustRecord } from './record-files.js';
 
-export type { HistoryEvent, RecordTable, RetiredKey, TrustRecord } from './record-files.js';
-
 const TRUST_FORMAT = 2;
 /** trust.json with every record inline (boxsig before the record files). */
 const INLINE_FORMAT = 1;

@@ -9,7 +9,7 @@ import t from 'tap';
 import { checkSignaturesIntact, checkSignaturesRequired, decideTrust, type DecideInput, type Signer } from '../../src/policy/decide.js';
 import { resolvePolicy, type ResolvedPolicy } from '../../src/policy/config.js';
 import { countTrusted } from '../../src/policy/threshold.js';
-import type { TrustRecord } from '../../src/trust/store.js';
+import type { TrustRecord } from '../../src/trust/record-files.js';
 import { BoxsigError } from '../../src/errors.js';
 
 const fpr = (c: string) => c.repeat(40);

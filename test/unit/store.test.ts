@@ -8,8 +8,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseTrustFile, serializeTrustFile, TrustStore, type TrustRecord, type TrustState } from '../../src/trust/store.js';
-import { parseRecord, recordFileName, serializeRecord } from '../../src/trust/record-files.js';
+import { parseTrustFile, serializeTrustFile, TrustStore, type TrustState } from '../../src/trust/store.js';
+import { parseRecord, recordFileName, serializeRecord, type TrustRecord } from '../../src/trust/record-files.js';
 import { acceptKey, forgetKey, forgetName, MAX_HISTORY, pinKey, recordAcceptedBox } from '../../src/trust/records.js';
 
 const fpr = (c: string) => c.repeat(40);
@@ -169,7 +169,17 @@ t.test('a failed action after the write puts every file back', async (t) => {
 });
 
 t.test('a trust.json of format 1 is read as it is, and written out as record files by the next change', async (t) => {
-  const home = t.testdir({ home: { 'trust.json': inlineStore({ 'a/*': [A] }, Object.fromEntries([['a/b', rec([A])], ['__proto__', rec([B])]])) } });
+  const home = t.testdir({
+    home: {
+      'trust.json': inlineStore(
+        { 'a/*': [A] },
+        Object.fromEntries([
+          ['a/b', rec([A])],
+          ['__proto__', rec([B])],
+        ]),
+      ),
+    },
+  });
   const store = new TrustStore(path.join(home, 'home'));
   const inline = store.read();
   t.same(inline.boxes.get('a/b')!.keys, [A], 'the inline records are read');
