@@ -27,6 +27,8 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { engines, externalEngines, s3Client, s3ClientConfig, freshBucket, type ExternalEngines, type EngineInstance } from './engines.js';
 import { ROOT, requireTool, sh } from './helpers.js';
+import { S3BlobStore, signsPayloads } from '../src/registry/blobs/s3.js';
+import { newObjectKey } from '../src/registry/blobs/store.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer | Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
@@ -215,6 +217,26 @@ t.test('S3 on Swift: a 20 MiB multipart upload, SDK and presigned downloads, del
   await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
   t.equal(await status(client, new HeadObjectCommand({ Bucket: s3.bucket, Key: key })), 404, 'deleted');
   t.equal((await fetch(url)).status, 404, 'the presigned URL finds nothing after the delete');
+});
+
+t.test('S3 on Swift: the registry writes blobs with and without the SHA-256 of each part in its signature', async (t) => {
+  const ext = external(t);
+  if (!ext) return;
+  const s3 = await freshBucket(t, ext.s3);
+  const data = crypto.randomBytes(12 * MiB); // two parts of 8 MiB
+  for (const signPayloads of ['auto', 'always'] as const) {
+    const store = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region, signPayloads });
+    t.teardown(() => store.close());
+    const unsigned = (store as unknown as { client: S3Client }).client.middlewareStack.identify().some((m) => m.startsWith('boxsigUnsignedParts'));
+    t.equal(unsigned, signPayloads === 'auto' && !signsPayloads(s3.endpoint), `${signPayloads}: UNSIGNED-PAYLOAD parts only where TLS or loopback guard them`);
+    const key = newObjectKey();
+    const w = await store.create(key);
+    for (let i = 0; i < data.length; i += MiB) await w.write(data.subarray(i, i + MiB));
+    await w.finish();
+    const { stream, size } = await store.read(key);
+    t.equal(size, data.length);
+    t.equal(sha256(await bodyBytes(stream)), sha256(data), `${signPayloads}: the blob reads back whole`);
+  }
 });
 
 t.test('S3 on Swift: a streamed PutObject, and what the settings are for', async (t) => {

@@ -165,6 +165,13 @@ const SETTERS = new Map<string, Setter>([
   ['s3Region', (c, v, w) => (s3(c).region = str(v, w))],
   ['s3Prefix', (c, v, w) => (s3(c).prefix = str(v, w))],
   [
+    's3SignPayloads',
+    (c, v, w) => {
+      if (v !== 'auto' && v !== 'always') throw bad(w, 'must be "auto" (sign parts over plain http to another host) or "always"');
+      s3(c).signPayloads = v;
+    },
+  ],
+  [
     'downloads',
     (c, v, w) => {
       if (v !== 'redirect' && v !== 'proxy') throw bad(w, 'must be "redirect" or "proxy"');
@@ -207,6 +214,7 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_S3_BUCKET', 's3Bucket'],
   ['BOXSIG_REGISTRY_S3_REGION', 's3Region'],
   ['BOXSIG_REGISTRY_S3_PREFIX', 's3Prefix'],
+  ['BOXSIG_REGISTRY_S3_SIGN_PAYLOADS', 's3SignPayloads'],
   ['BOXSIG_REGISTRY_DOWNLOADS', 'downloads'],
   ['BOXSIG_REGISTRY_MAX_BOX_BYTES', 'maxBoxBytes'],
   ['BOXSIG_REGISTRY_UPLOADS_PER_TOKEN', 'uploadsPerToken'],
@@ -225,12 +233,13 @@ const ENV = new Map<string, string>([
   ['BOXSIG_REGISTRY_ESCROW_KEY_FILE', 'escrowKeyFile'],
 ]);
 
-/** The config file's `s3` object uses endpoint/bucket/region/prefix. */
+/** The config file's `s3` object uses endpoint/bucket/region/prefix/signPayloads. */
 const S3_FIELDS = new Map([
   ['endpoint', 's3Endpoint'],
   ['bucket', 's3Bucket'],
   ['region', 's3Region'],
   ['prefix', 's3Prefix'],
+  ['signPayloads', 's3SignPayloads'],
 ]);
 
 function applyFile(c: RegistryConfig, file: string): void {
@@ -249,10 +258,10 @@ function applyFile(c: RegistryConfig, file: string): void {
   if (!isPlainObject(raw)) throw bad(file, 'must be a JSON object');
   for (const [k, v] of Object.entries(raw)) {
     if (k === 's3') {
-      if (!isPlainObject(v)) throw bad(`${file}: s3`, 'must be an object with endpoint, bucket, region, prefix');
+      if (!isPlainObject(v)) throw bad(`${file}: s3`, 'must be an object with endpoint, bucket, region, prefix, signPayloads');
       for (const [sk, sv] of Object.entries(v)) {
         const field = S3_FIELDS.get(sk);
-        if (!field) throw bad(`${file}: s3.${sk}`, 'unknown field (expected endpoint, bucket, region, prefix)');
+        if (!field) throw bad(`${file}: s3.${sk}`, 'unknown field (expected endpoint, bucket, region, prefix, signPayloads)');
         SETTERS.get(field)!(c, sv, `${file}: s3.${sk}`);
       }
       continue;

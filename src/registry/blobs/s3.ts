@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
 import { BoxsigError } from '../../errors.js';
 import { checkKey, isObjectKey, type BlobStore, type BlobWriter, type StoredObject } from './store.js';
 
@@ -32,6 +33,8 @@ export interface S3Options {
   /** Key prefix inside the bucket (several registries may share one bucket). */
   prefix?: string;
   forcePathStyle?: boolean;
+  /** 'always': every part carries its SHA-256 in its signature, whatever the endpoint (default 'auto': signsPayloads). */
+  signPayloads?: 'auto' | 'always';
 }
 
 /** 8 MiB parts, 4 in flight: at most 32 MiB of box in memory per upload; 10,000 parts allow 80 GiB. */
@@ -48,6 +51,30 @@ function s3Error(what: string, e: unknown): BoxsigError {
   }
   return new BoxsigError('IO', `${what}: ${err.name ?? 'error'}: ${err.message ?? String(e)}${status ? ` (HTTP ${status})` : ''}`);
 }
+
+/**
+ * Whether the parts of an upload carry the SHA-256 of their bytes in their
+ * SigV4 signature. That hash guards the bytes on the wire, and costs the
+ * registry a second SHA-256 of every box (it already hashes each box once,
+ * for its address). TLS (https, the default AWS endpoint) and loopback (no
+ * wire) guard them already: their parts are sent as UNSIGNED-PAYLOAD. Plain
+ * http to another host keeps the hash. Every download is checked against
+ * the box's SHA-256 by its client all the same.
+ */
+export function signsPayloads(endpoint: string | undefined): boolean {
+  if (!endpoint) return false;
+  const u = new URL(endpoint);
+  if (u.protocol === 'https:') return false;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return !(host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+/** SigV4 takes the payload hash from this header when it is present, instead of hashing the body. */
+const unsignedParts: BuildMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+  const req = args.request as { headers?: Record<string, string> };
+  if (context.commandName === 'UploadPartCommand' && req.headers) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  return next(args);
+};
 
 export class S3BlobStore implements BlobStore {
   readonly description: string;
@@ -69,6 +96,7 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    if (opts.signPayloads !== 'always' && !signsPayloads(opts.endpoint)) this.client.middlewareStack.add(unsignedParts, { step: 'build', name: 'boxsigUnsignedParts' });
   }
 
   private objectName(key: string): string {
