@@ -96,7 +96,8 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    if (opts.signPayloads !== 'always' && !signsPayloads(opts.endpoint)) this.client.middlewareStack.add(unsignedParts, { step: 'build', name: 'boxsigUnsignedParts' });
+    if (opts.signPayloads !== 'always' && !signsPayloads(opts.endpoint))
+      this.client.middlewareStack.add(unsignedParts, { step: 'build', name: 'boxsigUnsignedParts' });
   }
 
   private objectName(key: string): string {
