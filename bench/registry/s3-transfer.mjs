@@ -2,7 +2,8 @@
 // The registry benchmark's reference transfers, run as a child process so that its time and
 // peak memory are its own (the store comes from BOXSIG_TEST_S3_* and AWS_*):
 //
-//   node bench/registry/s3-transfer.mjs put FILE KEY [PART_MIB] [QUEUE]  one multipart upload (lib-storage), streamed from FILE
+//   node bench/registry/s3-transfer.mjs put FILE KEY [PART_MIB] [QUEUE] [signed|unsigned]
+//                                                                       one multipart upload (lib-storage), streamed from FILE
 //   node bench/registry/s3-transfer.mjs get KEY                          one GetObject, streamed and counted
 //   node bench/registry/s3-transfer.mjs rm KEY                           DeleteObject
 //
@@ -14,7 +15,17 @@ import { s3Client, s3FromEnv, START_ENGINES } from './s3.mjs';
 
 const MiB = 1024 * 1024;
 
-async function put(client, bucket, file, key, partMiB = 5, queue = 4) {
+async function put(client, bucket, file, key, partMiB = 5, queue = 4, parts = 'signed') {
+  // 'unsigned': parts sent as UNSIGNED-PAYLOAD, as the registry sends them over loopback and https
+  if (parts === 'unsigned') {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'UploadPartCommand') args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        return next(args);
+      },
+      { step: 'build', name: 'unsignedParts' },
+    );
+  }
   const body = fs.createReadStream(file, { highWaterMark: MiB });
   const upload = new Upload({ client, params: { Bucket: bucket, Key: key, Body: body }, partSize: Number(partMiB) * MiB, queueSize: Number(queue) });
   await upload.done();
