@@ -5,7 +5,10 @@
  * (which fails if the lock exists), so a lock is never empty or half-written.
  * A lock whose owner died (SIGKILL) is broken by renaming it aside (atomic:
  * one breaker wins), and every writer checks that it still owns the lock
- * right before it commits. Whatever a killed process leaves (temporary files,
+ * right before it commits. A live owner on this host keeps its lock however
+ * long it works (a slow disk, a long migration, a stopped process); a lock
+ * of another host (a shared home) is broken when it has not been refreshed
+ * for a minute, and its owner refreshes it while it works. Whatever a killed process leaves (temporary files,
  * a lock renamed aside) carries its pid in its name and is removed by the
  * next process that takes the lock.
  */
@@ -21,9 +24,38 @@ interface LockInfo {
   token: string;
   host: string;
   time: number;
+  /** When the owner process started (Linux), to tell it from a later process given the same pid. */
+  start?: string | null;
 }
 
+/** A lock of another host not refreshed for this long is stale; its owner refreshes it every REFRESH_MS. */
 const STALE_MS = 60_000;
+const REFRESH_MS = 10_000;
+
+/** The start time of a process (Linux: /proc/PID/stat field 22, in clock ticks since boot); null elsewhere. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The owner of a lock of this host is still running (and is the same process, not a later one with its pid). */
+function ownerAlive(owner: LockInfo): boolean {
+  if (!processAlive(owner.pid)) return false;
+  const now = owner.start ? processStart(owner.pid) : null;
+  return !now || now === owner.start;
+}
+
+function modifiedMs(file: string): number | null {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return null;
+  }
+}
 
 /** Matches every scratch name above, and the keys layer's `.<file>.tmp-<pid>-<hex>`. */
 const SCRATCH = /\.(?:tmp|new|stale)-(\d+)-[0-9a-f]{6,32}$/;
@@ -42,6 +74,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class FileLock {
   private token: string | null = null;
+  private refreshed = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(readonly file: string) {}
 
@@ -66,7 +100,7 @@ export class FileLock {
   /** Create the lock with its owner record in place; false if it exists. */
   private tryCreate(): boolean {
     const token = randomBytes(12).toString('hex');
-    const record = JSON.stringify({ pid: process.pid, token, host: os.hostname(), time: Date.now() } satisfies LockInfo);
+    const record = JSON.stringify({ pid: process.pid, token, host: os.hostname(), time: Date.now(), start: processStart(process.pid) } satisfies LockInfo);
     const tmp = scratchName(this.file, 'new');
     try {
       fs.writeFileSync(tmp, record, { flag: 'wx', mode: 0o600 });
@@ -79,8 +113,32 @@ export class FileLock {
     } finally {
       fs.rmSync(tmp, { force: true });
     }
-    this.token = token;
+    this.held(token);
     return true;
+  }
+
+  private held(token: string): void {
+    this.token = token;
+    this.refreshed = Date.now();
+    // while the event loop runs; long synchronous writes call refresh() themselves
+    this.heartbeat = setInterval(() => this.refresh(), REFRESH_MS);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Tell other hosts the owner is still at work: the lock's modification
+   * time is what they judge its age by. Cheap to call often (at most one
+   * update per second).
+   */
+  refresh(): void {
+    if (!this.token || Date.now() - this.refreshed < 1000) return;
+    this.refreshed = Date.now();
+    try {
+      const now = new Date();
+      fs.utimesSync(this.file, now, now);
+    } catch {
+      /* a lost lock is noticed at commit (assertHeld) */
+    }
   }
 
   /**
@@ -105,20 +163,21 @@ export class FileLock {
       fs.closeSync(fd);
     }
     if (readInfo(this.file)?.token !== token) return false;
-    this.token = token;
+    this.held(token);
     return true;
   }
 
   /**
-   * Break the lock if its owner is gone: a dead pid on this host, a lock
-   * older than a minute, or a lock that cannot be read (no boxsig writes one:
-   * it is debris of something else, broken at once).
+   * Break the lock if its owner is gone: on this host, an owner that is not
+   * running any more (whatever the lock's age: a live owner keeps it); of
+   * another host, a lock not refreshed for a minute; a lock that cannot be
+   * read (no boxsig writes one: it is debris of something else) at once.
    */
   breakIfStale(): void {
     const owner = readInfo(this.file);
-    if (!fs.existsSync(this.file)) return; // released meanwhile
-    const sameHost = owner ? owner.host === os.hostname() : true;
-    const stale = owner ? (sameHost && !processAlive(owner.pid)) || Date.now() - owner.time > STALE_MS : true;
+    const modified = modifiedMs(this.file);
+    if (modified === null) return; // released meanwhile
+    const stale = !owner ? true : owner.host === os.hostname() ? !ownerAlive(owner) : Date.now() - modified > STALE_MS;
     if (!stale) return;
     const aside = scratchName(this.file, 'stale');
     try {
@@ -172,6 +231,8 @@ export class FileLock {
   }
 
   release(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     if (!this.token) return;
     const cur = readInfo(this.file);
     if (cur && cur.token === this.token) fs.rmSync(this.file, { force: true });

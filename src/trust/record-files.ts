@@ -100,7 +100,15 @@ export function serializeRecord(name: string, record: TrustRecord): Buffer {
 
 /** A record file's bytes as its name and record; anything unusable is a CONFIG error naming the file. */
 export function parseRecord(bytes: Buffer, file: string): { name: string; record: TrustRecord } {
-  const damaged = (why: string) => new BoxsigError('CONFIG', `${file}: ${why}; restore the file, or remove it to forget the name`, { file });
+  const damaged = (why: string, guess = true) => {
+    const name = guess ? nameIn(bytes) : null;
+    const forget = name ? `boxsig trust forget ${name}` : 'boxsig trust forget NAME';
+    return new BoxsigError(
+      'CONFIG',
+      `${file}${name ? ` (the record of ${name}, it seems)` : ''}: ${why}; restore the file from a backup, or forget the name (${forget}, or delete the file): its next box is then trusted on first use`,
+      { file },
+    );
+  };
   let v: unknown;
   try {
     v = JSON.parse(bytes.toString('utf8'));
@@ -108,10 +116,16 @@ export function parseRecord(bytes: Buffer, file: string): { name: string; record
     throw damaged(`not valid JSON (${(e as Error).message})`);
   }
   if (!isPlainObject(v) || typeof v.name !== 'string') throw damaged('not a boxsig trust record');
-  if (recordFileName(v.name) !== path.basename(file)) throw damaged(`holds the record of ${JSON.stringify(v.name)}, whose file has another name`);
+  if (recordFileName(v.name) !== path.basename(file)) throw damaged(`holds the record of ${JSON.stringify(v.name)}, whose file has another name`, false);
   const p = recordProblem(v.record);
   if (p) throw damaged(`the record of ${JSON.stringify(v.name)} ${p}`);
   return { name: v.name, record: v.record as unknown as TrustRecord };
+}
+
+/** The name a damaged record file seems to hold (its text starts with it), shown only if it looks like a box name. */
+function nameIn(bytes: Buffer): string | null {
+  const m = /^\{\s*"name":\s*"([A-Za-z0-9._\/-]{1,200})"/.exec(bytes.subarray(0, 512).toString('utf8'));
+  return m ? m[1] : null;
 }
 
 function readOrNull(file: string): Buffer | null {
@@ -163,8 +177,15 @@ export class RecordFiles implements RecordTable {
     return this;
   }
 
+  /** A damaged record can be deleted (that is how a user recovers from it): it was there. */
   delete(name: string): boolean {
-    const had = this.has(name);
+    let had: boolean;
+    try {
+      had = this.has(name);
+    } catch (e) {
+      if (!(e instanceof BoxsigError && e.code === 'CONFIG' && this.stored.get(name)?.bytes)) throw e;
+      had = true;
+    }
     this.current.set(name, undefined);
     return had;
   }

@@ -214,7 +214,14 @@ export class TrustStore {
     if (!records.length) return;
     this.lock.assertHeld();
     makeDirs(this.recordsDir, 0o700);
-    for (const w of records) this.writeRecord(w.file, w.bytes);
+    for (const [i, w] of records.entries()) {
+      // a migration writes every record: still the owner, and seen to be at work, all along
+      if (i % 64 === 63) {
+        this.lock.assertHeld();
+        this.lock.refresh();
+      }
+      this.writeRecord(w.file, w.bytes);
+    }
   }
 
   /** Temporary files are written in the home, where the recovery step looks (not in records/, which can be large). */

@@ -55,7 +55,11 @@ t.test('a damaged trust.json or record file is a CONFIG error naming the file', 
   for (const [text, msg] of rows) t.throws(() => parseTrustFile(text, '/h/trust.json'), { code: 'CONFIG', message: msg }, text);
   const file = `/h/records/${recordFileName('a/b')}`;
   const records: Array<[string, RegExp]> = [
-    ['{', /records\/[0-9a-f]{64}\.json: not valid JSON.*remove it to forget the name/],
+    ['{', /records\/[0-9a-f]{64}\.json: not valid JSON.*forget the name \(boxsig trust forget NAME, or delete the file\)/],
+    [
+      '{\n  "name": "a/b",\n  "record": {\n    "ke',
+      /\.json \(the record of a\/b, it seems\): not valid JSON.*\(boxsig trust forget a\/b, or delete the file\)/,
+    ],
     ['{"record":{}}', /not a boxsig trust record/],
     [JSON.stringify({ name: 'a/c', record: rec([A]) }), /holds the record of "a\/c", whose file has another name/],
     [JSON.stringify({ name: 'a/b', record: { keys: 'x' } }), /the record of "a\/b" "keys" is not a list/],
@@ -68,6 +72,18 @@ t.test('a damaged trust.json or record file is a CONFIG error naming the file', 
   fs.writeFileSync(store.recordFile('a/b'), '{"name":');
   t.throws(() => store.read().boxes.get('a/b'), { code: 'CONFIG', message: new RegExp(`${recordFileName('a/b')}: not valid JSON`) });
   t.equal(store.read().boxes.get('a/c'), undefined, 'another name is still read');
+  t.same(
+    await store.update((s) => forgetName(s, 'a/b')),
+    { record: true, pins: false, keysLeft: null },
+    'trust forget removes a damaged record (what its message says to do)',
+  );
+  t.notOk(fs.existsSync(store.recordFile('a/b')));
+  fs.writeFileSync(store.recordFile('a/b'), '{"name":');
+  await t.rejects(
+    store.update((s) => forgetKey(s, 'a/b', A, T)),
+    { code: 'CONFIG' },
+    'forgetting one key of a damaged record is refused: nothing is guessed',
+  );
 });
 
 t.test('an update reads and writes the records of the names it touches, nothing else', async (t) => {
