@@ -124,7 +124,7 @@ export function parseRecord(bytes: Buffer, file: string): { name: string; record
 
 /** The name a damaged record file seems to hold (its text starts with it), shown only if it looks like a box name. */
 function nameIn(bytes: Buffer): string | null {
-  const m = /^\{\s*"name":\s*"([A-Za-z0-9._\/-]{1,200})"/.exec(bytes.subarray(0, 512).toString('utf8'));
+  const m = /^\{\s*"name":\s*"([A-Za-z0-9._/-]{1,200})"/.exec(bytes.subarray(0, 512).toString('utf8'));
   return m ? m[1] : null;
 }
 
