@@ -7,6 +7,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { boxsig, isolatedEnv, makeBox, makeKey, must, requireTool, sh, sign } from './helpers.js';
+import { recordFileName } from '../src/trust/record-files.js';
 
 function setup(t: any) {
   const dir = t.testdir({ inputs: {}, out: {}, elsewhere: {} });
@@ -152,4 +153,27 @@ t.test('class 10: verify --installed reports every unexpected entry of the boxes
     'the real box still verifies',
   );
   t.ok(must('ls', [s.boxes]));
+});
+
+t.test('verify --installed with a damaged trust record: that box is a CONFIG failure (exit 2) naming the file, the others verify', async (t) => {
+  const s = setup(t);
+  s.add('acme/good', '1.0.0');
+  s.add('acme/bad', '1.0.0');
+  const record = path.join(s.env.BOXSIG_HOME!, 'records', recordFileName('acme/bad'));
+  fs.writeFileSync(record, fs.readFileSync(record, 'utf8').slice(0, 50));
+  const r = boxsig(['verify', '--installed', '--json'], { env: s.env });
+  t.equal(r.code, 2, 'a damaged store exits as a configuration error does everywhere');
+  const bad = r.json.boxes.find((b: any) => b.name === 'acme/bad');
+  t.match(bad, { ok: false, code: 'CONFIG' });
+  t.match(bad.message, /the record of acme\/bad, it seems.*boxsig trust forget acme\/bad/);
+  t.ok(
+    r.json.boxes.some((b: any) => b.name === 'acme/good' && b.ok),
+    'the other box verifies',
+  );
+  t.equal(boxsig(['trust', 'forget', 'acme/bad'], { env: s.env }).code, 0, 'trust forget removes the damaged record, as the message says');
+  t.equal(
+    boxsig(['verify', '--installed', '--json'], { env: s.env }).code,
+    0,
+    'after which every installed box verifies (acme/bad pinned by nothing: first use)',
+  );
 });

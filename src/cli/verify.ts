@@ -3,7 +3,7 @@
  * `boxsig inspect`.
  */
 import type { Command } from 'commander';
-import { EXIT_REFUSED, usage } from '../errors.js';
+import { BoxsigError, EXIT_REFUSED, usage, type ErrorCode } from '../errors.js';
 import { architectureProblem } from '../manifest/names.js';
 import { boxFileSize } from '../box/open.js';
 import type { InspectResult, VerifyResult } from '../box/verify.js';
@@ -117,7 +117,8 @@ async function verifyInstalledBoxes(opts: VerifyFlags, pins: string[], store: Tr
     const failure = refused.length ? { code: refused[0].code, message: `${refused.length} of ${r.boxes.length} installed boxes refused` } : {};
     printJson({ ...r, ...failure });
   } else printInstalled(r.boxes);
-  return r.ok ? 0 : EXIT_REFUSED;
+  // a box that could not be judged (a damaged trust record: CONFIG; an I/O error) exits as that failure does everywhere
+  return refused.reduce((exit, b) => Math.max(exit, new BoxsigError(b.code as ErrorCode, '').exitCode), r.ok ? 0 : EXIT_REFUSED);
 }
 
 function printInstalled(boxes: InstalledVerdict[]): void {
