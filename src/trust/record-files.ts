@@ -101,7 +101,9 @@ export function serializeRecord(name: string, record: TrustRecord): Buffer {
 /** A record file's bytes as its name and record; anything unusable is a CONFIG error naming the file. */
 export function parseRecord(bytes: Buffer, file: string): { name: string; record: TrustRecord } {
   const damaged = (why: string, guess = true) => {
-    const name = guess ? nameIn(bytes) : null;
+    // only a name whose record this file is: a guess from a file copied over another would point at the wrong record
+    const seen = guess ? nameIn(bytes) : null;
+    const name = seen && recordFileName(seen) === path.basename(file) ? seen : null;
     const forget = name ? `boxsig trust forget ${name}` : 'boxsig trust forget NAME';
     return new BoxsigError(
       'CONFIG',

@@ -215,8 +215,8 @@ export class TrustStore {
     this.lock.assertHeld();
     makeDirs(this.recordsDir, 0o700);
     for (const [i, w] of records.entries()) {
-      // a migration writes every record: still the owner, and seen to be at work, all along
-      if (i % 64 === 63) {
+      // a migration writes every record: still the owner before each, and seen to be at work all along
+      if (i > 0) {
         this.lock.assertHeld();
         this.lock.refresh();
       }
@@ -242,6 +242,8 @@ export class TrustStore {
     try {
       await afterWrite();
     } catch (e) {
+      // a lock lost meanwhile (another host broke it): putting files back could undo what its new owner wrote
+      if (!this.lock.held()) throw e;
       if (undo.trust !== undefined) {
         if (undo.trust === null) fs.rmSync(this.file, { force: true });
         else writeFileAtomic(this.file, undo.trust, 0o600);

@@ -2,13 +2,16 @@
  * When the trust store's lock may be broken: a live owner on this host keeps
  * it however old it is (a long migration, a slow disk, a stopped process —
  * breaking it let a second process commit, then the first overwrite it); a
- * dead owner, or a later process given its pid, loses it at once; a lock of
- * another host is judged by the time its owner last refreshed it.
+ * dead owner, or a later process given its pid, loses it at once; a lock
+ * whose owner cannot be checked (another host, a container, no start time)
+ * is broken once a waiter has seen it unchanged for a while, by its own
+ * clock, and its owner keeps it changing.
  */
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { FileLock } from '../../src/trust/lock.js';
 
 const old = new Date(Date.now() - 10 * 60_000);
@@ -50,21 +53,58 @@ t.test('a dead owner, or a later process with its pid, loses the lock at once', 
   t.notOk(fs.existsSync(file), 'a running process that started after the lock was taken is not its owner: broken');
 });
 
-t.test('a lock of another host is judged by its last refresh, which its owner keeps up', async (t) => {
+t.test('a lock whose owner cannot be checked is broken once seen unchanged for a while; its owner keeps it changing', async (t) => {
   const { lock, file, info } = await heldLock(t.testdir({}));
   t.teardown(() => lock.release());
-  rewrite(file, { ...info, host: 'elsewhere.example' }, new Date());
-  new FileLock(file).breakIfStale();
-  t.ok(fs.existsSync(file), 'refreshed just now: kept');
-  rewrite(file, { ...info, host: 'elsewhere.example' });
-  await new Promise((r) => setTimeout(r, 1100)); // refresh() updates at most once a second
-  lock.refresh();
-  t.ok(Date.now() - fs.statSync(file).mtimeMs < 5000, 'refresh() tells other hosts the owner is at work');
-  new FileLock(file).breakIfStale();
-  t.ok(fs.existsSync(file), 'so it is kept');
-  const stale = new Date(Date.now() - 61_000);
-  fs.utimesSync(file, stale, stale);
-  new FileLock(file).breakIfStale();
-  t.notOk(fs.existsSync(file), 'not refreshed for a minute: broken');
-  t.throws(() => lock.assertHeld(), { code: 'IO', message: /lost the trust-store lock/ }, 'and its owner notices before it writes');
+  const waiter = new FileLock(file, 300);
+  for (const [what, odd] of [
+    ['another host', { host: 'elsewhere.example' }],
+    ['a container with this host name (another pid namespace)', { machine: 'other-boot:4026531836' }],
+    ['no start time to tell the owner from a later process with its pid', { start: null }],
+  ] as const) {
+    rewrite(file, { ...info, ...odd }, old); // an mtime far in the past: no clock is compared
+    waiter.breakIfStale();
+    t.ok(fs.existsSync(file), `${what}: first seen, kept however old its time`);
+    await new Promise((r) => setTimeout(r, 1000)); // refresh() updates at most once a second
+    lock.refresh();
+    waiter.breakIfStale();
+    t.ok(fs.existsSync(file), `${what}: its owner refreshed it: kept`);
+    await new Promise((r) => setTimeout(r, 400));
+    waiter.breakIfStale();
+    t.notOk(fs.existsSync(file), `${what}: unchanged for longer than the waiter waits: broken`);
+    t.throws(() => lock.assertHeld(), { code: 'IO', message: /lost the trust-store lock/ }, `${what}: its owner notices before it writes`);
+    fs.writeFileSync(file, JSON.stringify(info)); // the owner's own lock again, for the next case
+  }
+});
+
+t.test('pids that stand for a group, and lock files boxsig never writes', async (t) => {
+  const dir = t.testdir({});
+  const { lock, file, info } = await heldLock(dir);
+  t.teardown(() => lock.release());
+  for (const pid of [0, -1, 1.5]) {
+    rewrite(file, { ...info, pid }, new Date());
+    new FileLock(file).breakIfStale();
+    t.notOk(fs.existsSync(file), `pid ${pid}: broken at once`);
+  }
+  fs.mkdirSync(file);
+  t.throws(() => new FileLock(file).breakIfStale(), { code: 'IO', message: /trust\.lock is a directory, not a lock boxsig wrote; remove it/ });
+  fs.rmdirSync(file);
+  fs.symlinkSync('/dev/zero', file);
+  t.throws(() => new FileLock(file).breakIfStale(), { code: 'IO', message: /is a symbolic link, not a lock/ }, 'a link is never followed');
+  fs.unlinkSync(file);
+  if (process.platform !== 'win32') {
+    spawnSync('mkfifo', [file]);
+    t.throws(() => new FileLock(file).breakIfStale(), { code: 'IO', message: /not a regular file/ }, 'a FIFO is not opened for a blocking read');
+    fs.unlinkSync(file);
+  }
+});
+
+t.test('waiting behind a live owner: the message says it runs, and not to remove the lock', async (t) => {
+  const dir = t.testdir({});
+  const { lock, file } = await heldLock(dir);
+  t.teardown(() => lock.release());
+  await t.rejects(new FileLock(file).acquire(300), {
+    code: 'IO',
+    message: new RegExp(`locked by process ${process.pid}, which is still running: try again when it has finished; do not remove the lock`),
+  });
 });

@@ -61,6 +61,7 @@ t.test('a damaged trust.json or record file is a CONFIG error naming the file', 
       /\.json \(the record of a\/b, it seems\): not valid JSON.*\(boxsig trust forget a\/b, or delete the file\)/,
     ],
     ['{"record":{}}', /not a boxsig trust record/],
+    ['{\n  "name": "a/c",\n  "record": {', /^\/h\/records\/[0-9a-f]{64}\.json: not valid JSON.*\(boxsig trust forget NAME, or delete the file\)/], // another name's text: not named
     [JSON.stringify({ name: 'a/c', record: rec([A]) }), /holds the record of "a\/c", whose file has another name/],
     [JSON.stringify({ name: 'a/b', record: { keys: 'x' } }), /the record of "a\/b" "keys" is not a list/],
   ];
