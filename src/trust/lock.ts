@@ -49,15 +49,18 @@ const MACHINE: string | null = (() => {
   }
 })();
 
-/** The start time of a process (Linux: /proc/PID/stat field 22, in clock ticks since boot); null elsewhere. */
-function processStart(pid: number): string | null {
+/** The fields of /proc/PID/stat after the command name (field 3, the state, first); null where there is none. */
+function procStat(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
+
+/** The start time of a process (Linux: field 22, in clock ticks since boot); null elsewhere. */
+const processStart = (pid: number): string | null => procStat(pid)?.[19] ?? null;
 
 /**
  * What can be told of a lock's owner from here: 'alive' (a process of this
@@ -77,14 +80,7 @@ function ownerState(owner: LockInfo): 'alive' | 'gone' | 'unknown' {
 }
 
 /** Is the process stopped (SIGSTOP, Ctrl-Z)? Linux only; false where it cannot be told. */
-function processStopped(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
+const processStopped = (pid: number): boolean => /^[Tt]$/.test(procStat(pid)?.[0] ?? '');
 
 /** The lock file is not one boxsig wrote (a directory, a FIFO, a link): refused, never read or broken. */
 function notALock(file: string, what: string): BoxsigError {

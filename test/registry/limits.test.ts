@@ -83,7 +83,7 @@ async function smallRegistry(t: Test) {
   const reg = await startRegistry(lab);
   t.teardown(() => reg.stop());
   const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
-  return { reg, up };
+  return { reg, up, pub };
 }
 
 t.test('a body refused before it is read: the answer first, then the rest is discarded for a bounded time, not reset', async (t) => {
@@ -191,13 +191,7 @@ function expectContinue(url: URL, method: string, body: Buffer, headers: Record<
 }
 
 t.test('Expect: 100-continue: a refusal before the body is answered without 100 Continue, so the body is never sent', async (t) => {
-  const dir = t.testdir({});
-  const lab = newLab(dir, await embedded.create(dir), { BOXSIG_REGISTRY_MAX_BOX_BYTES: '1M' });
-  createOrg(lab, 'acme');
-  const pub = token(lab, 'acme', 'publish');
-  const reg = await startRegistry(lab);
-  t.teardown(() => reg.stop());
-  const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', '1.0.0')).upload_path);
+  const { reg, up, pub } = await smallRegistry(t);
   const big = Buffer.alloc(2 * 1024 * 1024);
   const small = Buffer.from('not a box at all, but small enough');
 
