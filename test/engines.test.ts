@@ -19,6 +19,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   DeleteObjectCommand,
   S3Client,
@@ -219,24 +220,134 @@ t.test('S3 on Swift: a 20 MiB multipart upload, SDK and presigned downloads, del
   t.equal((await fetch(url)).status, 404, 'the presigned URL finds nothing after the delete');
 });
 
-t.test('S3 on Swift: the registry writes blobs with and without the SHA-256 of each part in its signature', async (t) => {
+/** What the store's client sent: each request's command and its signed payload hash, as it went on the wire. */
+function recordRequests(store: S3BlobStore): Array<{ command: string; payload: string | undefined }> {
+  const seen: Array<{ command: string; payload: string | undefined }> = [];
+  const client = (store as unknown as { client: S3Client }).client;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+      seen.push({ command: context.commandName ?? '', payload: headers['x-amz-content-sha256'] });
+      return next(args);
+    },
+    { step: 'deserialize', name: 'testRecordRequests' },
+  );
+  return seen;
+}
+
+/** Make the store's client fail requests: `fail(command, partNumber, attempt)` returns an HTTP status to answer with, or 0. */
+function failRequests(store: S3BlobStore, fail: (command: string, part: number | undefined, attempt: number) => number): void {
+  const client = (store as unknown as { client: S3Client }).client;
+  const attempts = new Map<string, number>();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const part = (args.input as { PartNumber?: number }).PartNumber;
+      const k = `${context.commandName}:${part}`;
+      const attempt = (attempts.get(k) ?? 0) + 1;
+      attempts.set(k, attempt);
+      const status = fail(context.commandName ?? '', part, attempt);
+      if (status) throw Object.assign(new Error(`injected ${status}`), { name: 'InternalError', $metadata: { httpStatusCode: status } });
+      return next(args);
+    },
+    { step: 'initialize', name: 'testFailRequests' },
+  );
+}
+
+async function multipartUploads(client: S3Client, bucket: string): Promise<number> {
+  const r = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (r.Uploads ?? []).length;
+}
+
+t.test('S3 on Swift: the registry writes blobs part by part, with and without the SHA-256 of each part in its signature', async (t) => {
   const ext = external(t);
   if (!ext) return;
   const s3 = await freshBucket(t, ext.s3);
-  const data = crypto.randomBytes(12 * MiB); // two parts of 8 MiB
+  const data = crypto.randomBytes(12 * MiB); // written in 1 MiB chunks: a part of 8 MiB, then the last 4 MiB
+  const small = crypto.randomBytes(MiB + 17); // smaller than a part: one PutObject
   for (const signPayloads of ['auto', 'always'] as const) {
     const store = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region, signPayloads });
     t.teardown(() => store.close());
-    const unsigned = (store as unknown as { client: S3Client }).client.middlewareStack.identify().some((m) => m.startsWith('boxsigUnsignedParts'));
-    t.equal(unsigned, signPayloads === 'auto' && !signsPayloads(s3.endpoint), `${signPayloads}: UNSIGNED-PAYLOAD parts only where TLS or loopback guard them`);
+    const signed = signPayloads === 'always' || signsPayloads(s3.endpoint);
+    t.equal(store.signParts, signed, `${signPayloads}: UNSIGNED-PAYLOAD parts only where TLS or loopback guard them`);
+    const seen = recordRequests(store);
     const key = newObjectKey();
     const w = await store.create(key);
     for (let i = 0; i < data.length; i += MiB) await w.write(data.subarray(i, i + MiB));
     await w.finish();
+    const parts = seen.filter((r) => r.command === 'UploadPartCommand').map((r) => r.payload);
+    t.same(parts, signed ? [sha256(data.subarray(0, 8 * MiB)), sha256(data.subarray(8 * MiB))] : ['UNSIGNED-PAYLOAD', 'UNSIGNED-PAYLOAD'], `${signPayloads}: each part's payload hash`);
     const { stream, size } = await store.read(key);
     t.equal(size, data.length);
     t.equal(sha256(await bodyBytes(stream)), sha256(data), `${signPayloads}: the blob reads back whole`);
+
+    seen.length = 0;
+    const smallKey = newObjectKey();
+    const ws = await store.create(smallKey);
+    await ws.write(small.subarray(0, 1000));
+    await ws.write(small.subarray(1000));
+    await ws.finish();
+    t.same(
+      seen.map((r) => r.command),
+      ['PutObjectCommand'],
+      `${signPayloads}: a blob smaller than a part is one PutObject`,
+    );
+    t.equal(seen[0].payload, signed ? sha256(small) : 'UNSIGNED-PAYLOAD');
+    t.equal(sha256(await bodyBytes((await store.read(smallKey)).stream)), sha256(small), `${signPayloads}: the small blob reads back whole`);
   }
+  t.equal(await multipartUploads(s3Client(s3), s3.bucket), 0, 'no multipart upload is left');
+});
+
+t.test('S3 on Swift: a part the store failed is sent again; a part it keeps failing fails the blob and leaves nothing', async (t) => {
+  const ext = external(t);
+  if (!ext) return;
+  const s3 = await freshBucket(t, ext.s3);
+  const client = s3Client(s3);
+  t.teardown(() => client.destroy());
+  const data = crypto.randomBytes(20 * MiB);
+  const write = async (store: S3BlobStore, key: string) => {
+    const w = await store.create(key);
+    try {
+      for (let i = 0; i < data.length; i += MiB) await w.write(data.subarray(i, i + MiB));
+      await w.finish();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+  };
+
+  // part 2 fails once with a 503, then goes through: the blob is whole
+  const flaky = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region });
+  t.teardown(() => flaky.close());
+  failRequests(flaky, (command, part, attempt) => (command === 'UploadPartCommand' && part === 2 && attempt === 1 ? 503 : 0));
+  const key = newObjectKey();
+  await write(flaky, key);
+  t.equal(sha256(await bodyBytes((await flaky.read(key)).stream)), sha256(data), 'the blob is whole after a part was sent again');
+
+  // part 2 always fails: an IO error, no object and no multipart upload left
+  const broken = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region });
+  t.teardown(() => broken.close());
+  failRequests(broken, (command, part) => (command === 'UploadPartCommand' && part === 2 ? 500 : 0));
+  const lost = newObjectKey();
+  await t.rejects(write(broken, lost), { code: 'IO', message: /injected 500/ }, 'the upload fails with IO');
+  t.equal(await status(client, new HeadObjectCommand({ Bucket: s3.bucket, Key: lost })), 404, 'no object');
+
+  // a client error is not sent again
+  const refused = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region });
+  t.teardown(() => refused.close());
+  let tries = 0;
+  failRequests(refused, (command, part) => (command === 'UploadPartCommand' && part === 1 && ++tries ? 403 : 0));
+  await t.rejects(write(refused, newObjectKey()), { code: 'IO' });
+  t.equal(tries, 1, 'a 403 is not sent again');
+
+  // an abort in the middle: nothing left
+  const store = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region });
+  t.teardown(() => store.close());
+  const halfKey = newObjectKey();
+  const half = await store.create(halfKey);
+  for (let i = 0; i < 17 * MiB; i += MiB) await half.write(data.subarray(i, i + MiB));
+  await half.abort();
+  t.equal(await status(client, new HeadObjectCommand({ Bucket: s3.bucket, Key: halfKey })), 404, 'an aborted blob is not there');
+  t.equal(await multipartUploads(client, s3.bucket), 0, 'no multipart upload is left');
 });
 
 t.test('S3 on Swift: a streamed PutObject, and what the settings are for', async (t) => {

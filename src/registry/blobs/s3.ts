@@ -1,7 +1,7 @@
 /**
  * Blobs in an S3-compatible object store (AWS S3, Ceph RGW, OpenStack Swift
- * with s3api, Garage …): multipart uploads through @aws-sdk/lib-storage fed
- * while the box is verified, presigned GETs for downloads. Credentials come
+ * with s3api, Garage …): multipart uploads fed while the box is verified
+ * (S3Writer), presigned GETs for downloads. Credentials come
  * from the SDK's usual chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * profiles, instance roles).
  *
@@ -9,18 +9,22 @@
  * is not supported"): checksums are sent only when an operation requires
  * them, and paths are bucket-style (`forcePathStyle`).
  */
-import { PassThrough, Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
 import { BoxsigError } from '../../errors.js';
@@ -37,9 +41,14 @@ export interface S3Options {
   signPayloads?: 'auto' | 'always';
 }
 
-/** 8 MiB parts, 4 in flight: at most 32 MiB of box in memory per upload; 10,000 parts allow 80 GiB. */
+/**
+ * Parts of at least 8 MiB, 4 in flight: at most about 40 MiB of box in memory
+ * per upload (the parts in flight and the one being gathered); 10,000 parts
+ * allow 80 GiB. A part whose store did not answer is sent up to 3 times.
+ */
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
+const ATTEMPTS = 3;
 
 function s3Error(what: string, e: unknown): BoxsigError {
   if (e instanceof BoxsigError) return e;
@@ -69,19 +78,14 @@ export function signsPayloads(endpoint: string | undefined): boolean {
   return !(host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
-/** SigV4 takes the payload hash from this header when it is present, instead of hashing the body. */
-const unsignedParts: BuildMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
-  const req = args.request as { headers?: Record<string, string> };
-  if (context.commandName === 'UploadPartCommand' && req.headers) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-  return next(args);
-};
-
 export class S3BlobStore implements BlobStore {
   readonly description: string;
   readonly presigns = true;
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
+  /** Whether each part's SHA-256 is in its signature (signsPayloads). */
+  readonly signParts: boolean;
 
   constructor(opts: S3Options) {
     this.bucket = opts.bucket;
@@ -96,8 +100,7 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    if (opts.signPayloads !== 'always' && !signsPayloads(opts.endpoint))
-      this.client.middlewareStack.add(unsignedParts, { step: 'build', name: 'boxsigUnsignedParts' });
+    this.signParts = opts.signPayloads === 'always' || signsPayloads(opts.endpoint);
   }
 
   private objectName(key: string): string {
@@ -105,7 +108,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async create(key: string): Promise<BlobWriter> {
-    return new S3Writer(key, this.client, this.bucket, this.objectName(key));
+    return new S3Writer(key, this.client, this.bucket, this.objectName(key), this.signParts);
   }
 
   async read(key: string, start = 0): Promise<{ stream: Readable; size: number }> {
@@ -215,66 +218,175 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
+/** Whether a failed request is worth sending again: no answer, a server error, throttling. */
+function retryable(e: unknown): boolean {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (err.name === 'AbortError') return false;
+  const status = err.$metadata?.httpStatusCode;
+  return status === undefined || status >= 500 || status === 429 || status === 408;
+}
+
+/** Sets the payload hash SigV4 signs: the part's SHA-256, or UNSIGNED-PAYLOAD. */
+function payloadHash<I extends object, O extends MetadataBearer>(value: string): BuildMiddleware<I, O> {
+  return (next) => async (args) => {
+    const req = args.request as { headers?: Record<string, string> };
+    if (req.headers) req.headers['x-amz-content-sha256'] = value;
+    return next(args);
+  };
+}
+
+/**
+ * A multipart upload fed chunk by chunk, without copying: a part is the
+ * chunks received since the last one, sent as soon as they reach PART_SIZE
+ * (S3 needs every part but the last to be at least 5 MiB, not equal sizes).
+ * lib-storage's Upload joined the chunks of every part into one new buffer,
+ * a copy of every box that cost more CPU than its SHA-256. A box smaller
+ * than a part is one PutObject. A part is sent again (up to ATTEMPTS) when
+ * the store did not answer or answered with a server error: the SDK does not
+ * retry a streamed body, and the part's chunks are kept until it is stored.
+ */
 class S3Writer implements BlobWriter {
-  private readonly body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  private readonly upload: Upload;
-  private readonly done: Promise<unknown>;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private partHash: Hash | null;
+  private partCount = 0;
+  private readonly parts: Array<{ PartNumber: number; ETag: string }> = [];
+  private uploadId: Promise<string> | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly aborter = new AbortController();
   private failure: unknown = null;
-  private finished = false;
+  private state: 'open' | 'finishing' | 'finished' | 'aborted' = 'open';
 
   constructor(
     readonly key: string,
     private readonly client: S3Client,
     private readonly bucket: string,
     private readonly name: string,
+    private readonly signParts: boolean,
   ) {
-    this.upload = new Upload({
-      client,
-      params: { Bucket: bucket, Key: name, Body: this.body, ContentType: 'application/octet-stream' },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
-    this.done = this.upload.done().catch((e) => {
-      this.failure = e;
-      this.body.destroy();
-      throw e;
-    });
-    this.done.catch(() => undefined);
+    this.partHash = signParts ? createHash('sha256') : null;
+  }
+
+  private check(): void {
+    if (this.failure) throw s3Error(`uploading ${this.key}`, this.failure);
+    if (this.state !== 'open') throw new BoxsigError('INTERNAL', `internal error: ${this.key} is ${this.state}`);
   }
 
   write(chunk: Buffer): Promise<void> | void {
+    this.check();
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.partHash?.update(chunk);
+    if (this.buffered < PART_SIZE) return;
+    this.sendPart();
+    if (this.inFlight.size >= QUEUE_SIZE) return this.room();
+  }
+
+  /** Backpressure: resolves when a part in flight is stored (or the upload failed). */
+  private async room(): Promise<void> {
+    await Promise.race(this.inFlight);
     if (this.failure) throw s3Error(`uploading ${this.key}`, this.failure);
-    if (this.body.write(chunk)) return;
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        this.body.off('close', onClose);
-        resolve();
-      };
-      const onClose = () => {
-        this.body.off('drain', onDrain);
-        reject(s3Error(`uploading ${this.key}`, this.failure ?? new Error('the upload stream closed')));
-      };
-      this.body.once('drain', onDrain);
-      this.body.once('close', onClose);
-    });
+  }
+
+  private takeBuffered(): { chunks: Buffer[]; size: number; sha256: string | null } {
+    const taken = { chunks: this.chunks, size: this.buffered, sha256: this.partHash?.digest('hex') ?? null };
+    this.chunks = [];
+    this.buffered = 0;
+    this.partHash = this.signParts ? createHash('sha256') : null;
+    return taken;
+  }
+
+  private sendPart(): void {
+    const { chunks, size, sha256 } = this.takeBuffered();
+    const PartNumber = ++this.partCount;
+    const sent = (async () => {
+      try {
+        const UploadId = await this.start();
+        const out = await this.send(
+          (Body) => new UploadPartCommand({ Bucket: this.bucket, Key: this.name, UploadId, PartNumber, Body, ContentLength: size }),
+          chunks,
+          sha256,
+        );
+        if (!out.ETag) throw new Error(`the store gave no ETag for part ${PartNumber}`);
+        this.parts.push({ PartNumber, ETag: out.ETag });
+      } catch (e) {
+        this.failure ??= e;
+      }
+    })();
+    this.inFlight.add(sent);
+    void sent.then(() => this.inFlight.delete(sent));
+  }
+
+  /** The multipart upload, created once, with the first part (never aborted halfway: abort() aborts what it created). */
+  private start(): Promise<string> {
+    this.uploadId ??= this.client
+      .send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, ContentType: 'application/octet-stream' }))
+      .then((r) => {
+        if (!r.UploadId) throw new Error('the store gave no upload id');
+        return r.UploadId;
+      });
+    return this.uploadId;
+  }
+
+  private async send(
+    make: (body: Readable | string) => UploadPartCommand | PutObjectCommand,
+    chunks: Buffer[],
+    sha256: string | null,
+  ): Promise<{ ETag?: string }> {
+    for (let attempt = 1; ; attempt++) {
+      const command = make(chunks.length ? Readable.from(chunks) : '');
+      const hash = sha256 ?? 'UNSIGNED-PAYLOAD';
+      const step = { step: 'build', name: 'boxsigPayloadHash' } as const;
+      const options = { abortSignal: this.aborter.signal };
+      try {
+        if (command instanceof UploadPartCommand) {
+          command.middlewareStack.add(payloadHash(hash), step);
+          return await this.client.send(command, options);
+        }
+        command.middlewareStack.add(payloadHash(hash), step);
+        return await this.client.send(command, options);
+      } catch (e) {
+        if (attempt >= ATTEMPTS || this.aborter.signal.aborted || !retryable(e)) throw e;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
   }
 
   async finish(): Promise<void> {
-    this.body.end();
+    this.check();
+    this.state = 'finishing';
     try {
-      await this.done;
+      if (this.partCount === 0) {
+        const { chunks, size, sha256 } = this.takeBuffered();
+        await this.send(
+          (Body) => new PutObjectCommand({ Bucket: this.bucket, Key: this.name, Body, ContentLength: size, ContentType: 'application/octet-stream' }),
+          chunks,
+          sha256,
+        );
+      } else {
+        if (this.buffered > 0) this.sendPart();
+        await Promise.all([...this.inFlight]);
+        if (this.failure) throw this.failure;
+        const UploadId = await this.start();
+        const Parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
+        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId, MultipartUpload: { Parts } }));
+      }
     } catch (e) {
+      this.failure ??= e;
       throw s3Error(`uploading ${this.key}`, e);
     }
-    this.finished = true;
+    this.state = 'finished';
   }
 
   async abort(): Promise<void> {
-    if (!this.finished) {
-      this.body.destroy();
-      await this.upload.abort().catch(() => undefined);
-      await this.done.catch(() => undefined);
+    if (this.state !== 'finished' && this.state !== 'aborted') {
+      this.state = 'aborted';
+      this.aborter.abort();
+      this.chunks = [];
+      await Promise.all([...this.inFlight]);
+      const UploadId = await this.uploadId?.catch(() => null);
+      if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId })).catch(() => undefined);
     }
     // a finished (or just-finishing) object is deleted; a missing one is fine
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.name })).catch(() => undefined);
