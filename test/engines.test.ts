@@ -297,6 +297,44 @@ t.test('S3 on Swift: the registry writes blobs part by part, with and without th
   t.equal(await multipartUploads(s3Client(s3), s3.bucket), 0, 'no multipart upload is left');
 });
 
+t.test('S3 on Swift: small writes are gathered: a part holds a bounded number of buffers, in order', async (t) => {
+  const ext = external(t);
+  if (!ext) return;
+  const s3 = await freshBucket(t, ext.s3);
+  const store = new S3BlobStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region });
+  t.teardown(() => store.close());
+  const data = crypto.randomBytes(11 * MiB);
+  const sizes = [1, 7, 100, 5000, 16383, 16384, 70000, 3];
+  const key = newObjectKey();
+  const w = await store.create(key);
+  const held = () => (w as unknown as { chunks: Buffer[] }).chunks;
+  let off = 0;
+  // 200,000 one-byte writes (a client trickling its box), then writes of mixed sizes
+  for (; off < 200_000; off++) await w.write(data.subarray(off, off + 1));
+  t.ok(held().length <= 1, `200,000 one-byte writes are held in ${held().length} buffer(s)`);
+  let writes = 200_000;
+  for (let i = 0; off < 6 * MiB; i++, writes++) {
+    const n = Math.min(sizes[i % sizes.length], 6 * MiB - off);
+    await w.write(data.subarray(off, off + n));
+    off += n;
+  }
+  const bound = Math.ceil((2 * off) / (16 * 1024)) + 2;
+  t.ok(held().length <= bound, `${writes} writes of ${off} bytes are held in ${held().length} buffers (at most ${bound})`);
+  const copies = held().filter((c) => c.buffer !== data.buffer);
+  t.ok(copies.length > 0, 'small writes were copied together');
+  t.ok(
+    copies.every((c) => c.byteLength === c.buffer.byteLength),
+    'each copy holds exactly its bytes (the gathering buffer itself is not held)',
+  );
+  t.ok(
+    held().every((c) => c.buffer !== data.buffer || c.length >= 16 * 1024),
+    'only writes of 16 KiB or more are held as they came',
+  );
+  for (; off < data.length; off += 100_001) await w.write(data.subarray(off, Math.min(off + 100_001, data.length)));
+  await w.finish();
+  t.equal(sha256(await bodyBytes((await store.read(key)).stream)), sha256(data), 'the blob reads back whole, in order');
+});
+
 t.test('S3 on Swift: a part the store failed is sent again; a part it keeps failing fails the blob and leaves nothing', async (t) => {
   const ext = external(t);
   if (!ext) return;

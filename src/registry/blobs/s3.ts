@@ -49,6 +49,14 @@ export interface S3Options {
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 const ATTEMPTS = 3;
+/**
+ * A chunk is kept as it came (no copy) unless it is smaller than this: small
+ * chunks are copied together, so that a part is at most a few hundred
+ * buffers whatever size the client's writes arrive in (a client trickling
+ * bytes would otherwise have the registry keep a buffer per byte).
+ */
+const SMALL_CHUNK = 16 * 1024;
+const GATHER_SIZE = 256 * 1024;
 
 function s3Error(what: string, e: unknown): BoxsigError {
   if (e instanceof BoxsigError) return e;
@@ -240,14 +248,18 @@ function payloadHash<I extends object, O extends MetadataBearer>(value: string):
  * chunks received since the last one, sent as soon as they reach PART_SIZE
  * (S3 needs every part but the last to be at least 5 MiB, not equal sizes).
  * lib-storage's Upload joined the chunks of every part into one new buffer,
- * a copy of every box that cost more CPU than its SHA-256. A box smaller
+ * a copy of every box that cost more CPU than its SHA-256 (only chunks
+ * under SMALL_CHUNK are copied here). A box smaller
  * than a part is one PutObject. A part is sent again (up to ATTEMPTS) when
  * the store did not answer or answered with a server error: the SDK does not
  * retry a streamed body, and the part's chunks are kept until it is stored.
  */
 class S3Writer implements BlobWriter {
   private chunks: Buffer[] = [];
+  /** Bytes of the next part (in chunks and gathered). */
   private buffered = 0;
+  private gather: Buffer | null = null;
+  private gathered = 0;
   private partHash: Hash | null;
   private partCount = 0;
   private readonly parts: Array<{ PartNumber: number; ETag: string }> = [];
@@ -275,7 +287,15 @@ class S3Writer implements BlobWriter {
   write(chunk: Buffer): Promise<void> | void {
     this.check();
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
+    if (chunk.length < SMALL_CHUNK) {
+      if (this.gathered + chunk.length > GATHER_SIZE) this.flushGathered();
+      this.gather ??= Buffer.allocUnsafeSlow(GATHER_SIZE);
+      chunk.copy(this.gather, this.gathered);
+      this.gathered += chunk.length;
+    } else {
+      this.flushGathered();
+      this.chunks.push(chunk);
+    }
     this.buffered += chunk.length;
     this.partHash?.update(chunk);
     if (this.buffered < PART_SIZE) return;
@@ -289,7 +309,15 @@ class S3Writer implements BlobWriter {
     if (this.failure) throw s3Error(`uploading ${this.key}`, this.failure);
   }
 
+  /** Small chunks gathered so far become one chunk of the part, copied out (the gathering buffer is reused). */
+  private flushGathered(): void {
+    if (this.gathered === 0) return;
+    this.chunks.push(Buffer.from(this.gather!.subarray(0, this.gathered)));
+    this.gathered = 0;
+  }
+
   private takeBuffered(): { chunks: Buffer[]; size: number; sha256: string | null } {
+    this.flushGathered();
     const taken = { chunks: this.chunks, size: this.buffered, sha256: this.partHash?.digest('hex') ?? null };
     this.chunks = [];
     this.buffered = 0;
@@ -384,6 +412,8 @@ class S3Writer implements BlobWriter {
       this.state = 'aborted';
       this.aborter.abort();
       this.chunks = [];
+      this.gather = null;
+      this.gathered = 0;
       await Promise.all([...this.inFlight]);
       const UploadId = await this.uploadId?.catch(() => null);
       if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId })).catch(() => undefined);
