@@ -275,7 +275,11 @@ t.test('S3 on Swift: the registry writes blobs part by part, with and without th
     for (let i = 0; i < data.length; i += MiB) await w.write(data.subarray(i, i + MiB));
     await w.finish();
     const parts = seen.filter((r) => r.command === 'UploadPartCommand').map((r) => r.payload);
-    t.same(parts, signed ? [sha256(data.subarray(0, 8 * MiB)), sha256(data.subarray(8 * MiB))] : ['UNSIGNED-PAYLOAD', 'UNSIGNED-PAYLOAD'], `${signPayloads}: each part's payload hash`);
+    t.same(
+      parts,
+      signed ? [sha256(data.subarray(0, 8 * MiB)), sha256(data.subarray(8 * MiB))] : ['UNSIGNED-PAYLOAD', 'UNSIGNED-PAYLOAD'],
+      `${signPayloads}: each part's payload hash`,
+    );
     const { stream, size } = await store.read(key);
     t.equal(size, data.length);
     t.equal(sha256(await bodyBytes(stream)), sha256(data), `${signPayloads}: the blob reads back whole`);

@@ -102,12 +102,20 @@ export async function startRegistries({ n = 1, dir, database, s3, env = process.
   };
 }
 
-async function api(reg, method, p, body) {
-  const res = await fetch(`${reg.urls[0]}/api/v1${p}`, {
-    method,
-    headers: { authorization: `Bearer ${reg.token}`, 'content-type': 'application/json' },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
+async function api(reg, method, p, body, again = true) {
+  let res;
+  try {
+    res = await fetch(`${reg.urls[0]}/api/v1${p}`, {
+      method,
+      headers: { authorization: `Bearer ${reg.token}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (e) {
+    // a kept-alive connection the registry closed while the harness was blocked in a synchronous
+    // transfer (the memory part's 4 GiB plain upload): sent once more on a new connection
+    if (again && e instanceof TypeError) return api(reg, method, p, body, false);
+    throw e;
+  }
   const json = await res.json();
   if (res.status !== 200 && !(res.status === 409 && method === 'POST')) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
   return json;

@@ -40,10 +40,10 @@ export async function openDatabase(config: Pick<RegistryConfig, 'database' | 'da
   return db;
 }
 
-async function openBlobs(config: Pick<RegistryConfig, 's3' | 'data'>): Promise<BlobStore> {
+async function openBlobs(config: Pick<RegistryConfig, 's3' | 'data' | 'maxBoxBytes'>): Promise<BlobStore> {
   if (config.s3) {
     const { S3BlobStore } = await import('./blobs/s3.js');
-    return new S3BlobStore(config.s3);
+    return new S3BlobStore({ ...config.s3, largestObject: config.maxBoxBytes });
   }
   return new FsBlobStore(config.data!);
 }

@@ -5,7 +5,7 @@
  * once, for its address, not twice).
  */
 import t from 'tap';
-import { signsPayloads } from '../../src/registry/blobs/s3.js';
+import { partSizeFor, signsPayloads } from '../../src/registry/blobs/s3.js';
 
 t.test('payload signing by endpoint', async (t) => {
   const rows: Array<[string | undefined, boolean]> = [
@@ -22,4 +22,16 @@ t.test('payload signing by endpoint', async (t) => {
     ['http://localhost.evil.example', true],
   ];
   for (const [endpoint, signed] of rows) t.equal(signsPayloads(endpoint), signed, String(endpoint));
+});
+
+t.test('the part size holds the largest box the registry accepts within S3\'s 10,000 parts', async (t) => {
+  const MiB = 1024 * 1024;
+  const GiB = 1024 * MiB;
+  t.equal(partSizeFor(undefined), 8 * MiB);
+  t.equal(partSizeFor(64 * GiB), 8 * MiB, 'the default limit (64 GiB): 8 MiB parts');
+  for (const largest of [70 * GiB, 80 * GiB, 200 * GiB, 5 * 1024 * GiB]) {
+    const part = partSizeFor(largest);
+    t.ok(part % MiB === 0 && part >= 8 * MiB, `${largest / GiB} GiB: ${part / MiB} MiB parts`);
+    t.ok(Math.ceil(largest / part) <= 9_000, `${largest / GiB} GiB fits in ${Math.ceil(largest / part)} parts, leaving room under 10,000`);
+  }
 });

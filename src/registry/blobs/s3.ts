@@ -39,15 +39,34 @@ export interface S3Options {
   forcePathStyle?: boolean;
   /** 'always': every part carries its SHA-256 in its signature, whatever the endpoint (default 'auto': signsPayloads). */
   signPayloads?: 'auto' | 'always';
+  /** The largest object the registry may write (its box size limit): sets the part size (partSizeFor). */
+  largestObject?: number;
 }
 
 /**
  * Parts of at least 8 MiB, 4 in flight: at most about 40 MiB of box in memory
- * per upload (the parts in flight and the one being gathered); 10,000 parts
- * allow 80 GiB. A part whose store did not answer is sent up to 3 times.
+ * per upload (the parts in flight and the one being gathered). A part whose
+ * store did not answer is sent up to 3 times.
  */
-const PART_SIZE = 8 * 1024 * 1024;
+const MiB = 1024 * 1024;
+const PART_SIZE = 8 * MiB;
 const QUEUE_SIZE = 4;
+/**
+ * S3 allows 10,000 parts per upload. A part is never shorter than the part
+ * size (but the last), so an object of the largest size takes at most 9,000;
+ * the rest is room for what an escrow signature adds to a box.
+ */
+const MAX_PARTS = 9_000;
+
+/**
+ * The part size for objects up to `largest` bytes: 8 MiB, or more when
+ * 9,000 parts of 8 MiB (about 70 GiB) would not hold the largest box the
+ * registry accepts (its `maxBoxBytes`).
+ */
+export function partSizeFor(largest: number | undefined): number {
+  if (!largest || largest <= PART_SIZE * MAX_PARTS) return PART_SIZE;
+  return Math.ceil(largest / MAX_PARTS / MiB) * MiB;
+}
 const ATTEMPTS = 3;
 /**
  * A chunk is kept as it came (no copy) unless it is smaller than this: small
@@ -94,6 +113,8 @@ export class S3BlobStore implements BlobStore {
   private readonly prefix: string;
   /** Whether each part's SHA-256 is in its signature (signsPayloads). */
   readonly signParts: boolean;
+  /** Bytes at which an upload's chunks are sent as a part (partSizeFor). */
+  readonly partSize: number;
 
   constructor(opts: S3Options) {
     this.bucket = opts.bucket;
@@ -109,6 +130,7 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
     this.signParts = opts.signPayloads === 'always' || signsPayloads(opts.endpoint);
+    this.partSize = partSizeFor(opts.largestObject);
   }
 
   private objectName(key: string): string {
@@ -116,7 +138,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async create(key: string): Promise<BlobWriter> {
-    return new S3Writer(key, this.client, this.bucket, this.objectName(key), this.signParts);
+    return new S3Writer(key, this.client, this.bucket, this.objectName(key), this.signParts, this.partSize);
   }
 
   async read(key: string, start = 0): Promise<{ stream: Readable; size: number }> {
@@ -245,7 +267,7 @@ function payloadHash<I extends object, O extends MetadataBearer>(value: string):
 
 /**
  * A multipart upload fed chunk by chunk, without copying: a part is the
- * chunks received since the last one, sent as soon as they reach PART_SIZE
+ * chunks received since the last one, sent as soon as they reach the part size
  * (S3 needs every part but the last to be at least 5 MiB, not equal sizes).
  * lib-storage's Upload joined the chunks of every part into one new buffer,
  * a copy of every box that cost more CPU than its SHA-256 (only chunks
@@ -275,6 +297,7 @@ class S3Writer implements BlobWriter {
     private readonly bucket: string,
     private readonly name: string,
     private readonly signParts: boolean,
+    private readonly partSize: number,
   ) {
     this.partHash = signParts ? createHash('sha256') : null;
   }
@@ -298,7 +321,7 @@ class S3Writer implements BlobWriter {
     }
     this.buffered += chunk.length;
     this.partHash?.update(chunk);
-    if (this.buffered < PART_SIZE) return;
+    if (this.buffered < this.partSize) return;
     this.sendPart();
     if (this.inFlight.size >= QUEUE_SIZE) return this.room();
   }
