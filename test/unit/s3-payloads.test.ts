@@ -24,7 +24,7 @@ t.test('payload signing by endpoint', async (t) => {
   for (const [endpoint, signed] of rows) t.equal(signsPayloads(endpoint), signed, String(endpoint));
 });
 
-t.test('the part size holds the largest box the registry accepts within S3\'s 10,000 parts', async (t) => {
+t.test("the part size holds the largest box the registry accepts within S3's 10,000 parts", async (t) => {
   const MiB = 1024 * 1024;
   const GiB = 1024 * MiB;
   t.equal(partSizeFor(undefined), 8 * MiB);
