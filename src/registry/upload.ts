@@ -484,7 +484,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
       return { trust: { view: await orgTrustView(q, t.org_id, t.org, t.box_id, fullName(t)), layers }, steps };
     });
     writer = await reg.blobs.create(key);
-    let u = await validate(t, body, writer, trust, steps);
+    let u = await untilBodyFails(body, validate(t, body, writer, trust, steps));
     const received = { sha256: u.sha256, size: u.size };
     for (const hook of reg.afterValidation) u = await hook(u);
     for (const s of steps) {
@@ -513,6 +513,23 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
     clearInterval(heartbeat);
     active.done();
   }
+}
+
+/**
+ * The pass, or the body's own failure as soon as it happens (the idle limit,
+ * the size limit, a shutdown, a broken connection): the pass may be waiting on
+ * the store (backpressure), and the catch that aborts the writer must not
+ * wait for it. The abandoned pass then fails on the aborted writer.
+ */
+function untilBodyFails<T>(body: LimitedBody, pass: Promise<T>): Promise<T> {
+  pass.catch(() => undefined);
+  let onError: (e: Error) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onError = reject;
+    body.stream.once('error', onError);
+  });
+  failed.catch(() => undefined);
+  return Promise.race([pass, failed]).finally(() => body.stream.off('error', onError));
 }
 
 async function renewLease(reg: Registry, id: string, key: string): Promise<void> {

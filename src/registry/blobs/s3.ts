@@ -41,6 +41,8 @@ export interface S3Options {
   signPayloads?: 'auto' | 'always';
   /** The largest object the registry may write (its box size limit): sets the part size (partSizeFor). */
   largestObject?: number;
+  /** A request whose connection is silent this long fails (and may be sent again); default 60 s. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -128,6 +130,9 @@ export class S3BlobStore implements BlobStore {
       forcePathStyle: opts.forcePathStyle ?? true,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // a store that stops answering fails the request instead of holding its upload (and shutdown) for ever
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: opts.idleTimeoutMs ?? 60_000 },
+      logger: sdkLogger,
     });
     this.signParts = opts.signPayloads === 'always' || signsPayloads(opts.endpoint);
     this.partSize = partSizeFor(opts.largestObject);
@@ -248,6 +253,17 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
+/**
+ * The SDK says nothing: each failure reaches the writer as an error (and the
+ * registry's log from there). Without a logger of its own, the SDK would
+ * print a warning on the console for every part that fails ("non-retryable
+ * streaming request": the writer sends parts again itself).
+ */
+const sdkLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** How long abort() waits for each cleanup request; what it leaves is garbage collection's (gc.ts). */
+const CLEANUP_MS = 15_000;
+
 /** Whether a failed request is worth sending again: no answer, a server error, throttling. */
 function retryable(e: unknown): boolean {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -282,12 +298,16 @@ class S3Writer implements BlobWriter {
   private buffered = 0;
   private gather: Buffer | null = null;
   private gathered = 0;
+  /** Bytes written in all. */
+  private written = 0;
   private partHash: Hash | null;
   private partCount = 0;
   private readonly parts: Array<{ PartNumber: number; ETag: string }> = [];
   private uploadId: Promise<string> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly aborter = new AbortController();
+  /** Settles when abort() is called (so that nothing waits on a store that no longer matters). */
+  private readonly aborted = new Promise<void>((resolve) => this.aborter.signal.addEventListener('abort', () => resolve(), { once: true }));
   private failure: unknown = null;
   private state: 'open' | 'finishing' | 'finished' | 'aborted' = 'open';
 
@@ -304,6 +324,7 @@ class S3Writer implements BlobWriter {
 
   private check(): void {
     if (this.failure) throw s3Error(`uploading ${this.key}`, this.failure);
+    if (this.aborter.signal.aborted) throw new BoxsigError('IO', `uploading ${this.key}: the upload was discarded`);
     if (this.state !== 'open') throw new BoxsigError('INTERNAL', `internal error: ${this.key} is ${this.state}`);
   }
 
@@ -320,16 +341,17 @@ class S3Writer implements BlobWriter {
       this.chunks.push(chunk);
     }
     this.buffered += chunk.length;
+    this.written += chunk.length;
     this.partHash?.update(chunk);
     if (this.buffered < this.partSize) return;
     this.sendPart();
     if (this.inFlight.size >= QUEUE_SIZE) return this.room();
   }
 
-  /** Backpressure: resolves when a part in flight is stored (or the upload failed). */
+  /** Backpressure: resolves when a part in flight is stored; rejects when the upload failed or was aborted. */
   private async room(): Promise<void> {
-    await Promise.race(this.inFlight);
-    if (this.failure) throw s3Error(`uploading ${this.key}`, this.failure);
+    await Promise.race([...this.inFlight, this.aborted]);
+    this.check();
   }
 
   /** Small chunks gathered so far become one chunk of the part, copied out (the gathering buffer is reused). */
@@ -372,7 +394,9 @@ class S3Writer implements BlobWriter {
   /** The multipart upload, created once, with the first part (never aborted halfway: abort() aborts what it created). */
   private start(): Promise<string> {
     this.uploadId ??= this.client
-      .send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, ContentType: 'application/octet-stream' }))
+      .send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, ContentType: 'application/octet-stream' }), {
+        abortSignal: this.aborter.signal,
+      })
       .then((r) => {
         if (!r.UploadId) throw new Error('the store gave no upload id');
         return r.UploadId;
@@ -399,7 +423,7 @@ class S3Writer implements BlobWriter {
         return await this.client.send(command, options);
       } catch (e) {
         if (attempt >= ATTEMPTS || this.aborter.signal.aborted || !retryable(e)) throw e;
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 200 * attempt)), this.aborted]);
       }
     }
   }
@@ -421,13 +445,30 @@ class S3Writer implements BlobWriter {
         if (this.failure) throw this.failure;
         const UploadId = await this.start();
         const Parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId, MultipartUpload: { Parts } }));
+        await this.complete(UploadId, Parts);
       }
+      // abort() meanwhile deleted what was stored
+      if (this.aborter.signal.aborted) throw new BoxsigError('IO', `uploading ${this.key}: the upload was discarded`);
     } catch (e) {
       this.failure ??= e;
       throw s3Error(`uploading ${this.key}`, e);
     }
     this.state = 'finished';
+  }
+
+  private async complete(UploadId: string, Parts: Array<{ PartNumber: number; ETag: string }>): Promise<void> {
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId, MultipartUpload: { Parts } }), {
+        abortSignal: this.aborter.signal,
+      });
+    } catch (e) {
+      // the store completed it but its answer was lost: the SDK sent it again, and the upload is gone
+      if ((e as { name?: string }).name !== 'NoSuchUpload' || this.aborter.signal.aborted) throw e;
+      const head = await this.client
+        .send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.name }), { abortSignal: this.aborter.signal })
+        .catch(() => null);
+      if (head?.ContentLength !== this.written) throw e;
+    }
   }
 
   async abort(): Promise<void> {
@@ -439,9 +480,15 @@ class S3Writer implements BlobWriter {
       this.gathered = 0;
       await Promise.all([...this.inFlight]);
       const UploadId = await this.uploadId?.catch(() => null);
-      if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId })).catch(() => undefined);
+      if (UploadId) {
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.name, UploadId }), { abortSignal: AbortSignal.timeout(CLEANUP_MS) })
+          .catch(() => undefined);
+      }
     }
     // a finished (or just-finishing) object is deleted; a missing one is fine
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.name })).catch(() => undefined);
+    await this.client
+      .send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.name }), { abortSignal: AbortSignal.timeout(CLEANUP_MS) })
+      .catch(() => undefined);
   }
 }

@@ -12,7 +12,11 @@ import { BoxsigError } from '../../errors.js';
 
 export interface BlobWriter {
   readonly key: string;
-  /** Append a chunk; resolves when the store can take more (backpressure). */
+  /**
+   * Append a chunk; resolves when the store can take more (backpressure):
+   * callers await it. The store may keep the chunk until it is stored, so its
+   * memory must not be reused.
+   */
   write(chunk: Buffer): Promise<void> | void;
   /** Make the object complete and durable. */
   finish(): Promise<void>;
