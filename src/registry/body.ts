@@ -13,6 +13,10 @@ export interface LimitedBody {
   readonly ended: boolean;
   /** Fail the upload (shutdown): the verifier sees this error, a drain in progress stops, the connection is dropped. */
   fail(err: BoxsigError): void;
+  /** The body's failure (the size or idle limit, a broken connection, fail()), once it failed. */
+  readonly failure: BoxsigError | null;
+  /** Call `cb` once, when the body fails (at once if it already has), even after its end (fail() at shutdown). */
+  onFailure(cb: (err: BoxsigError) => void): void;
   /**
    * Read and discard whatever the client still sends (bounded by the size
    * and idle limits), so that it reads the answer; resolves at its end, or
@@ -28,7 +32,18 @@ export function limitedBody(req: Readable, max: number, idleMs: number, what = '
   let over = false;
   let failed = false;
   let stopDrain: (() => void) | null = null;
+  let failure: BoxsigError | null = null;
+  const failureHooks: Array<(err: BoxsigError) => void> = [];
+  const failWith = (e: unknown) => {
+    if (failure) return;
+    failure = e instanceof BoxsigError ? e : new BoxsigError('NETWORK', `the upload was interrupted: ${(e as Error).message}`);
+    for (const cb of failureHooks.splice(0)) cb(failure);
+  };
+  // Always listened to: the body may fail before anything reads it (a client that resets at once), and an
+  // 'error' without a listener would end the process.
+  stream.on('error', failWith);
   const dropConnection = (err: BoxsigError) => {
+    failWith(err);
     failed = true;
     req.unpipe(stream);
     stream.destroy(err);
@@ -71,6 +86,13 @@ export function limitedBody(req: Readable, max: number, idleMs: number, what = '
       return ended;
     },
     fail: dropConnection,
+    get failure() {
+      return failure;
+    },
+    onFailure(cb) {
+      if (failure) queueMicrotask(() => cb(failure!));
+      else failureHooks.push(cb);
+    },
     drain(): Promise<boolean> {
       req.unpipe(stream);
       if (ended) return Promise.resolve(true);

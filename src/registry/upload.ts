@@ -473,6 +473,13 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
   const heartbeat = setInterval(() => void renewLease(reg, t.id, lease.key), Math.max(1000, (reg.config.leaseSeconds * 1000) / 4));
   heartbeat.unref();
   let writer: BlobWriter | null = null;
+  let stored = false;
+  // The pass may be waiting on the store (backpressure) when the body fails: the writer is aborted at
+  // once, not when the store next answers. Shutdown fails bodies that already ended too, which
+  // discards an upload waiting for the store to complete it; never once it is stored.
+  body.onFailure(() => {
+    if (!stored) void writer?.abort();
+  });
   try {
     const { trust, steps } = await reg.db.tx(async (q) => {
       const steps: UploadStep[] = [];
@@ -484,7 +491,7 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
       return { trust: { view: await orgTrustView(q, t.org_id, t.org, t.box_id, fullName(t)), layers }, steps };
     });
     writer = await reg.blobs.create(key);
-    let u = await untilBodyFails(body, validate(t, body, writer, trust, steps));
+    let u = await validate(t, body, writer, trust, steps);
     const received = { sha256: u.sha256, size: u.size };
     for (const hook of reg.afterValidation) u = await hook(u);
     for (const s of steps) {
@@ -492,13 +499,18 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
       u = await s.afterValidation(u, lease);
       writer = u.writer;
     }
+    writer = u.writer;
+    if (body.failure) throw body.failure;
     await u.writer.finish();
+    stored = true;
     const { duplicate, warnings } = await commit(reg, u, trust.view, steps);
     if (duplicate) await u.writer.abort();
     reg.log.info({ upload: t.id, box: fullName(t), version: t.version, provider: t.provider, sha256: u.sha256, size: u.size }, 'published');
     return { state: 'published', direct, target: t, sha256: u.sha256, size: u.size, received, warnings };
   } catch (e) {
-    const err = toBoxsigError(e);
+    const thrown = toBoxsigError(e);
+    // a refusal stays one; a pass stopped by the body's failure (its writer aborted) reports that failure
+    const err = !thrown.refused && body.failure ? body.failure : thrown;
     await writer?.abort();
     await settle(reg, t, lease.key, err);
     reg.log.info({ upload: t.id, box: fullName(t), version: t.version, provider: t.provider, code: err.code }, err.refused ? 'refused' : 'upload failed');
@@ -513,23 +525,6 @@ export async function receiveUpload(reg: Registry, secret: string, req: Readable
     clearInterval(heartbeat);
     active.done();
   }
-}
-
-/**
- * The pass, or the body's own failure as soon as it happens (the idle limit,
- * the size limit, a shutdown, a broken connection): the pass may be waiting on
- * the store (backpressure), and the catch that aborts the writer must not
- * wait for it. The abandoned pass then fails on the aborted writer.
- */
-function untilBodyFails<T>(body: LimitedBody, pass: Promise<T>): Promise<T> {
-  pass.catch(() => undefined);
-  let onError: (e: Error) => void = () => undefined;
-  const failed = new Promise<never>((_, reject) => {
-    onError = reject;
-    body.stream.once('error', onError);
-  });
-  failed.catch(() => undefined);
-  return Promise.race([pass, failed]).finally(() => body.stream.off('error', onError));
 }
 
 async function renewLease(reg: Registry, id: string, key: string): Promise<void> {

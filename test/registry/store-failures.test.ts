@@ -11,13 +11,15 @@ import t, { type Test } from 'tap';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { S3BlobStore } from '../../src/registry/blobs/s3.js';
 import { newObjectKey } from '../../src/registry/blobs/store.js';
-import { engines } from './engines.js';
-import { box, createOrg, key, newLab, startRegistry, token, until, uploadUrl } from './lab.js';
+import { engines, stopEngines } from './engines.js';
+import { box, createOrg, key, newLab, sleep, startRegistry, token, until, uploadUrl } from './lab.js';
 import { pseudoRandom, requireTool } from '../helpers.js';
 
 const MiB = 1024 * 1024;
+t.teardown(stopEngines);
 type Kind = 'create' | 'part' | 'complete' | 'abort' | 'delete' | 'put' | 'head' | 'other';
 
 interface FakeStore {
@@ -245,4 +247,67 @@ t.test('a registry on a silent store: the upload ends with its client, the store
   t.equal(code, 0, 'the process exits 0 on SIGTERM');
   const session = await lab.inst.query<{ state: string; code: string }>('SELECT state, code FROM uploads');
   t.match(session, [{ state: 'failed', code: 'NETWORK' }], 'the upload session failed with NETWORK (the idle limit)');
+});
+
+t.test('a client that resets its connection as soon as its upload is accepted does not bring the registry down', async (t) => {
+  // on PostgreSQL (where configured) the upload's first transaction is slow enough to reset during it
+  const available = engines('all').available;
+  const engine = available.find((e) => e.name === 'postgres') ?? available.find((e) => e.name === 'embedded')!;
+  const dir = t.testdir({});
+  const lab = newLab(dir, await engine.create(dir));
+  t.teardown(() => lab.inst.close());
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const reg = await startRegistry(lab);
+  t.teardown(() => reg.stop('SIGKILL'));
+  for (let i = 0; i < 8; i++) {
+    const up = new URL((await uploadUrl(reg.url, pub, 'acme/app', `1.0.${i}`)).upload_path);
+    const socket = net.connect(Number(up.port), up.hostname);
+    socket.on('error', () => undefined);
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    let answer = '';
+    socket.on('data', (d) => (answer += d));
+    socket.write(
+      `PUT ${up.pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${64 * MiB}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    await until(() => answer.includes('100 Continue'), 10_000);
+    socket.write(Buffer.alloc(4096));
+    await (i % 2 ? sleep(5) : new Promise((r) => setImmediate(r)));
+    socket.resetAndDestroy();
+  }
+  await sleep(500);
+  t.equal(reg.proc.exitCode, null, 'the registry is still running');
+  t.equal((await fetch(`${reg.url}/healthz`)).status, 200, 'and answers');
+  await until(async () => (await lab.inst.query<{ state: string }>("SELECT state FROM uploads WHERE state = 'receiving'")).length === 0, 10_000);
+  const states = await lab.inst.query<{ state: string; code: string }>('SELECT DISTINCT state, code FROM uploads');
+  t.same(states, [{ state: 'failed', code: 'NETWORK' }], 'every upload failed with NETWORK');
+});
+
+t.test('shutdown with an upload waiting for the store to complete it: the upload is discarded, the process exits', async (t) => {
+  if (!requireTool(t, 'curl', 'curl')) return;
+  const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
+  const fake = await fakeStore(t, (kind) => (kind === 'complete' ? 'hang' : null));
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), {
+    BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+  });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const file = box(lab, [key(lab)], 'acme/app', '1.0.0', {
+    files: { Vagrantfile: 'Vagrant.configure("2") do |config| end\n', 'box-disk1.vmdk': pseudoRandom(20 * MiB, 12) },
+  });
+  const reg = await startRegistry(lab, ['--s3-endpoint', fake.endpoint, '--s3-bucket', 'b', '--s3-region', 'r']);
+  t.teardown(() => reg.stop('SIGKILL'));
+  const up = await uploadUrl(reg.url, pub, 'acme/app', '1.0.0');
+  const curl = spawn('curl', ['-sS', '-m', '60', '-X', 'PUT', '-T', file, '-H', 'Content-Type: application/octet-stream', up.upload_path], { stdio: 'ignore' });
+  t.teardown(() => curl.kill());
+  await until(() => fake.log.includes('complete'), 30_000);
+  const code = await Promise.race([reg.stop(), new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
+  t.equal(code, 0, 'SIGTERM: the process exits 0 although the store never answers');
+  t.ok(fake.log.includes('abort'), `the store was told to discard the upload (${fake.log.filter((l) => !l.startsWith('part')).join(', ')})`);
+  t.equal(fake.objects.size, 0, 'nothing is stored');
+  const session = await lab.inst.query<{ state: string; code: string }>('SELECT state, code FROM uploads');
+  t.match(session, [{ state: 'failed', code: 'UNAVAILABLE' }], 'the upload session failed: the registry was shutting down');
 });
