@@ -50,6 +50,8 @@ const PAX_IGNORED_PREFIXES = ['SCHILY.xattr.', 'LIBARCHIVE.xattr.', 'SCHILY.acl.
 const PAX_IGNORED_VENDOR = new Set(['SCHILY.fflags', 'SCHILY.dev', 'SCHILY.ino', 'SCHILY.nlink', 'LIBARCHIVE.creationtime']);
 
 export class TarParser {
+  /** An error found after events that push() returned (see push). */
+  private pending: unknown = null;
   private state: State = 'header';
   /** Absolute offset in the decompressed stream of the next byte to be consumed. */
   private offset = 0;
@@ -78,8 +80,27 @@ export class TarParser {
     return this.state === 'eof';
   }
 
-  /** Feed bytes; returns the events they complete, in order. */
+  /**
+   * Feed bytes; returns the events they complete, in order. An error found
+   * after some of them (a bad header after a file's last bytes) is kept and
+   * thrown by the next push() or end(): the events before it are handled
+   * first, as they would be had the bytes come in two chunks, so that the
+   * outcome does not depend on where chunks happen to end (a file's hash
+   * mismatch, TAMPERED, is not hidden by the damaged header after it).
+   */
   push(chunk: Buffer, out: TarEvent[] = []): TarEvent[] {
+    if (this.pending) throw this.pending;
+    const before = out.length;
+    try {
+      return this.parse(chunk, out);
+    } catch (e) {
+      if (out.length === before) throw e;
+      this.pending = e;
+      return out;
+    }
+  }
+
+  private parse(chunk: Buffer, out: TarEvent[]): TarEvent[] {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
@@ -152,8 +173,14 @@ export class TarParser {
     return out;
   }
 
+  /** Throw the error push() kept, if any (for a caller that feeds one buffer and does not call end()). */
+  checkPending(): void {
+    if (this.pending) throw this.pending;
+  }
+
   /** Call at the end of the input: refuses truncated archives. */
   end(): void {
+    if (this.pending) throw this.pending;
     if (this.state === 'eof') return;
     if (this.state === 'header' && this.headerFill === 0 && this.offset === 0) {
       throw refuse('MALFORMED', 'the box is empty');

@@ -43,6 +43,7 @@ function checkPrefixMember(tar: Buffer): void {
     }
     if (ev.kind === 'eof') throw refuse('MALFORMED', 'the leading .boxsig gzip member ends the archive');
   }
+  p.checkPending();
   if (p.position !== tar.length) throw new BoxsigError('INTERNAL', 'internal: prefix parse length');
 }
 

@@ -239,3 +239,26 @@ t.test('pax records', async (t) => {
   refused('9 path=a\n9 path=b\n');
   refused('6 =ab\n');
 });
+
+t.test('an error after complete events waits for the next push or end(): the events come first, whatever the chunking', async (t) => {
+  const good = file({ name: 'disk.img' }, 'the last bytes of a file');
+  const bad = header({ name: 'metadata.json', checksum: '1234567\0' });
+  const all = Buffer.concat([...good, bad, END]);
+  const p = new TarParser();
+  const events = p.push(all);
+  t.same(
+    events.map((e) => e.kind),
+    ['entry', 'data', 'entryEnd'],
+    'one push of the file and the damaged header after it: the file’s events, no error yet',
+  );
+  t.throws(() => p.push(Buffer.alloc(0)), { code: 'MALFORMED' }, 'the next push throws the kept error');
+  t.throws(() => p.end(), { code: 'MALFORMED' }, 'and so does end()');
+  const q = new TarParser();
+  q.push(all);
+  t.throws(() => q.checkPending(), { code: 'MALFORMED' }, 'checkPending() throws it for a caller that feeds one buffer');
+  t.throws(() => new TarParser().push(bad), { code: 'MALFORMED' }, 'an error before any event is thrown at once');
+  for (const chunk of [1, 100, 512, 4096, all.length]) {
+    const r = parse([all], chunk);
+    t.match(r, { code: 'MALFORMED' }, `chunks of ${chunk} bytes: the same refusal`);
+  }
+});
