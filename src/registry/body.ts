@@ -25,6 +25,7 @@ export interface LimitedBody {
   drain(): Promise<boolean>;
 }
 
+// long: one closure holds the body's counters, its idle timer, its failure and its drain, which every handler below shares
 export function limitedBody(req: Readable, max: number, idleMs: number, what = 'the box'): LimitedBody {
   const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
   let total = 0;
