@@ -144,6 +144,24 @@ function writerOn(t: Test, endpoint: string, idleTimeoutMs = 60_000) {
   return store;
 }
 
+/** A registry process (embedded database) whose blobs go to `fake`, and a signed box of `mib` MiB sent to it by curl. */
+async function registryOn(t: Test, fake: FakeStore, env: NodeJS.ProcessEnv, mib: number, seed: number) {
+  const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
+  const dir = t.testdir({});
+  const lab = newLab(dir, await embedded.create(dir), { ...env, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  createOrg(lab, 'acme');
+  const pub = token(lab, 'acme', 'publish');
+  const file = box(lab, [key(lab)], 'acme/app', '1.0.0', {
+    files: { Vagrantfile: 'Vagrant.configure("2") do |config| end\n', 'box-disk1.vmdk': pseudoRandom(mib * MiB, seed) },
+  });
+  const reg = await startRegistry(lab, ['--s3-endpoint', fake.endpoint, '--s3-bucket', 'b', '--s3-region', 'r']);
+  t.teardown(() => reg.stop('SIGKILL'));
+  const up = await uploadUrl(reg.url, pub, 'acme/app', '1.0.0');
+  const curl = spawn('curl', ['-sS', '-m', '60', '-X', 'PUT', '-T', file, '-H', 'Content-Type: application/octet-stream', up.upload_path], { stdio: 'ignore' });
+  t.teardown(() => curl.kill());
+  return { lab, reg, curl };
+}
+
 t.test('a store that never answers a part: abort() settles at once, the waiting write fails, the upload is aborted and deleted', async (t) => {
   const fake = await fakeStore(t, (kind) => (kind === 'part' ? 'hang' : null));
   const store = writerOn(t, fake.endpoint);
@@ -221,24 +239,8 @@ t.test('the store completed the upload but its answer was lost: the object is th
 
 t.test('a registry on a silent store: the upload ends with its client, the store is told to discard it, and the process stops on SIGTERM', async (t) => {
   if (!requireTool(t, 'curl', 'curl')) return;
-  const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
   const fake = await fakeStore(t, (kind) => (kind === 'part' ? 'hang' : null));
-  const dir = t.testdir({});
-  const lab = newLab(dir, await embedded.create(dir), {
-    BOXSIG_REGISTRY_UPLOAD_IDLE_SECONDS: '2',
-    BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1',
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-  });
-  createOrg(lab, 'acme');
-  const pub = token(lab, 'acme', 'publish');
-  const file = box(lab, [key(lab)], 'acme/app', '1.0.0', {
-    files: { Vagrantfile: 'Vagrant.configure("2") do |config| end\n', 'box-disk1.vmdk': pseudoRandom(60 * MiB, 11) },
-  });
-  const reg = await startRegistry(lab, ['--s3-endpoint', fake.endpoint, '--s3-bucket', 'b', '--s3-region', 'r']);
-  t.teardown(() => reg.stop('SIGKILL'));
-  const up = await uploadUrl(reg.url, pub, 'acme/app', '1.0.0');
-  const curl = spawn('curl', ['-sS', '-m', '30', '-X', 'PUT', '-T', file, '-H', 'Content-Type: application/octet-stream', up.upload_path], { stdio: 'ignore' });
+  const { lab, reg, curl } = await registryOn(t, fake, { BOXSIG_REGISTRY_UPLOAD_IDLE_SECONDS: '2', BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1' }, 60, 11);
   await new Promise((r) => curl.on('close', r));
   await until(() => fake.log.includes('abort') && fake.log.includes('delete'), 15_000);
   t.pass(`the store was told to discard the upload: ${fake.log.filter((l) => !l.startsWith('part')).join(', ')}`);
@@ -285,24 +287,8 @@ t.test('a client that resets its connection as soon as its upload is accepted do
 
 t.test('shutdown with an upload waiting for the store to complete it: the upload is discarded, the process exits', async (t) => {
   if (!requireTool(t, 'curl', 'curl')) return;
-  const embedded = engines('all').available.find((e) => e.name === 'embedded')!;
   const fake = await fakeStore(t, (kind) => (kind === 'complete' ? 'hang' : null));
-  const dir = t.testdir({});
-  const lab = newLab(dir, await embedded.create(dir), {
-    BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1',
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-  });
-  createOrg(lab, 'acme');
-  const pub = token(lab, 'acme', 'publish');
-  const file = box(lab, [key(lab)], 'acme/app', '1.0.0', {
-    files: { Vagrantfile: 'Vagrant.configure("2") do |config| end\n', 'box-disk1.vmdk': pseudoRandom(20 * MiB, 12) },
-  });
-  const reg = await startRegistry(lab, ['--s3-endpoint', fake.endpoint, '--s3-bucket', 'b', '--s3-region', 'r']);
-  t.teardown(() => reg.stop('SIGKILL'));
-  const up = await uploadUrl(reg.url, pub, 'acme/app', '1.0.0');
-  const curl = spawn('curl', ['-sS', '-m', '60', '-X', 'PUT', '-T', file, '-H', 'Content-Type: application/octet-stream', up.upload_path], { stdio: 'ignore' });
-  t.teardown(() => curl.kill());
+  const { lab, reg } = await registryOn(t, fake, { BOXSIG_REGISTRY_SHUTDOWN_GRACE_SECONDS: '1' }, 20, 12);
   await until(() => fake.log.includes('complete'), 30_000);
   const code = await Promise.race([reg.stop(), new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
   t.equal(code, 0, 'SIGTERM: the process exits 0 although the store never answers');
